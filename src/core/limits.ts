@@ -1,0 +1,54 @@
+// Every limit the server enforces, each named with its unit. Operators can override the ones
+// exposed as `serve` options; everything else is fixed by the protocol.
+
+/** Longest frame, newline excluded. A longer line gets `too_long` and the connection closes. */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** Longest room message or dm text, in Unicode code points. */
+export const MAX_TEXT_CHARS = 4096;
+/** Username length bounds, in characters (ASCII only, so also bytes). */
+export const MIN_USER_CHARS = 1;
+export const MAX_USER_CHARS = 32;
+/** Password length bounds, in UTF-8 bytes. */
+export const MIN_PASSWORD_BYTES = 8;
+export const MAX_PASSWORD_BYTES = 1024;
+
+/** Time a fresh connection has to log in, register-and-log-in, or resume. */
+export const AUTH_TIMEOUT_MS = 10_000;
+/** A connection that sends no frame for this long is closed; clients ping to stay alive. */
+export const IDLE_TIMEOUT_MS = 90_000;
+/** After an error frame that closes the connection, how long the peer gets to read it. */
+export const CLOSE_GRACE_MS = 250;
+/** How long a graceful shutdown waits for queues to flush before it cuts connections. */
+export const SHUTDOWN_GRACE_MS = 1_000;
+
+/** Connection caps: `server_full` past either. */
+export const MAX_CONNECTIONS = 20_000;
+export const MAX_CONNECTIONS_PER_IP = 64;
+
+/** Outbound bytes queued for one connection before it counts as a slow consumer and is dropped. */
+export const MAX_OUTBOUND_BYTES = 1024 * 1024;
+/** Largest single write; bigger batches are split so one client cannot monopolise a turn. */
+export const MAX_WRITE_BYTES = 64 * 1024;
+
+/** Room messages and dms per connection: a token bucket. */
+export const MESSAGE_RATE_PER_SEC = 10;
+export const MESSAGE_BURST = 30;
+/** Consecutive rate-limited frames after which the flooder is disconnected. */
+export const MAX_RATE_VIOLATIONS = 20;
+
+/** Failed logins allowed per IP / per user before delays start, and the delay growth. */
+export const FREE_LOGIN_FAILURES = 5;
+export const LOGIN_BACKOFF_BASE_MS = 1_000;
+export const LOGIN_BACKOFF_MAX_MS = 5 * 60_000;
+/** Failures are forgotten after this long without another one. */
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+
+/** Password hashes computed at once (each is ~200 ms of one core), and how many may wait. */
+export const MAX_CONCURRENT_HASHES = 2;
+export const MAX_QUEUED_HASHES = 256;
+
+/** Room messages kept in memory and sent on login. */
+export const HISTORY_SIZE = 100;
+
+/** Resume tokens stay valid this long. */
+export const RESUME_TOKEN_TTL_MS = 24 * 60 * 60_000;

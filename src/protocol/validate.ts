@@ -1,0 +1,42 @@
+// Content rules shared by both ends: what a username, a password and a message text may be.
+// The server enforces them; the client checks them too so a typo fails before a round trip.
+
+import { ChatError } from "./errors.ts";
+
+export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+
+/** Case-insensitive identity of a username: "Alice" and "alice" are one account. */
+export function userKey(user: string): string {
+  return user.toLowerCase();
+}
+
+export function checkUsername(user: string): string {
+  if (!USERNAME_PATTERN.test(user)) {
+    throw new ChatError("invalid_user", "Usernames are 1-32 characters of letters, digits, '_', '.' and '-'");
+  }
+  return user;
+}
+
+const encoder = new TextEncoder();
+
+export function checkPassword(password: string, minBytes: number, maxBytes: number): string {
+  const bytes = encoder.encode(password).length;
+  if (bytes < minBytes || bytes > maxBytes) {
+    throw new ChatError("weak_password", `Passwords are ${minBytes} to ${maxBytes} bytes long`);
+  }
+  return password;
+}
+
+// C0 controls, DEL and C1 controls: none of them belongs in a chat line, and all of them can
+// drive a terminal.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+export function checkText(text: string, maxChars: number): string {
+  if (text.length === 0) throw new ChatError("invalid_text", "Text is empty");
+  // Count code points only when UTF-16 length could exceed the limit.
+  if (text.length > maxChars && [...text].length > maxChars) {
+    throw new ChatError("invalid_text", `Text is longer than ${maxChars} characters`);
+  }
+  if (CONTROL_CHARACTERS.test(text)) throw new ChatError("invalid_text", "Text contains control characters");
+  return text;
+}
