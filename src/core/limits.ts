@@ -52,3 +52,10 @@ export const HISTORY_SIZE = 100;
 
 /** Resume tokens stay valid this long. */
 export const RESUME_TOKEN_TTL_MS = 24 * 60 * 60_000;
+
+/** Failed-login records kept at most (per address and per user together). */
+export const MAX_THROTTLE_ENTRIES = 100_000;
+/** Frames a client may send while its login is being checked; more is a flood. */
+export const MAX_PENDING_FRAMES = 64;
+/** Connections past MAX_CONNECTIONS that still get a `server_full` frame; beyond, they are cut. */
+export const REFUSAL_HEADROOM = 256;

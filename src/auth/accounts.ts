@@ -1,0 +1,101 @@
+// Account operations behind the wire protocol: registration, password and token logins, and
+// password changes. Unknown users and wrong passwords take the same path and the same time.
+
+import type { Accounts, LoginResult } from "../core/session.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { checkPassword, checkUsername, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
+import type { PasswordHasher } from "./passwords.ts";
+import type { LoginThrottle } from "./throttle.ts";
+import { checkToken, issueToken } from "./tokens.ts";
+import type { UserStore } from "./store.ts";
+
+export interface AccountPolicy {
+  minPasswordBytes: number;
+  maxPasswordBytes: number;
+  tokenTtlMs: number;
+  now: () => number;
+}
+
+const AUTH_FAILED = "Wrong username or password";
+/** Longest string used as a throttle key for a name that is not even valid. */
+const MAX_THROTTLE_KEY_CHARS = 64;
+
+export class AccountService implements Accounts {
+  private readonly registering = new Set<string>();
+
+  constructor(
+    private readonly store: UserStore,
+    private readonly hasher: PasswordHasher,
+    private readonly throttle: LoginThrottle,
+    private readonly policy: AccountPolicy,
+  ) {}
+
+  async register(user: string, password: string): Promise<string> {
+    checkUsername(user);
+    checkPassword(password, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    const key = userKey(user);
+    // The name is reserved before the slow hash, so of two racing registrations exactly one wins.
+    if (this.store.get(user) || this.registering.has(key)) {
+      throw new ChatError("user_exists", `${user} is already registered`);
+    }
+    this.registering.add(key);
+    try {
+      const hash = await this.hasher.hash(password);
+      await this.store.add({ name: user, hash, epoch: 0, createdAt: this.policy.now() });
+      return user;
+    } finally {
+      this.registering.delete(key);
+    }
+  }
+
+  async login(user: string, password: string, address: string): Promise<LoginResult> {
+    const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
+    this.throttle.check(address, throttleKey);
+    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+    const matches = record ? await this.verify(password, record.hash) : await this.hasher.verifyDummy(password);
+    if (!record || !matches) {
+      this.throttle.recordFailure(address, throttleKey);
+      throw new ChatError("auth_failed", AUTH_FAILED);
+    }
+    this.throttle.recordSuccess(throttleKey);
+    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+  }
+
+  resume(user: string, token: string): LoginResult {
+    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+    if (!record) throw new ChatError("auth_failed", "Resume token is invalid or expired; log in with the password");
+    checkToken(this.store.secret, record.name, record.epoch, token, this.policy.now());
+    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+  }
+
+  async changePassword(user: string, oldPassword: string, newPassword: string, address: string): Promise<string> {
+    checkPassword(newPassword, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    const key = userKey(user);
+    this.throttle.check(address, key);
+    const record = this.store.get(user);
+    if (!record || !(await this.verify(oldPassword, record.hash))) {
+      this.throttle.recordFailure(address, key);
+      throw new ChatError("auth_failed", "The old password is wrong");
+    }
+    const hash = await this.hasher.hash(newPassword);
+    const current = this.store.get(user) ?? record;
+    const epoch = current.epoch + 1;
+    await this.store.update({ ...current, hash, epoch });
+    return this.tokenFor(current.name, epoch);
+  }
+
+  private tokenFor(user: string, epoch: number): string {
+    return issueToken(this.store.secret, user, epoch, this.policy.now() + this.policy.tokenTtlMs);
+  }
+
+  private async verify(password: string, hash: string): Promise<boolean> {
+    // Passwords longer than any that can be registered cannot match; skip the work they'd cost.
+    if (password.length > this.policy.maxPasswordBytes) return false;
+    try {
+      return await this.hasher.verify(password, hash);
+    } catch (error) {
+      if (error instanceof ChatError) throw error;
+      return false; // An unreadable hash in the store: nobody can log in with it.
+    }
+  }
+}

@@ -1,0 +1,13 @@
+// The chat core's view of a connection: something that takes encoded frames and can be closed.
+// The core never sees sockets, TLS or addresses beyond this.
+
+import type { ErrorCode } from "../protocol/errors.ts";
+
+export interface Peer {
+  /** Unique per connection for the server's lifetime. */
+  readonly id: number;
+  /** Queues one or more encoded frames (each ending in a newline). Never blocks. */
+  send(frame: Uint8Array): void;
+  /** Closes once queued frames are flushed, after an `error` frame when a code is given. */
+  close(code?: ErrorCode, message?: string): void;
+}

@@ -1,0 +1,96 @@
+// The room: who is online (a user may have several connections), join/leave notices, relaying
+// room messages to everyone but the sending connection, direct messages, and recent history.
+// Frames that go to many peers are encoded once and the same bytes are queued everywhere.
+
+import { ChatError } from "../protocol/errors.ts";
+import { encodeFrame, type RoomMessage, type ServerFrame } from "../protocol/frames.ts";
+import { userKey } from "../protocol/validate.ts";
+import type { Peer } from "./peer.ts";
+
+interface OnlineUser {
+  name: string;
+  peers: Set<Peer>;
+}
+
+const encoder = new TextEncoder();
+
+export function encodeToBytes(frame: ServerFrame): Uint8Array {
+  return encoder.encode(encodeFrame(frame));
+}
+
+export class Room {
+  private readonly online = new Map<string, OnlineUser>();
+  private readonly history: RoomMessage[] = [];
+  private nextMessageId = 1;
+  private connections = 0;
+
+  constructor(
+    private readonly historySize: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Adds a logged-in connection. Others hear `join` only for a user's first connection. */
+  join(name: string, peer: Peer): void {
+    const key = userKey(name);
+    const existing = this.online.get(key);
+    this.connections += 1;
+    if (existing) {
+      existing.peers.add(peer);
+      return;
+    }
+    this.online.set(key, { name, peers: new Set([peer]) });
+    this.broadcast({ type: "join", user: name, ts: this.now() }, peer);
+  }
+
+  /** Removes a connection; others hear `leave` when the user's last connection goes. */
+  leave(name: string, peer: Peer): void {
+    const key = userKey(name);
+    const user = this.online.get(key);
+    if (!user || !user.peers.delete(peer)) return;
+    this.connections -= 1;
+    if (user.peers.size > 0) return;
+    this.online.delete(key);
+    this.broadcast({ type: "leave", user: user.name, ts: this.now() }, peer);
+  }
+
+  /** Relays a room message to every logged-in connection except the sending one. */
+  say(from: string, sender: Peer, text: string): RoomMessage {
+    const message: RoomMessage = { type: "msg", id: this.nextMessageId++, from, text, ts: this.now() };
+    this.history.push(message);
+    if (this.history.length > this.historySize) this.history.shift();
+    this.broadcast(message, sender);
+    return message;
+  }
+
+  /** Delivers a dm to every connection of the target and to the sender's other connections. */
+  dm(from: string, sender: Peer, to: string, text: string): void {
+    const target = this.online.get(userKey(to));
+    if (!target) throw new ChatError("no_such_user", `${to} is not online`);
+    const bytes = encodeToBytes({ type: "dm", from, to: target.name, text, ts: this.now() });
+    const recipients = new Set(target.peers);
+    for (const peer of this.online.get(userKey(from))?.peers ?? []) recipients.add(peer);
+    recipients.delete(sender);
+    for (const peer of recipients) peer.send(bytes);
+  }
+
+  /** Online users, each once, in the order they came online. */
+  users(): string[] {
+    return Array.from(this.online.values(), (user) => user.name);
+  }
+
+  recentMessages(): RoomMessage[] {
+    return this.history.slice();
+  }
+
+  get onlineConnections(): number {
+    return this.connections;
+  }
+
+  /** Sends one frame to every logged-in connection (used for server notices such as shutdown). */
+  broadcast(frame: ServerFrame, except?: Peer): void {
+    const bytes = encodeToBytes(frame);
+    for (const user of this.online.values()) {
+      for (const peer of user.peers) if (peer !== except) peer.send(bytes);
+    }
+  }
+}

@@ -1,0 +1,236 @@
+// One connection's protocol state: anonymous until it logs in, then a member of the room. Frames
+// are handled in order, one at a time; while a password is being hashed the following frames
+// wait (bounded), so a client may pipeline `login` and its first messages.
+
+import { ChatError, type ErrorCode } from "../protocol/errors.ts";
+import { decodeLine, parseClientFrame, type ClientFrame, type ClientFrameType } from "../protocol/frames.ts";
+import { checkText } from "../protocol/validate.ts";
+import type { Peer } from "./peer.ts";
+import { TokenBucket } from "./rate.ts";
+import { encodeToBytes, type Room } from "./room.ts";
+
+export interface LoginResult {
+  user: string;
+  token: string;
+}
+
+/** Account operations; every failure is a ChatError whose code goes on the wire. */
+export interface Accounts {
+  register(user: string, password: string, address: string): Promise<string>;
+  login(user: string, password: string, address: string): Promise<LoginResult>;
+  resume(user: string, token: string, address: string): LoginResult;
+  changePassword(user: string, oldPassword: string, newPassword: string, address: string): Promise<string>;
+}
+
+/** What a session reports for the server's log. */
+export interface SessionEvents {
+  authenticated(session: Session, method: "password" | "token"): void;
+  registered(session: Session, user: string): void;
+  refused(session: Session, frame: ClientFrameType, code: ErrorCode): void;
+}
+
+export interface SessionLimits {
+  maxTextChars: number;
+  messageRatePerSec: number;
+  messageBurst: number;
+  maxRateViolations: number;
+  /** Frames held while an earlier frame's password hash is running. */
+  maxPendingFrames: number;
+}
+
+export interface SessionDeps {
+  room: Room;
+  accounts: Accounts;
+  limits: SessionLimits;
+  events: SessionEvents;
+  allowRegistration: boolean;
+  now: () => number;
+}
+
+type Handler<T extends ClientFrameType> = (session: Session, frame: Extract<ClientFrame, { type: T }>) => void | Promise<void>;
+
+const ALLOWED_BEFORE_LOGIN: ReadonlySet<ClientFrameType> = new Set(["register", "login", "resume", "ping", "quit"]);
+
+export class Session {
+  user: string | undefined;
+  lastFrameAt: number;
+  readonly openedAt: number;
+  private readonly bucket: TokenBucket;
+  private rateViolations = 0;
+  private busy = false;
+  private pending: Uint8Array[] = [];
+  private closed = false;
+
+  constructor(
+    readonly peer: Peer,
+    readonly address: string,
+    private readonly deps: SessionDeps,
+  ) {
+    this.openedAt = this.lastFrameAt = deps.now();
+    this.bucket = new TokenBucket(deps.limits.messageRatePerSec, deps.limits.messageBurst, this.openedAt);
+  }
+
+  get authenticated(): boolean {
+    return this.user !== undefined;
+  }
+
+  /** Handles one received line (without its newline). */
+  receive(line: Uint8Array): void {
+    if (this.closed) return;
+    this.lastFrameAt = this.deps.now();
+    if (this.busy) {
+      if (this.pending.length >= this.deps.limits.maxPendingFrames) {
+        this.close("rate_limited", "Too many frames sent while waiting for authentication");
+        return;
+      }
+      // The caller's buffer may be reused once we return.
+      this.pending.push(line.slice());
+      return;
+    }
+    this.handle(line);
+  }
+
+  /** The connection is gone: leave the room and drop anything still waiting. */
+  ended(): void {
+    this.closed = true;
+    this.pending = [];
+    if (this.user !== undefined) this.deps.room.leave(this.user, this.peer);
+  }
+
+  reply(frame: Parameters<typeof encodeToBytes>[0]): void {
+    this.peer.send(encodeToBytes(frame));
+  }
+
+  replyError(code: ErrorCode, message: string): void {
+    this.reply({ type: "error", code, message });
+  }
+
+  close(code: ErrorCode, message: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.peer.close(code, message);
+  }
+
+  private handle(line: Uint8Array): void {
+    let frame: ClientFrame;
+    try {
+      if (!this.bucket.take(this.deps.now())) {
+        this.rateViolations += 1;
+        if (this.rateViolations >= this.deps.limits.maxRateViolations) {
+          this.close("rate_limited", "Sending too fast; disconnected");
+        } else {
+          this.replyError("rate_limited", "Sending too fast; slow down");
+        }
+        return;
+      }
+      this.rateViolations = 0;
+      frame = parseClientFrame(decodeLine(line));
+    } catch (error) {
+      this.fail(error, undefined);
+      return;
+    }
+    if (!this.authenticated && !ALLOWED_BEFORE_LOGIN.has(frame.type)) {
+      this.fail(new ChatError("not_authenticated", "Log in first"), frame.type);
+      return;
+    }
+    let outcome: void | Promise<void>;
+    try {
+      outcome = dispatch(this, frame);
+    } catch (error) {
+      this.fail(error, frame.type);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      this.busy = true;
+      outcome
+        .catch((error: unknown) => this.fail(error, frame.type))
+        .finally(() => {
+          this.busy = false;
+          this.drainPending();
+        });
+    }
+  }
+
+  private drainPending(): void {
+    while (!this.busy && !this.closed && this.pending.length > 0) {
+      this.handle(this.pending.shift()!);
+    }
+  }
+
+  private fail(error: unknown, frame: ClientFrameType | undefined): void {
+    if (this.closed) return;
+    if (!(error instanceof ChatError)) throw error;
+    if (frame !== undefined) this.deps.events.refused(this, frame, error.code);
+    this.replyError(error.code, error.message);
+  }
+
+  // Handlers, one per client frame type; `dispatch` below checks the table is exhaustive.
+
+  static readonly handlers: { [T in ClientFrameType]: Handler<T> } = {
+    register: async (session, frame) => {
+      if (!session.deps.allowRegistration) {
+        throw new ChatError("registration_closed", "This server does not accept registrations");
+      }
+      const user = await session.deps.accounts.register(frame.user, frame.password, session.address);
+      session.deps.events.registered(session, user);
+      session.reply({ type: "registered", user });
+    },
+    login: async (session, frame) => {
+      session.requireAnonymous();
+      const result = await session.deps.accounts.login(frame.user, frame.password, session.address);
+      session.enterRoom(result, "password");
+    },
+    resume: (session, frame) => {
+      session.requireAnonymous();
+      session.enterRoom(session.deps.accounts.resume(frame.user, frame.token, session.address), "token");
+    },
+    say: (session, frame) => {
+      const text = checkText(frame.text, session.deps.limits.maxTextChars);
+      session.deps.room.say(session.user!, session.peer, text);
+    },
+    dm: (session, frame) => {
+      const text = checkText(frame.text, session.deps.limits.maxTextChars);
+      session.deps.room.dm(session.user!, session.peer, frame.to, text);
+    },
+    who: (session) => {
+      session.reply({ type: "who", users: session.deps.room.users() });
+    },
+    ping: (session, frame) => {
+      session.reply(frame.id === undefined ? { type: "pong" } : { type: "pong", id: frame.id });
+    },
+    passwd: async (session, frame) => {
+      const token = await session.deps.accounts.changePassword(session.user!, frame.old, frame.new, session.address);
+      session.reply({ type: "password_changed", token });
+    },
+    quit: (session) => {
+      session.reply({ type: "bye" });
+      session.closed = true;
+      session.peer.close();
+    },
+  };
+
+  private requireAnonymous(): void {
+    if (this.authenticated) throw new ChatError("already_authenticated", `Already logged in as ${this.user}`);
+  }
+
+  private enterRoom(result: LoginResult, method: "password" | "token"): void {
+    if (this.closed) return;
+    this.user = result.user;
+    const room = this.deps.room;
+    this.reply({ type: "welcome", user: result.user, online: usersIncluding(room.users(), result.user), token: result.token });
+    this.reply({ type: "history", messages: room.recentMessages() });
+    room.join(result.user, this.peer);
+    this.deps.events.authenticated(this, method);
+  }
+}
+
+function usersIncluding(users: string[], user: string): string[] {
+  return users.includes(user) ? users : [...users, user];
+}
+
+function dispatch(session: Session, frame: ClientFrame): void | Promise<void> {
+  // The mapped type guarantees a handler per frame type; TypeScript cannot correlate the two
+  // unions through the lookup, hence the cast.
+  const handler = Session.handlers[frame.type] as Handler<typeof frame.type>;
+  return handler(session, frame as never);
+}

@@ -1,0 +1,185 @@
+// A Bun TLS socket seen as a chat Peer: it splits incoming bytes into lines for the session and
+// owns a byte-capped outbound queue. Queued frames are written in coalesced batches once per
+// event-loop turn (Bun has no cork and drops whatever `write` did not take), the rest waits for
+// `drain`, and a peer that lets its queue overflow is dropped so it never holds up the others.
+
+import type { Socket } from "bun";
+import type { Peer } from "../core/peer.ts";
+import type { Session } from "../core/session.ts";
+import { encodeToBytes } from "../core/room.ts";
+import { ChatError, type ErrorCode } from "../protocol/errors.ts";
+import { LineDecoder } from "../protocol/lines.ts";
+
+export interface ConnectionHost {
+  maxLineBytes: number;
+  maxOutboundBytes: number;
+  maxWriteBytes: number;
+  closeGraceMs: number;
+  /** Asks for `flush()` to be called at the end of this event-loop turn. */
+  scheduleFlush(connection: Connection): void;
+  slowConsumer(connection: Connection): void;
+}
+
+export type CloseReason = ErrorCode | "client_closed" | "quit";
+
+export class Connection implements Peer {
+  session!: Session;
+  /** Why the connection ended, for the log. */
+  reason: CloseReason = "client_closed";
+  handshakeDone = false;
+  flushScheduled = false;
+  private readonly decoder: LineDecoder;
+  private queue: Uint8Array[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private waitingForDrain = false;
+  private closing = false;
+  private ended = false;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly address: string,
+    private readonly socket: Socket<Connection>,
+    private readonly host: ConnectionHost,
+  ) {
+    this.decoder = new LineDecoder(host.maxLineBytes);
+  }
+
+  get isOpen(): boolean {
+    return !this.closing && !this.ended;
+  }
+
+  get bufferedOutboundBytes(): number {
+    return this.queuedBytes;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.closing || this.ended) return;
+    if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
+      this.reason = "slow_consumer";
+      this.host.slowConsumer(this);
+      this.terminate();
+      return;
+    }
+    this.enqueue(frame);
+  }
+
+  close(code?: ErrorCode, message?: string): void {
+    if (this.closing || this.ended) return;
+    this.reason = code ?? "quit";
+    // The farewell frame may exceed the cap by its own size: it is the last thing queued.
+    if (code !== undefined) this.enqueue(encodeToBytes({ type: "error", code, message: message ?? "" }));
+    this.closing = true;
+    this.graceTimer = setTimeout(() => this.terminate(), this.host.closeGraceMs);
+    if (!this.handshakeDone) return; // `handshake` flushes and ends once TLS is up.
+    this.flush();
+  }
+
+  /** Closes at once, dropping anything queued. */
+  terminate(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.clearQueue();
+    this.socket.terminate();
+  }
+
+  onHandshake(): void {
+    this.handshakeDone = true;
+    if (this.queuedBytes > 0 || this.closing) this.flush();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.closing || this.ended) return;
+    try {
+      this.decoder.push(chunk, (line) => {
+        this.session.receive(line);
+        return this.isOpen;
+      });
+    } catch (error) {
+      if (!(error instanceof ChatError)) throw error;
+      this.close(error.code, error.message);
+    }
+  }
+
+  onDrain(): void {
+    this.waitingForDrain = false;
+    this.flush();
+  }
+
+  onClosed(): void {
+    this.ended = true;
+    this.clearQueue();
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.session.ended();
+  }
+
+  /** Writes as much of the queue as the socket takes, in batches of up to `maxWriteBytes`. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.ended || this.waitingForDrain || !this.handshakeDone) return;
+    while (this.queuedBytes > 0) {
+      const batch = this.takeBatch();
+      const written = this.socket.write(batch);
+      if (written < 0) {
+        this.terminate();
+        return;
+      }
+      if (written < batch.length) {
+        this.putBack(batch.subarray(written));
+        this.waitingForDrain = true;
+        return;
+      }
+    }
+    if (this.closing) this.socket.end();
+  }
+
+  private enqueue(frame: Uint8Array): void {
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.host.scheduleFlush(this);
+    }
+  }
+
+  private takeBatch(): Uint8Array {
+    const first = this.queue[this.queueHead]!;
+    let end = this.queueHead + 1;
+    let size = first.length;
+    while (end < this.queue.length && size + this.queue[end]!.length <= this.host.maxWriteBytes) {
+      size += this.queue[end]!.length;
+      end += 1;
+    }
+    let batch: Uint8Array;
+    if (end === this.queueHead + 1) {
+      batch = first;
+    } else {
+      batch = new Uint8Array(size);
+      let offset = 0;
+      for (let i = this.queueHead; i < end; i++) {
+        batch.set(this.queue[i]!, offset);
+        offset += this.queue[i]!.length;
+      }
+    }
+    this.queueHead = end;
+    this.queuedBytes -= size;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    }
+    return batch;
+  }
+
+  private putBack(rest: Uint8Array): void {
+    if (this.queueHead > 0) this.queue[--this.queueHead] = rest;
+    else this.queue.unshift(rest);
+    this.queuedBytes += rest.length;
+  }
+
+  private clearQueue(): void {
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+  }
+}

@@ -1,0 +1,119 @@
+// Turns the operator's TLS choices into Bun's socket options, refusing anything that would be
+// silently wrong: Bun listens in plaintext when cert or key is missing, wants versions as
+// numbers, and a cipher that does not fit the key type only fails at the first handshake.
+
+import { X509Certificate, createPrivateKey } from "node:crypto";
+
+export type TlsVersionName = "1.2" | "1.3";
+
+export interface TlsSettings {
+  cert: string;
+  key: string;
+  minVersion: TlsVersionName;
+  maxVersion: TlsVersionName;
+  /** OpenSSL cipher list for TLS 1.2; TLS 1.3 suites are not configurable in Bun. */
+  ciphers?: string;
+}
+
+/** Bun's TLS options including the fields its type declarations leave out. */
+export interface BunTlsOptions {
+  cert: string;
+  key: string;
+  minVersion: number;
+  maxVersion: number;
+  ciphers?: string;
+}
+
+export class TlsConfigError extends Error {
+  override name = "TlsConfigError";
+}
+
+const VERSION_NUMBER: Record<TlsVersionName, number> = { "1.2": 771, "1.3": 772 };
+
+/** Forward-secret, authenticated-encryption suites for TLS 1.2. */
+export const TLS12_MODERN_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+export function parseTlsVersion(value: string): TlsVersionName {
+  if (value === "1.2" || value === "1.3") return value;
+  throw new TlsConfigError(`TLS version must be 1.2 or 1.3, not "${value}"`);
+}
+
+export interface ServerTls {
+  options: BunTlsOptions;
+  /** Things the operator should hear about at start (legacy modes). */
+  warnings: string[];
+  keyType: string;
+  fingerprint256: string;
+}
+
+export function buildServerTls(settings: TlsSettings): ServerTls {
+  if (typeof settings.cert !== "string" || !settings.cert.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new TlsConfigError("The certificate is missing or is not a PEM certificate");
+  }
+  if (typeof settings.key !== "string" || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(settings.key)) {
+    throw new TlsConfigError("The private key is missing or is not a PEM private key");
+  }
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(settings.cert);
+  } catch (error) {
+    throw new TlsConfigError(`The certificate cannot be parsed: ${(error as Error).message}`);
+  }
+  let keyType: string;
+  try {
+    const key = createPrivateKey(settings.key);
+    keyType = key.asymmetricKeyType ?? "unknown";
+    if (!certificate.checkPrivateKey(key)) throw new TlsConfigError("The private key does not belong to the certificate");
+  } catch (error) {
+    if (error instanceof TlsConfigError) throw error;
+    throw new TlsConfigError(`The private key cannot be parsed: ${(error as Error).message}`);
+  }
+
+  const minVersion = VERSION_NUMBER[settings.minVersion];
+  const maxVersion = VERSION_NUMBER[settings.maxVersion];
+  if (minVersion > maxVersion) {
+    throw new TlsConfigError(`--tls-min ${settings.minVersion} is above --tls-max ${settings.maxVersion}`);
+  }
+  const warnings: string[] = [];
+  const options: BunTlsOptions = { cert: settings.cert, key: settings.key, minVersion, maxVersion };
+  const allowsTls12 = minVersion <= VERSION_NUMBER["1.2"];
+  if (settings.ciphers !== undefined) {
+    if (!allowsTls12) {
+      throw new TlsConfigError("--ciphers only applies to TLS 1.2; add --tls-max 1.2 (legacy) or --tls-min 1.2");
+    }
+    const ciphers = settings.ciphers.split(":").filter((name) => name.length > 0);
+    if (ciphers.length === 0) throw new TlsConfigError("--ciphers is empty");
+    const usable = ciphers.filter((name) => cipherFitsKey(name, keyType));
+    if (usable.length === 0) {
+      throw new TlsConfigError(
+        `None of the ciphers ${settings.ciphers} works with this ${keyType.toUpperCase()} key` +
+          (keyType === "ec" ? "; AES128-SHA and other RSA suites need an RSA certificate (tlschat gencert --key-type rsa)" : ""),
+      );
+    }
+    const withoutForwardSecrecy = ciphers.filter((name) => !/^(ECDHE|DHE)-/.test(name));
+    if (withoutForwardSecrecy.length > 0) {
+      warnings.push(
+        `Legacy cipher ${withoutForwardSecrecy.join(", ")} has no forward secrecy: a stolen server key decrypts recorded traffic`,
+      );
+    }
+    options.ciphers = settings.ciphers;
+  } else if (allowsTls12) {
+    options.ciphers = TLS12_MODERN_CIPHERS;
+  }
+  if (maxVersion < VERSION_NUMBER["1.3"]) warnings.push("TLS 1.3 is disabled; clients negotiate TLS 1.2");
+  return { options, warnings, keyType, fingerprint256: certificate.fingerprint256 };
+}
+
+/** Whether a TLS 1.2 suite can be served with this key type (ECDSA suites need EC, the rest RSA). */
+function cipherFitsKey(cipher: string, keyType: string): boolean {
+  if (cipher.includes("ECDSA")) return keyType === "ec";
+  if (/^(PSK|DHE-PSK|ECDHE-PSK|SRP)/.test(cipher)) return false;
+  return keyType === "rsa";
+}
