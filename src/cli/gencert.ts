@@ -1,10 +1,93 @@
-// `tlschat gencert` (placeholder until its issue lands).
-import { Command } from "commander";
-import { CliError, type CliIO } from "./io.ts";
+// `tlschat gencert`: makes a self-signed certificate and key for a server and prints its fingerprint.
+
+import { Command, InvalidArgumentError, Option } from "commander";
+import { join } from "node:path";
+import {
+  generateSelfSigned,
+  parseSubjectAltName,
+  writeCertificatePair,
+  type KeyType,
+} from "../tls/certificate.ts";
+import { CliError, EXIT_OK, printLine, type CliIO } from "./io.ts";
 import type { ExitCode } from "./program.ts";
 
-export function gencertCommand(_io: CliIO, _exit: ExitCode): Command {
-  return new Command("gencert").description("gencert").action(() => {
-    throw new CliError("gencert is not available yet");
-  });
+export const CERT_FILE = "cert.pem";
+export const KEY_FILE = "key.pem";
+const DEFAULT_SANS: readonly string[] = ["localhost", "127.0.0.1", "::1"];
+// Longer than this and the certificate outlives any sensible rotation habit.
+const MAX_DAYS = 3650;
+
+interface GencertOptions {
+  out: string;
+  keyType: KeyType;
+  san: readonly string[];
+  days: number;
+  force?: boolean;
+}
+
+export function gencertCommand(io: CliIO, exit: ExitCode): Command {
+  return new Command("gencert")
+    .description("make a self-signed TLS certificate and private key for a tlschat server")
+    .addOption(
+      new Option("--out <dir>", `directory for ${CERT_FILE} and ${KEY_FILE}`)
+        .default("certs")
+        .env("TLSCHAT_CERT_DIR"),
+    )
+    .addOption(new Option("--key-type <type>", "key algorithm").choices(["ec", "rsa"]).default("ec"))
+    .addOption(
+      new Option("--san <name>", "host name or IP address clients connect to (repeatable)")
+        .argParser(collectSans)
+        .default(DEFAULT_SANS, DEFAULT_SANS.join(", ")),
+    )
+    .addOption(
+      new Option("--days <n>", `validity in days (1 to ${MAX_DAYS})`).argParser(parseDays).default(397),
+    )
+    .option("--force", "replace existing certificate and key files")
+    .addHelpText(
+      "after",
+      `
+The certificate is its own CA: clients trust it with --ca ${CERT_FILE} or by its fingerprint.
+The key is written with mode 0600.
+
+Example:
+  tlschat gencert --out /etc/tlschat --san chat.example.com --san 203.0.113.7`,
+    )
+    .action(async (opts: GencertOptions) => {
+      const certPath = join(opts.out, CERT_FILE);
+      const keyPath = join(opts.out, KEY_FILE);
+      try {
+        const pair = await generateSelfSigned({ keyType: opts.keyType, sans: [...opts.san], days: opts.days });
+        await writeCertificatePair(pair, { certPath, keyPath, force: opts.force === true });
+        printLine(io.stdout, `certificate: ${certPath}`);
+        printLine(io.stdout, `private key: ${keyPath}`);
+        printLine(io.stdout, `SHA256 Fingerprint=${pair.fingerprint256}`);
+      } catch (error) {
+        throw new CliError(error instanceof Error ? error.message : String(error));
+      }
+      exit.value = EXIT_OK;
+    });
+}
+
+// The first --san replaces the defaults instead of adding to them; commas are allowed because
+// neither host names nor IP addresses contain one.
+function collectSans(value: string, previous: readonly string[]): readonly string[] {
+  const base = previous === DEFAULT_SANS ? [] : previous;
+  const added = value.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (added.length === 0) throw new InvalidArgumentError("expected a host name or IP address");
+  for (const name of added) {
+    try {
+      parseSubjectAltName(name);
+    } catch (error) {
+      throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+    }
+  }
+  return [...base, ...added];
+}
+
+function parseDays(value: string): number {
+  const days = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(days >= 1 && days <= MAX_DAYS)) {
+    throw new InvalidArgumentError(`expected a whole number of days from 1 to ${MAX_DAYS}`);
+  }
+  return days;
 }

@@ -1,10 +1,117 @@
-// `tlschat register` (placeholder until its issue lands).
-import { Command } from "commander";
-import { CliError, type CliIO } from "./io.ts";
+// `tlschat register`: creates an account, over the network (the server writes its store) or,
+// with --db, directly in a store file that no running server holds.
+
+import { Command, Option } from "commander";
+import { BoundedHasher } from "../auth/passwords.ts";
+import { JsonFileStore, StoreError } from "../auth/store.ts";
+import { ClientConnection } from "../client/connection.ts";
+import { MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES } from "../core/limits.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { checkPassword, checkUsername } from "../protocol/validate.ts";
+import {
+  addConnectionOptions,
+  buildVerification,
+  connectFailure,
+  obtainPassword,
+  resolveTarget,
+  type ConnectionOptions,
+} from "./connect.ts";
+import { CliError, EXIT_OK, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
 import type { ExitCode } from "./program.ts";
 
-export function registerCommand(_io: CliIO, _exit: ExitCode): Command {
-  return new Command("register").description("register").action(() => {
-    throw new CliError("register is not available yet");
-  });
+const REPLY_TIMEOUT_MS = 30_000;
+
+interface RegisterOptions extends ConnectionOptions {
+  db?: string;
+}
+
+export function registerCommand(io: CliIO, exit: ExitCode): Command {
+  const command = addConnectionOptions(
+    new Command("register")
+      .description("create an account on a server (or directly in a store file with --db)")
+      .argument("[user]", "the account name, optionally as USER@HOST[:PORT]"),
+  )
+    .addOption(new Option("--db <file>", "write the account straight into this store file instead of asking a server"))
+    .addHelpText(
+      "after",
+      `
+The password is asked twice on a terminal, or read from --password-file, TLSCHAT_PASSWORD, or
+the first line of stdin when stdin is not a terminal.
+
+Examples:
+  tlschat register alice@chat.example.com:7443 --ca server-cert.pem
+  printf 'correct horse battery\\n' | tlschat register bob --trust-new
+  tlschat register --db data/users.json carol        (server stopped or run with --no-registration)`,
+    )
+    .action(async (user: string | undefined, opts: RegisterOptions) => {
+      exit.value = await runRegister(user, opts, io);
+    });
+  return command;
+}
+
+async function runRegister(userArg: string | undefined, opts: RegisterOptions, io: CliIO): Promise<number> {
+  const target = resolveTarget(userArg, opts);
+  if (target.user === undefined) throw new CliError("Name the account to create: tlschat register USER", EXIT_USAGE);
+  const user = target.user;
+  try {
+    checkUsername(user);
+  } catch (error) {
+    throw new CliError((error as ChatError).message, EXIT_USAGE);
+  }
+  // Verify the server before asking for a password, so nobody types one for an impostor.
+  const verification = opts.db === undefined ? await buildVerification(io, opts, target) : undefined;
+  const password = await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
+  try {
+    checkPassword(password, MIN_PASSWORD_BYTES, MAX_PASSWORD_BYTES);
+  } catch (error) {
+    throw new CliError(`weak_password: ${(error as ChatError).message}`);
+  }
+
+  if (opts.db !== undefined) {
+    await registerInStore(opts.db, user, password);
+    printLine(io.stdout, `Registered ${user} in ${opts.db}`);
+    return EXIT_OK;
+  }
+
+  let connection: ClientConnection;
+  try {
+    connection = await ClientConnection.connect({ host: target.host, port: target.port, verification: verification!, serverName: opts.serverName });
+  } catch (error) {
+    throw connectFailure(error);
+  }
+  try {
+    const reply = connection.waitFor(
+      (frame) => (frame.type === "registered" || frame.type === "error" ? frame : undefined),
+      REPLY_TIMEOUT_MS,
+      "answer to the registration",
+    );
+    connection.send({ type: "register", user, password });
+    const answer = await reply;
+    if (answer.type === "error") throw new CliError(`${answer.code}: ${answer.message}`);
+    printLine(io.stdout, `Registered ${answer.user} on ${target.host}:${target.port}`);
+    return EXIT_OK;
+  } catch (error) {
+    throw error instanceof CliError ? error : connectFailure(error);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function registerInStore(path: string, user: string, password: string): Promise<void> {
+  let store: JsonFileStore;
+  try {
+    store = await JsonFileStore.open(path);
+  } catch (error) {
+    if (error instanceof StoreError) throw new CliError(error.message);
+    throw error;
+  }
+  try {
+    const hash = await new BoundedHasher(1, 0).hash(password);
+    await store.add({ name: user, hash, epoch: 0, createdAt: Date.now() });
+  } catch (error) {
+    if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
+    throw error;
+  } finally {
+    await store.close();
+  }
 }

@@ -1,10 +1,149 @@
-// `tlschat serve` (placeholder until its issue lands).
-import { Command } from "commander";
-import { CliError, type CliIO } from "./io.ts";
+// `tlschat serve`: runs the TLS chat server until SIGINT/SIGTERM. On a fresh checkout it needs no
+// arguments: a missing default certificate is generated and a missing store is created.
+
+import { Command, Option } from "commander";
+import { access, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { JsonFileStore, StoreError } from "../auth/store.ts";
+import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
+import { startServer, type ServerLimits } from "../server/server.ts";
+import { generateSelfSigned, writeCertificatePair } from "../tls/certificate.ts";
+import { CliError, EXIT_OK, type CliIO } from "./io.ts";
+import { createLogger, type LogFormat } from "./log.ts";
+import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
 import type { ExitCode } from "./program.ts";
 
-export function serveCommand(_io: CliIO, _exit: ExitCode): Command {
-  return new Command("serve").description("serve").action(() => {
-    throw new CliError("serve is not available yet");
+export const DEFAULT_PORT = 7443;
+export const DEFAULT_CERT = "certs/cert.pem";
+export const DEFAULT_KEY = "certs/key.pem";
+export const DEFAULT_DB = "data/users.json";
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  cert: string;
+  key: string;
+  db: string;
+  tlsMin?: TlsVersionName;
+  tlsMax: TlsVersionName;
+  ciphers?: string;
+  registration: boolean;
+  logFormat: LogFormat;
+  maxConnections?: number;
+  maxPerIp?: number;
+  msgRate?: number;
+  msgBurst?: number;
+  authTimeout?: number;
+  idleTimeout?: number;
+}
+
+export function serveCommand(io: CliIO, exit: ExitCode): Command {
+  const command = new Command("serve")
+    .description("run the TLS chat server")
+    .addOption(new Option("--host <address>", "address to listen on").default("0.0.0.0").env("TLSCHAT_HOST"))
+    .addOption(new Option("--port <port>", "TCP port").argParser(parsePort).default(DEFAULT_PORT).env("TLSCHAT_PORT"))
+    .addOption(new Option("--cert <file>", "PEM certificate (generated if the default is missing)").default(DEFAULT_CERT).env("TLSCHAT_CERT"))
+    .addOption(new Option("--key <file>", "PEM private key (generated if the default is missing)").default(DEFAULT_KEY).env("TLSCHAT_KEY"))
+    .addOption(new Option("--db <file>", "account store (created if missing)").default(DEFAULT_DB).env("TLSCHAT_DB"))
+    .addOption(new Option("--tls-min <version>", "lowest TLS version [default: 1.3, or 1.2 with --tls-max 1.2]").choices(["1.2", "1.3"]).env("TLSCHAT_TLS_MIN"))
+    .addOption(new Option("--tls-max <version>", "highest TLS version").choices(["1.2", "1.3"]).default("1.3").env("TLSCHAT_TLS_MAX"))
+    .addOption(new Option("--ciphers <list>", `TLS 1.2 cipher list [default: ${TLS12_MODERN_CIPHERS}]`).env("TLSCHAT_CIPHERS"))
+    .addOption(new Option("--no-registration", "refuse network registration (use `register --db` instead)").env("TLSCHAT_NO_REGISTRATION"))
+    .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]).default("text").env("TLSCHAT_LOG_FORMAT"))
+    .addOption(new Option("--max-connections <n>", "total connection cap").argParser(positiveInteger).env("TLSCHAT_MAX_CONNECTIONS"))
+    .addOption(new Option("--max-per-ip <n>", "connections per client address").argParser(positiveInteger).env("TLSCHAT_MAX_PER_IP"))
+    .addOption(new Option("--msg-rate <n>", "frames per second per connection (sustained)").argParser(positiveInteger).env("TLSCHAT_MSG_RATE"))
+    .addOption(new Option("--msg-burst <n>", "frames a connection may send in a burst").argParser(positiveInteger).env("TLSCHAT_MSG_BURST"))
+    .addOption(new Option("--auth-timeout <seconds>", "time to log in after connecting").argParser(positiveSeconds).env("TLSCHAT_AUTH_TIMEOUT"))
+    .addOption(new Option("--idle-timeout <seconds>", "close connections silent this long").argParser(positiveSeconds).env("TLSCHAT_IDLE_TIMEOUT"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  tlschat serve                                   TLS 1.3 on 0.0.0.0:7443, certificate made on first start
+  tlschat serve --port 8443 --cert /etc/tlschat/cert.pem --key /etc/tlschat/key.pem
+  tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy`,
+    )
+    .action(async (opts: ServeOptions) => {
+      exit.value = await runServe(opts, command, io);
+    });
+  return command;
+}
+
+async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promise<number> {
+  const log = createLogger(io.stderr, opts.logFormat);
+  const certGiven = command.getOptionValueSource("cert") !== "default";
+  const keyGiven = command.getOptionValueSource("key") !== "default";
+  const [certExists, keyExists] = await Promise.all([exists(opts.cert), exists(opts.key)]);
+  if (!certExists || !keyExists) {
+    if (certGiven || keyGiven) {
+      throw new CliError(`${!certExists ? opts.cert : opts.key} does not exist (make one with: tlschat gencert --out ${dirname(opts.cert)})`);
+    }
+    if (certExists !== keyExists) {
+      throw new CliError(`${certExists ? opts.key : opts.cert} is missing but ${certExists ? opts.cert : opts.key} exists; restore it or run tlschat gencert --force`);
+    }
+    const pair = await generateSelfSigned({ keyType: "ec", sans: ["localhost", "127.0.0.1", "::1"], days: 397 });
+    await writeCertificatePair(pair, { certPath: opts.cert, keyPath: opts.key, force: false });
+    log.info("certificate_generated", { cert: opts.cert, key: opts.key, fingerprint: pair.fingerprint256 });
+  }
+  const [cert, key] = await Promise.all([readText(opts.cert), readText(opts.key)]);
+
+  let store: JsonFileStore;
+  try {
+    store = await JsonFileStore.open(opts.db);
+  } catch (error) {
+    if (error instanceof StoreError) throw new CliError(error.message);
+    throw error;
+  }
+  const limits: Partial<ServerLimits> = {};
+  if (opts.maxConnections !== undefined) limits.maxConnections = opts.maxConnections;
+  if (opts.maxPerIp !== undefined) limits.maxConnectionsPerIp = opts.maxPerIp;
+  if (opts.msgRate !== undefined) limits.messageRatePerSec = opts.msgRate;
+  if (opts.msgBurst !== undefined) limits.messageBurst = opts.msgBurst;
+  if (opts.authTimeout !== undefined) limits.authTimeoutMs = opts.authTimeout * 1000;
+  if (opts.idleTimeout !== undefined) limits.idleTimeoutMs = opts.idleTimeout * 1000;
+
+  let server;
+  try {
+    server = await startServer({
+      host: opts.host,
+      port: opts.port,
+      // Legacy mode (--tls-max 1.2) implies TLS 1.2 as the minimum unless said otherwise.
+      tls: { cert, key, minVersion: opts.tlsMin ?? opts.tlsMax, maxVersion: opts.tlsMax, ciphers: opts.ciphers },
+      store,
+      allowRegistration: opts.registration,
+      limits,
+      log,
+    });
+  } catch (error) {
+    await store.close();
+    if (error instanceof TlsConfigError) throw new CliError(error.message);
+    throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
+  }
+  if (!opts.registration) log.info("registration_closed", { hint: "add accounts with: tlschat register --db FILE USER" });
+
+  await new Promise<void>((resolve) => {
+    if (io.signal.aborted) resolve();
+    else io.signal.addEventListener("abort", () => resolve(), { once: true });
   });
+  log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
+  await server.stop();
+  return EXIT_OK;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    throw new CliError(`Cannot read ${path}: ${(error as Error).message}`);
+  }
 }

@@ -1,0 +1,152 @@
+// What `chat` and `register` share: the USER@HOST:PORT target, how the server is verified
+// (CA file, pinned fingerprint with trust on first use, or --insecure), and where the password
+// comes from.
+
+import { Command, InvalidArgumentError, Option } from "commander";
+import { readFile } from "node:fs/promises";
+import { ConnectError, type Verification } from "../client/connection.ts";
+import { hostKey, KnownHosts, knownHostsPath, normalizeFingerprint } from "../client/known-hosts.ts";
+import { pinVerification } from "../client/trust.ts";
+import { CliError, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
+import { parsePort } from "./options.ts";
+import { confirm, readPassword, readStdinLine } from "./prompt.ts";
+
+export const DEFAULT_SERVER_HOST = "localhost";
+export const DEFAULT_SERVER_PORT = 7443;
+
+export interface ConnectionOptions {
+  host?: string;
+  port?: number;
+  ca?: string;
+  serverName?: string;
+  fingerprint?: string;
+  trustNew?: boolean;
+  insecure?: boolean;
+  passwordFile?: string;
+}
+
+export interface Target {
+  user: string | undefined;
+  host: string;
+  port: number;
+}
+
+export function addConnectionOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--host <host>", "server host name or address").env("TLSCHAT_SERVER"))
+    .addOption(new Option("--port <port>", `server port [default: ${DEFAULT_SERVER_PORT}]`).argParser(parsePort).env("TLSCHAT_SERVER_PORT"))
+    .addOption(new Option("--ca <file>", "verify the server's certificate chain and host name against this CA file").env("TLSCHAT_CA"))
+    .addOption(new Option("--server-name <name>", "host name to verify and send as SNI (default: the host)").env("TLSCHAT_SERVER_NAME"))
+    .addOption(new Option("--fingerprint <sha256>", "trust the server only if its certificate has this SHA-256 fingerprint").env("TLSCHAT_FINGERPRINT"))
+    .addOption(new Option("--trust-new", "pin an unknown server's certificate without asking").env("TLSCHAT_TRUST_NEW"))
+    .addOption(new Option("--insecure", "do not verify the server at all (anyone can impersonate it)").env("TLSCHAT_INSECURE"))
+    .addOption(new Option("--password-file <file>", "read the password from the first line of this file").env("TLSCHAT_PASSWORD_FILE"));
+}
+
+/** Parses USER[@HOST[:PORT]], with [v6]:port for IPv6; flags fill in what the target leaves out. */
+export function resolveTarget(target: string | undefined, opts: ConnectionOptions): Target {
+  let user: string | undefined;
+  let host: string | undefined;
+  let port: number | undefined;
+  if (target !== undefined && target !== "") {
+    const at = target.lastIndexOf("@");
+    user = at >= 0 ? target.slice(0, at) : target;
+    if (at >= 0) {
+      const rest = target.slice(at + 1);
+      const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(rest);
+      if (!match) throw new CliError(`Cannot read "${target}": expected USER@HOST[:PORT]`, EXIT_USAGE);
+      host = match[1] ?? match[2];
+      if (match[3] !== undefined) {
+        try {
+          port = parsePort(match[3]);
+        } catch (error) {
+          throw new CliError(`Bad port in "${target}": ${(error as InvalidArgumentError).message}`, EXIT_USAGE);
+        }
+      }
+    }
+    if (user === "") user = undefined;
+  }
+  return { user, host: host ?? opts.host ?? DEFAULT_SERVER_HOST, port: port ?? opts.port ?? DEFAULT_SERVER_PORT };
+}
+
+/** Builds the server check the options ask for; verification is on unless --insecure. */
+export async function buildVerification(io: CliIO, opts: ConnectionOptions, target: Target): Promise<Verification> {
+  const chosen = [opts.ca !== undefined, opts.insecure === true, opts.fingerprint !== undefined].filter(Boolean).length;
+  if (chosen > 1) throw new CliError("Use only one of --ca, --fingerprint and --insecure", EXIT_USAGE);
+  if (opts.insecure) {
+    printLine(io.stderr, `WARNING: --insecure: the identity of ${target.host}:${target.port} is NOT verified; anyone on the path can read and change this chat`);
+    return { kind: "insecure" };
+  }
+  if (opts.ca !== undefined) {
+    try {
+      return { kind: "ca", ca: await readFile(opts.ca, "utf8") };
+    } catch (error) {
+      throw new CliError(`Cannot read the CA file ${opts.ca}: ${(error as Error).message}`);
+    }
+  }
+  if (opts.fingerprint !== undefined) {
+    try {
+      normalizeFingerprint(opts.fingerprint);
+    } catch (error) {
+      throw new CliError(`--fingerprint: ${(error as Error).message}`, EXIT_USAGE);
+    }
+  }
+  let knownHosts: KnownHosts;
+  try {
+    knownHosts = await KnownHosts.load(knownHostsPath(io.env));
+  } catch (error) {
+    throw new CliError(`Cannot read known hosts: ${(error as Error).message}`);
+  }
+  const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY);
+  return pinVerification({
+    knownHosts,
+    hostPort: hostKey(target.host, target.port),
+    expected: opts.fingerprint,
+    trustNew: opts.trustNew === true,
+    confirm: interactive
+      ? (hostPort, fingerprint) => {
+          printLine(io.stdout, `The authenticity of ${hostPort} can't be established.`);
+          printLine(io.stdout, `Its certificate's SHA-256 fingerprint is ${fingerprint}.`);
+          return confirm(io, "Trust it and remember it for next time?");
+        }
+      : undefined,
+    notify: (message) => printLine(io.stderr, message),
+  });
+}
+
+/**
+ * The password, from the first source that has one: --password-file, TLSCHAT_PASSWORD, a TTY
+ * prompt (asked twice when `confirmTwice`), or one line of piped stdin when `stdinAllowed`.
+ */
+export async function obtainPassword(
+  io: CliIO,
+  opts: ConnectionOptions,
+  how: { confirmTwice: boolean; stdinAllowed: boolean; prompt: string },
+): Promise<string> {
+  if (opts.passwordFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(opts.passwordFile, "utf8");
+    } catch (error) {
+      throw new CliError(`Cannot read the password file ${opts.passwordFile}: ${(error as Error).message}`);
+    }
+    return text.split(/\r?\n/)[0] ?? "";
+  }
+  const fromEnv = io.env.TLSCHAT_PASSWORD;
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  if (io.stdin.isTTY) {
+    const password = await readPassword(io, how.prompt);
+    if (how.confirmTwice && (await readPassword(io, "Repeat the password: ")) !== password) {
+      throw new CliError("The passwords do not match");
+    }
+    return password;
+  }
+  if (how.stdinAllowed) return readStdinLine(io);
+  throw new CliError("No password: use --password-file or TLSCHAT_PASSWORD when stdin is not a terminal", EXIT_USAGE);
+}
+
+/** A connection failure as one line for the user (the changed-key warning keeps its lines). */
+export function connectFailure(error: unknown): CliError {
+  if (error instanceof ConnectError) return new CliError(error.message);
+  return new CliError(error instanceof Error ? error.message : String(error));
+}

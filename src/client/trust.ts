@@ -1,0 +1,73 @@
+// Trust on first use, as SSH does it: a pinned fingerprint must match; an unknown server is
+// trusted only when the user confirms it, passed --trust-new, or named its fingerprint; a
+// changed key is always refused with both fingerprints and the way to remove the stale pin.
+
+import { ConnectError, type PeerCertificateInfo, type Verification } from "./connection.ts";
+import { checkPin, normalizeFingerprint, type KnownHosts } from "./known-hosts.ts";
+
+export interface PinPolicy {
+  knownHosts: KnownHosts;
+  /** `hostKey(host, port)` of the server being contacted. */
+  hostPort: string;
+  /** `--fingerprint`: the fingerprint the user expects; it is pinned when it matches. */
+  expected?: string;
+  /** `--trust-new`: pin an unknown server without asking. */
+  trustNew: boolean;
+  /** Asks the user whether to trust an unknown fingerprint; absent when nobody can answer. */
+  confirm?: (hostPort: string, fingerprint: string) => Promise<boolean>;
+  /** Tells the user about a pin that was just stored. */
+  notify(message: string): void;
+}
+
+export function pinVerification(policy: PinPolicy): Verification {
+  return {
+    kind: "fingerprint",
+    async check(peer: PeerCertificateInfo) {
+      const presented = normalizeFingerprint(peer.fingerprint256);
+      const { hostPort, knownHosts } = policy;
+      if (policy.expected !== undefined && normalizeFingerprint(policy.expected) !== presented) {
+        throw new ConnectError(
+          "untrusted",
+          `The server's fingerprint does not match --fingerprint.\n  expected:  ${normalizeFingerprint(policy.expected)}\n  presented: ${presented}`,
+        );
+      }
+      const pin = checkPin(knownHosts, hostPort, presented);
+      switch (pin.status) {
+        case "match":
+          return;
+        case "mismatch":
+          throw new ConnectError("untrusted", changedKeyMessage(hostPort, pin.pinned, pin.presented, knownHosts.path));
+        case "unknown": {
+          const trusted =
+            policy.expected !== undefined || policy.trustNew || (policy.confirm !== undefined && (await policy.confirm(hostPort, presented)));
+          if (!trusted) {
+            throw new ConnectError(
+              "untrusted",
+              policy.confirm
+                ? `Not trusting ${hostPort}; nothing was sent`
+                : `${hostPort} is not a known server (fingerprint ${presented}). ` +
+                    `Check the fingerprint with the server's operator, then pass --fingerprint ${presented}, or use --ca FILE or --trust-new`,
+            );
+          }
+          await knownHosts.add(hostPort, presented);
+          policy.notify(`Pinned ${hostPort} as ${presented} in ${knownHosts.path}`);
+          return;
+        }
+      }
+    },
+  };
+}
+
+export function changedKeyMessage(hostPort: string, pinned: string, presented: string, path: string): string {
+  return [
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+    `@  WARNING: THE CERTIFICATE OF ${hostPort} HAS CHANGED!`,
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+    "Someone could be intercepting this connection, or the server got a new certificate.",
+    `  pinned:    ${pinned}`,
+    `  presented: ${presented}`,
+    `Nothing was sent. If the change is expected, remove the line for ${hostPort} from`,
+    `  ${path}`,
+    "and connect again to pin the new certificate.",
+  ].join("\n");
+}
