@@ -1,10 +1,237 @@
-// `tlschat chat` (placeholder until its issue lands).
-import { Command } from "commander";
-import { CliError, type CliIO } from "./io.ts";
+// `tlschat chat`: the chat client. Interactive when stdin and stdout are terminals; otherwise
+// scriptable: stdin lines are sent, received messages are printed one per line (or as NDJSON).
+
+import { Command, Option } from "commander";
+import { createInterface } from "node:readline";
+import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
+import { defaultCommands, type CommandContext } from "../client/commands.ts";
+import { ConnectError } from "../client/connection.ts";
+import { plainLines, screenLines, type Style } from "../client/format.ts";
+import { sanitize } from "../client/sanitize.ts";
+import { Terminal } from "../client/terminal.ts";
+import { MAX_TEXT_CHARS } from "../core/limits.ts";
+import { ChatError } from "../protocol/errors.ts";
+import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
+import { checkUsername } from "../protocol/validate.ts";
+import {
+  addConnectionOptions,
+  buildVerification,
+  connectFailure,
+  obtainPassword,
+  resolveTarget,
+  type ConnectionOptions,
+  type Target,
+} from "./connect.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
 import type { ExitCode } from "./program.ts";
 
-export function chatCommand(_io: CliIO, _exit: ExitCode): Command {
-  return new Command("chat").description("chat").action(() => {
-    throw new CliError("chat is not available yet");
+interface ChatOptions extends ConnectionOptions {
+  json?: boolean;
+  send?: string;
+  bell?: boolean;
+  history: boolean;
+}
+
+export function chatCommand(io: CliIO, exit: ExitCode): Command {
+  return addConnectionOptions(
+    new Command("chat")
+      .description("chat in the room (interactive on a terminal, line-based in scripts)")
+      .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
+  )
+    .option("--json", "print every received frame as one JSON line (scripts)")
+    .addOption(new Option("--send <text>", "send one message and exit"))
+    .option("--bell", "ring the terminal bell when someone mentions you")
+    .option("--no-history", "do not print the recent messages sent on login")
+    .addHelpText(
+      "after",
+      `
+Interactive: type to talk; /help lists commands (/msg, /reply, /me, /who, /passwd, /quit).
+Tab completes commands and names. Ctrl-D or Ctrl-C twice quits.
+Scripts: each stdin line is sent (as typed, /msg works too); messages print as "name: text".
+Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
+
+The server is verified with --ca, a --fingerprint, or its pin in known_hosts (trust on first use).
+
+Examples:
+  tlschat chat alice@chat.example.com
+  tlschat chat alice@localhost:7443 --ca certs/cert.pem
+  TLSCHAT_PASSWORD=... tlschat chat bot@localhost --send "build finished"
+  tail -f build.log | tlschat chat bot@localhost --password-file ~/.bot-password`,
+    )
+    .action(async (user: string | undefined, opts: ChatOptions) => {
+      exit.value = await runChat(user, opts, io);
+    });
+}
+
+async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO): Promise<number> {
+  const target = resolveTarget(userArg, opts);
+  if (target.user === undefined) throw new CliError("Name your account: tlschat chat USER[@HOST[:PORT]]", EXIT_USAGE);
+  try {
+    checkUsername(target.user);
+  } catch (error) {
+    throw new CliError((error as ChatError).message, EXIT_USAGE);
+  }
+  const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !opts.json && opts.send === undefined;
+  const verification = await buildVerification(io, opts, target);
+  const password = await obtainPassword(io, opts, { confirmTwice: false, stdinAllowed: false, prompt: `Password for ${target.user}: ` });
+
+  const early: ChatEvent[] = [];
+  let client: ChatClient;
+  try {
+    client = await ChatClient.start(
+      { host: target.host, port: target.port, serverName: opts.serverName, verification, user: target.user, password, reconnect: interactive },
+      (event) => early.push(event),
+    );
+  } catch (error) {
+    if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
+    throw connectFailure(error);
+  }
+  if (opts.send !== undefined) return sendOne(client, opts.send, io);
+  return interactive ? runInteractive(client, target, opts, io, early) : runScripted(client, opts, io, early);
+}
+
+/** --send: one message, then quit; a refusal is a failure. */
+async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<number> {
+  let refused: Extract<ServerFrame, { type: "error" }> | undefined;
+  client.on((event) => {
+    if (event.kind === "frame" && event.frame.type === "error") refused ??= event.frame;
   });
+  client.send({ type: "say", text });
+  await client.quit();
+  if (refused) {
+    printLine(io.stderr, `tlschat: message refused: ${refused.code}: ${sanitize(refused.message)}`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}
+
+async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
+  let refusals = 0;
+  let lostError: Error | undefined;
+  let resolveEnded!: () => void;
+  const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
+  const show = (event: ChatEvent) => {
+    if (event.kind === "closed") {
+      lostError = event.error;
+      resolveEnded();
+      return;
+    }
+    if (event.kind === "status") return printLine(io.stderr, event.text);
+    const frame = event.frame;
+    if (frame.type === "error") {
+      refusals += 1;
+      printLine(io.stderr, `tlschat: server refused: ${frame.code}: ${sanitize(frame.message)}`);
+    }
+    if (frame.type === "history" && !opts.history) return;
+    if (opts.json) io.stdout.write(JSON.stringify(frame) + "\n");
+    else for (const line of plainLines(frame)) io.stdout.write(line + "\n");
+  };
+  for (const event of early.splice(0)) show(event);
+  client.on(show);
+
+  const commands = defaultCommands({ maxTextChars: MAX_TEXT_CHARS });
+  const context: CommandContext = {
+    send: (frame) => client.send(frame),
+    print: (line) => printLine(io.stderr, line),
+    lastDmFrom: () => undefined,
+    changePassword: () => Promise.reject(new Error("/passwd needs a terminal")),
+    quit: () => undefined,
+  };
+  const lines = createInterface({ input: io.stdin, terminal: false });
+  const onAbort = () => lines.close();
+  io.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const line of lines) {
+      if (lostError) break;
+      if (line.trim() === "/quit" || line.trim() === "/exit") break;
+      const result = await commands.dispatch(line, context);
+      if (result === "local") refusals += 1;
+    }
+  } finally {
+    io.signal.removeEventListener("abort", onAbort);
+  }
+  if (!lostError) await client.quit();
+  await ended;
+  if (lostError) {
+    printLine(io.stderr, `tlschat: ${lostError.message}`);
+    return EXIT_FAILURE;
+  }
+  return refusals > 0 ? EXIT_FAILURE : EXIT_OK;
+}
+
+async function runInteractive(client: ChatClient, target: Target, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
+  const color = io.env.NO_COLOR === undefined || io.env.NO_COLOR === "";
+  const style = (): Style => ({ color, self: client.user });
+  const commands = defaultCommands({ maxTextChars: MAX_TEXT_CHARS });
+  const terminal = new Terminal({
+    input: io.stdin,
+    output: io.stdout,
+    prompt: `${client.user}> `,
+    completer: (line) => commands.complete(line, client.online()),
+  });
+  const dim = (text: string) => (color ? `\x1b[2m${text}\x1b[0m` : text);
+  let lastDmFrom: string | undefined;
+  let finalError: Error | undefined;
+  let resolveEnded!: () => void;
+  const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
+
+  const show = (event: ChatEvent) => {
+    if (event.kind === "closed") {
+      finalError = event.error;
+      resolveEnded();
+      return;
+    }
+    if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
+    const frame = event.frame;
+    if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
+    if (frame.type === "dm" && frame.from !== client.user) lastDmFrom = frame.from;
+    if (frame.type === "history" && !opts.history) return;
+    const lines = screenLines(frame, style());
+    if (lines.length === 0) return;
+    terminal.print(...lines.map((line) => line.text));
+    if (opts.bell && lines.some((line) => line.mention)) terminal.bell();
+  };
+
+  const echo = (frame: ClientFrame) => {
+    const ts = Date.now();
+    if (frame.type === "say") show({ kind: "frame", frame: { type: "msg", id: 0, from: client.user, text: frame.text, ts } });
+    if (frame.type === "dm") show({ kind: "frame", frame: { type: "dm", from: client.user, to: frame.to, text: frame.text, ts } });
+  };
+  const context: CommandContext = {
+    send(frame) {
+      client.send(frame);
+      echo(frame);
+    },
+    print: (line, kind) => terminal.print(kind === "error" ? (color ? `\x1b[31m${line}\x1b[0m` : line) : dim(line)),
+    lastDmFrom: () => lastDmFrom,
+    async changePassword() {
+      const oldPassword = await terminal.readSecret("Current password: ");
+      const newPassword = await terminal.readSecret("New password: ");
+      if ((await terminal.readSecret("Repeat the new password: ")) !== newPassword) {
+        throw new Error("The new passwords do not match; nothing was changed");
+      }
+      client.changePassword(oldPassword, newPassword);
+    },
+    quit: () => void client.quit(),
+  };
+
+  terminal.print(dim(`-- Connected to ${target.host}:${target.port} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
+  for (const event of early.splice(0)) show(event);
+  client.on(show);
+  terminal.on("line", (line) => {
+    void commands.dispatch(line, context).catch((error: Error) => context.print(error.message, "error"));
+  });
+  terminal.on("quit", () => void client.quit());
+  const onAbort = () => void client.stop();
+  io.signal.addEventListener("abort", onAbort, { once: true });
+  terminal.start();
+
+  await ended;
+  io.signal.removeEventListener("abort", onAbort);
+  terminal.close();
+  if (finalError) {
+    printLine(io.stderr, `tlschat: ${finalError instanceof ConnectError || finalError instanceof ChatError ? finalError.message : String(finalError)}`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
 }

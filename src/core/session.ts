@@ -217,7 +217,14 @@ export class Session {
     if (this.closed) return;
     this.user = result.user;
     const room = this.deps.room;
-    this.reply({ type: "welcome", user: result.user, online: usersIncluding(room.users(), result.user), token: result.token });
+    const { messageRatePerSec, messageBurst, maxTextChars } = this.deps.limits;
+    this.reply({
+      type: "welcome",
+      user: result.user,
+      online: usersIncluding(room.users(), result.user),
+      token: result.token,
+      limits: { messageRatePerSec, messageBurst, maxTextChars },
+    });
     this.reply({ type: "history", messages: room.recentMessages() });
     room.join(result.user, this.peer);
     this.deps.events.authenticated(this, method);

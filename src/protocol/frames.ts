@@ -27,7 +27,7 @@ export interface RoomMessage {
 
 export type ServerFrame =
   | { type: "registered"; user: string }
-  | { type: "welcome"; user: string; online: string[]; token: string }
+  | { type: "welcome"; user: string; online: string[]; token: string; limits: ServerLimitsInfo }
   | { type: "history"; messages: RoomMessage[] }
   | RoomMessage
   | { type: "dm"; from: string; to: string; text: string; ts: number }
@@ -38,6 +38,13 @@ export type ServerFrame =
   | { type: "password_changed"; token: string }
   | { type: "bye" }
   | { type: "error"; code: ErrorCode; message: string };
+
+/** The limits a server enforces per connection, so clients can pace themselves instead of being refused. */
+export interface ServerLimitsInfo {
+  messageRatePerSec: number;
+  messageBurst: number;
+  maxTextChars: number;
+}
 
 export type ClientFrameType = ClientFrame["type"];
 export type ServerFrameType = ServerFrame["type"];
@@ -93,6 +100,19 @@ function stringArrayField(fields: Fields, name: string): string[] {
     throw new ChatError("bad_frame", `Field "${name}" must be an array of strings`);
   }
   return value;
+}
+
+function limitsField(fields: Fields): ServerLimitsInfo {
+  const value = Object.hasOwn(fields, "limits") ? fields.limits : undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ChatError("bad_frame", 'Field "limits" must be an object');
+  }
+  const limits = value as Fields;
+  return {
+    messageRatePerSec: numberField(limits, "messageRatePerSec"),
+    messageBurst: numberField(limits, "messageBurst"),
+    maxTextChars: numberField(limits, "maxTextChars"),
+  };
 }
 
 function pingId(fields: Fields): PingId | undefined {
@@ -161,6 +181,7 @@ export function parseServerFrame(line: string): ServerFrame {
         user: stringField(fields, "user"),
         online: stringArrayField(fields, "online"),
         token: stringField(fields, "token"),
+        limits: limitsField(fields),
       };
     case "history": {
       const messages = Object.hasOwn(fields, "messages") ? fields.messages : undefined;

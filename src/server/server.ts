@@ -236,7 +236,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     return stopping;
   };
 
-  log.info("listening", { host: listener.hostname, port: listener.port, tls: options.tls.minVersion === options.tls.maxVersion ? options.tls.minVersion : `${options.tls.minVersion}-${options.tls.maxVersion}` });
+  const tlsRange = options.tls.minVersion === options.tls.maxVersion ? options.tls.minVersion : `${options.tls.minVersion}-${options.tls.maxVersion}`;
+  log.info("listening", { address: `${listener.hostname}:${listener.port}`, tls: tlsRange, fingerprint: tls.fingerprint256 });
   return {
     host: listener.hostname,
     port: listener.port,

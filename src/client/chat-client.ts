@@ -1,0 +1,354 @@
+// A logged-in chat session that outlives connections: it logs in (password, or the resume
+// token on reconnects), keeps the online list, paces outgoing messages to the server's
+// advertised rate so nothing is refused, pings so a dead server is noticed, and reconnects with
+// backoff, replaying history without repeating lines already shown.
+
+import { ChatError } from "../protocol/errors.ts";
+import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
+import { Backoff } from "./backoff.ts";
+import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
+
+/** The server closes connections idle for 90 s; pinging every 30 s keeps well inside that. */
+export const PING_INTERVAL_MS = 30_000;
+/** No frame for this long after a ping means the server or the path is dead. */
+export const PONG_TIMEOUT_MS = 15_000;
+export const LOGIN_TIMEOUT_MS = 30_000;
+/** Pace at this share of the server's advertised rate, leaving room for pings and clock drift. */
+const RATE_SAFETY = 0.9;
+/** Messages remembered to recognise history already shown after a reconnect. */
+const SEEN_MESSAGES = 1_000;
+
+export type ChatEvent =
+  /** A frame for the user: msg (live or from history), dm, join, leave, who, error. */
+  | { kind: "frame"; frame: ServerFrame }
+  /** Connection news for a status line. */
+  | { kind: "status"; text: string }
+  /** The session is over; `error` says why when it was not the user's choice. */
+  | { kind: "closed"; error?: Error };
+
+export interface ChatClientOptions {
+  host: string;
+  port: number;
+  serverName?: string;
+  verification: Verification;
+  user: string;
+  /** Kept in memory only, for logging in again when a resume token is refused. */
+  password: string;
+  /** Reconnect after a lost connection instead of ending the session. */
+  reconnect: boolean;
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  backoff?: Backoff;
+}
+
+type Listener = (event: ChatEvent) => void;
+
+export class ChatClient {
+  user: string;
+  private connection: ClientConnection | undefined;
+  private token: string | undefined;
+  private listeners: Listener[] = [];
+  private onlineUsers: string[] = [];
+  private seen = new Set<string>();
+  private outbox: ClientFrame[] = [];
+  private tokens = 0;
+  private limits: ServerLimitsInfo | undefined;
+  private lastRefill = 0;
+  private pacingTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private lastFrameAt = 0;
+  private stopping = false;
+  private finished = false;
+  private readonly backoff: Backoff;
+  private outboxDrained: Array<() => void> = [];
+  private password: string;
+  private pendingPassword: string | undefined;
+
+  private constructor(private readonly options: ChatClientOptions) {
+    this.user = options.user;
+    this.password = options.password;
+    this.backoff = options.backoff ?? new Backoff();
+  }
+
+  /** Connects and logs in; rejects with a ConnectError or a ChatError (auth_failed...). */
+  static async start(options: ChatClientOptions, listener?: Listener): Promise<ChatClient> {
+    const client = new ChatClient(options);
+    if (listener) client.listeners.push(listener);
+    await client.connectOnce();
+    return client;
+  }
+
+  on(listener: Listener): void {
+    this.listeners.push(listener);
+  }
+
+  online(): readonly string[] {
+    return this.onlineUsers;
+  }
+
+  get connected(): boolean {
+    return this.connection?.isOpen === true && this.limits !== undefined;
+  }
+
+  get tlsSummary(): string {
+    const connection = this.connection;
+    return connection ? `${connection.tlsVersion} ${connection.cipher}` : "not connected";
+  }
+
+  get fingerprint(): string | undefined {
+    return this.connection?.peer.fingerprint256;
+  }
+
+  /**
+   * Queues a frame. Room messages and dms wait their turn under the server's rate; a frame
+   * queued while disconnected goes out after the next login.
+   */
+  send(frame: ClientFrame): void {
+    if (this.finished || this.stopping) throw new ChatError("shutting_down", "The session has ended");
+    this.outbox.push(frame);
+    this.pump();
+  }
+
+  /** Resolves when every queued frame has been handed to the connection. */
+  drained(): Promise<void> {
+    if (this.outbox.length === 0) return this.connection?.flushed() ?? Promise.resolve();
+    return new Promise((resolve) => this.outboxDrained.push(resolve));
+  }
+
+  /** Asks the server to change the password; the new one is used for later logins once confirmed. */
+  changePassword(oldPassword: string, newPassword: string): void {
+    this.pendingPassword = newPassword;
+    this.send({ type: "passwd", old: oldPassword, new: newPassword });
+  }
+
+  /** Sends what is queued, says `quit`, and waits for the server to close. */
+  async quit(): Promise<void> {
+    if (this.finished) return;
+    await this.drained();
+    this.stopping = true;
+    const connection = this.connection;
+    if (connection?.isOpen) {
+      const closed = new Promise<void>((resolve) => connection.onClose(() => resolve()));
+      connection.send({ type: "quit" });
+      await Promise.race([closed, Bun.sleep(2_000)]);
+    }
+    this.finish(undefined);
+  }
+
+  /** Ends at once, dropping anything queued. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const connection = this.connection;
+    this.finish(undefined);
+    await connection?.close();
+  }
+
+  private emit(event: ChatEvent): void {
+    for (const listener of this.listeners.slice()) listener(event);
+  }
+
+  private async connectOnce(): Promise<void> {
+    const connection = await ClientConnection.connect({
+      host: this.options.host,
+      port: this.options.port,
+      serverName: this.options.serverName,
+      verification: this.options.verification,
+    });
+    try {
+      const welcome = await this.authenticate(connection);
+      this.adopt(connection, welcome);
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+  }
+
+  private async authenticate(connection: ClientConnection): Promise<Extract<ServerFrame, { type: "welcome" }>> {
+    if (this.token !== undefined) {
+      const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.token });
+      if (resumed.type === "welcome") return resumed;
+      this.token = undefined; // Expired or revoked: the password still works.
+    }
+    const answer = await this.exchange(connection, { type: "login", user: this.user, password: this.password });
+    if (answer.type === "welcome") return answer;
+    throw new ChatError(answer.code, answer.message);
+  }
+
+  private async exchange(
+    connection: ClientConnection,
+    frame: ClientFrame,
+  ): Promise<Extract<ServerFrame, { type: "welcome" | "error" }>> {
+    const answer = connection.waitFor(
+      (reply) => (reply.type === "welcome" || reply.type === "error" ? reply : undefined),
+      LOGIN_TIMEOUT_MS,
+      "answer to the login",
+    );
+    connection.send(frame);
+    return answer;
+  }
+
+  private adopt(connection: ClientConnection, welcome: Extract<ServerFrame, { type: "welcome" }>): void {
+    this.connection = connection;
+    this.user = welcome.user;
+    this.token = welcome.token;
+    this.onlineUsers = welcome.online.slice();
+    this.limits = welcome.limits;
+    this.tokens = Math.max(1, Math.floor(welcome.limits.messageBurst * RATE_SAFETY));
+    this.lastRefill = Date.now();
+    this.lastFrameAt = Date.now();
+    this.backoff.reset();
+    connection.onFrame((frame) => this.onFrame(frame));
+    connection.onClose((error) => this.onConnectionLost(connection, error));
+    this.startPinging(connection);
+    this.pump();
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    this.lastFrameAt = Date.now();
+    switch (frame.type) {
+      case "history": {
+        const fresh = frame.messages.filter((message) => this.remember(message));
+        if (fresh.length > 0) this.emit({ kind: "frame", frame: { type: "history", messages: fresh } });
+        return;
+      }
+      case "msg":
+        this.remember(frame);
+        break;
+      case "join":
+        if (!this.onlineUsers.includes(frame.user)) this.onlineUsers.push(frame.user);
+        break;
+      case "leave":
+        this.onlineUsers = this.onlineUsers.filter((user) => user !== frame.user);
+        break;
+      case "who":
+        this.onlineUsers = frame.users.slice();
+        break;
+      case "password_changed":
+        this.token = frame.token;
+        if (this.pendingPassword !== undefined) this.password = this.pendingPassword;
+        this.pendingPassword = undefined;
+        break;
+      case "pong":
+      case "bye":
+      case "welcome":
+      case "registered":
+        return;
+      case "dm":
+      case "error":
+        break;
+    }
+    this.emit({ kind: "frame", frame });
+  }
+
+  /** Records a room message; false if it was already shown. */
+  private remember(message: RoomMessage): boolean {
+    const key = `${message.id}:${message.ts}:${message.from}`;
+    if (this.seen.has(key)) return false;
+    this.seen.add(key);
+    if (this.seen.size > SEEN_MESSAGES) this.seen.delete(this.seen.values().next().value!);
+    return true;
+  }
+
+  private pump(): void {
+    const connection = this.connection;
+    if (!connection?.isOpen || !this.limits || this.pacingTimer) return;
+    while (this.outbox.length > 0) {
+      const frame = this.outbox[0]!;
+      if (frame.type === "say" || frame.type === "dm") {
+        this.refill();
+        if (this.tokens < 1) {
+          const rate = this.limits.messageRatePerSec * RATE_SAFETY;
+          const waitMs = Math.ceil(((1 - this.tokens) * 1000) / rate);
+          this.pacingTimer = setTimeout(() => {
+            this.pacingTimer = undefined;
+            this.pump();
+          }, waitMs);
+          return;
+        }
+        this.tokens -= 1;
+      }
+      this.outbox.shift();
+      connection.send(frame);
+    }
+    const waiters = this.outboxDrained.splice(0);
+    if (waiters.length > 0) void connection.flushed().then(() => waiters.forEach((resolve) => resolve()));
+  }
+
+  private refill(): void {
+    const now = Date.now();
+    const rate = this.limits!.messageRatePerSec * RATE_SAFETY;
+    const burst = Math.max(1, Math.floor(this.limits!.messageBurst * RATE_SAFETY));
+    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.lastRefill = now;
+  }
+
+  private startPinging(connection: ClientConnection): void {
+    clearInterval(this.pingTimer);
+    const interval = this.options.pingIntervalMs ?? PING_INTERVAL_MS;
+    const timeout = this.options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
+    let pingSentAt = 0;
+    this.pingTimer = setInterval(() => {
+      if (!connection.isOpen) return;
+      if (pingSentAt > this.lastFrameAt && Date.now() - pingSentAt > timeout) {
+        // The server has gone silent: treat the connection as lost.
+        void connection.close();
+        return;
+      }
+      if (pingSentAt <= this.lastFrameAt) {
+        pingSentAt = Date.now();
+        connection.send({ type: "ping" });
+      }
+    }, Math.min(interval, timeout));
+  }
+
+  private onConnectionLost(connection: ClientConnection, error: Error | undefined): void {
+    if (connection !== this.connection) return;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pacingTimer);
+    this.pacingTimer = undefined;
+    this.limits = undefined;
+    if (this.stopping || this.finished) {
+      this.finish(undefined);
+      return;
+    }
+    if (!this.options.reconnect) {
+      this.finish(new ConnectError("connect_failed", `Connection to ${this.options.host}:${this.options.port} lost${error ? `: ${error.message}` : ""}`));
+      return;
+    }
+    this.emit({ kind: "status", text: `Connection lost${error ? ` (${error.message})` : ""}` });
+    void this.reconnectLoop();
+  }
+
+  private async reconnectLoop(): Promise<void> {
+    while (!this.stopping && !this.finished) {
+      const delay = this.backoff.next();
+      this.emit({ kind: "status", text: `Reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.backoff.attempts})` });
+      await Bun.sleep(delay);
+      if (this.stopping || this.finished) return;
+      try {
+        await this.connectOnce();
+        this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` });
+        return;
+      } catch (error) {
+        // A refused login or an untrusted server will not fix itself by retrying.
+        const permanent =
+          (error instanceof ChatError && error.code === "auth_failed") ||
+          (error instanceof ConnectError && error.kind === "untrusted");
+        if (permanent) {
+          this.finish(error as Error);
+          return;
+        }
+        this.emit({ kind: "status", text: `Reconnect failed: ${(error as Error).message}` });
+      }
+    }
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pacingTimer);
+    for (const resolve of this.outboxDrained.splice(0)) resolve();
+    this.emit(error ? { kind: "closed", error } : { kind: "closed" });
+  }
+}

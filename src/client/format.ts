@@ -1,0 +1,114 @@
+// How received frames look on screen: "[HH:MM] name: text" with a stable colour per name, own
+// name highlighted, notices dimmed; and the plain "name: text" lines of scriptable mode. Every
+// string from the network goes through the sanitiser here, the one door to the terminal.
+
+import type { ServerFrame } from "../protocol/frames.ts";
+import { renderAction } from "./commands.ts";
+import { sanitize, sanitizeName } from "./sanitize.ts";
+
+export interface Style {
+  color: boolean;
+  /** Our own name, to highlight mentions. */
+  self: string;
+  /** Formats a timestamp; injectable so tests do not depend on the time zone. */
+  clock?: (ts: number) => string;
+}
+
+export interface ScreenLine {
+  text: string;
+  /** The line mentions us: worth a bell when the user asked for one. */
+  mention: boolean;
+}
+
+const RESET = "\x1b[0m";
+const DIM = "\x1b[2m";
+const BOLD = "\x1b[1m";
+const INVERSE = "\x1b[7m";
+const RED = "\x1b[31m";
+// Readable on dark and light backgrounds; red is kept for errors.
+const NAME_COLORS = [32, 33, 34, 35, 36, 92, 93, 94, 95, 96];
+
+export function hhmm(ts: number): string {
+  const date = new Date(ts);
+  return `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
+}
+
+/** The same name always gets the same colour (FNV-1a over its lower-case form). */
+export function nameColor(name: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of name.toLowerCase()) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return NAME_COLORS[hash % NAME_COLORS.length]!;
+}
+
+export function mentions(text: string, self: string): boolean {
+  const escaped = self.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  return new RegExp(`(^|[^A-Za-z0-9_.-])@?${escaped}($|[^A-Za-z0-9_-])`, "i").test(text);
+}
+
+function paint(style: Style, code: string, text: string): string {
+  return style.color ? `${code}${text}${RESET}` : text;
+}
+
+function name(style: Style, user: string): string {
+  const safe = sanitizeName(user);
+  return style.color ? `\x1b[${nameColor(user)}m${safe}${RESET}` : safe;
+}
+
+/** Screen lines for a frame in interactive mode; frames with nothing to show give none. */
+export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
+  const time = `[${(style.clock ?? hhmm)(("ts" in frame ? frame.ts : undefined) ?? Date.now())}]`;
+  const notice = (text: string): ScreenLine[] => [{ text: paint(style, DIM, `${time} ${text}`), mention: false }];
+  switch (frame.type) {
+    case "msg":
+      return [roomLine(frame.from, frame.text, frame.ts, style)];
+    case "history":
+      return frame.messages.map((message) => roomLine(message.from, message.text, message.ts, style));
+    case "dm": {
+      const direction = frame.from === style.self ? `→ ${name(style, frame.to)}` : `${name(style, frame.from)} → you`;
+      return [{ text: `${time} ${paint(style, BOLD, "[dm]")} ${direction}: ${sanitize(frame.text)}`, mention: frame.from !== style.self }];
+    }
+    case "join":
+      return notice(`* ${sanitizeName(frame.user)} joined`);
+    case "leave":
+      return notice(`* ${sanitizeName(frame.user)} left`);
+    case "who":
+      return [{ text: `Online (${frame.users.length}): ${frame.users.map((user) => name(style, user)).join(", ")}`, mention: false }];
+    case "error":
+      return [{ text: paint(style, RED, `! ${frame.code}: ${sanitize(frame.message)}`), mention: false }];
+    case "welcome":
+    case "registered":
+    case "pong":
+    case "password_changed":
+    case "bye":
+      return [];
+  }
+}
+
+function roomLine(from: string, text: string, ts: number, style: Style): ScreenLine {
+  const time = `[${(style.clock ?? hhmm)(ts)}]`;
+  const action = renderAction(from, text);
+  const mention = from !== style.self && mentions(text, style.self);
+  const body = action ?? `${name(style, from)}: ${sanitize(text)}`;
+  return { text: `${time} ${mention ? paint(style, INVERSE, body) : body}`, mention };
+}
+
+/** Scriptable mode's stdout: one "name: text" line per message, nothing else. */
+export function plainLines(frame: ServerFrame): string[] {
+  switch (frame.type) {
+    case "msg":
+      return [plainMessage(frame.from, frame.text)];
+    case "history":
+      return frame.messages.map((message) => plainMessage(message.from, message.text));
+    case "dm":
+      return [`[dm] ${sanitizeName(frame.from)} -> ${sanitizeName(frame.to)}: ${sanitize(frame.text)}`];
+    default:
+      return [];
+  }
+}
+
+function plainMessage(from: string, text: string): string {
+  return renderAction(from, text) ?? `${sanitizeName(from)}: ${sanitize(text)}`;
+}

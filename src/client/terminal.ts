@@ -1,0 +1,142 @@
+// The interactive screen: a readline input line at the bottom, with everything received printed
+// above it. Printing moves up over the (possibly wrapped) input, clears down, writes, and
+// redraws the prompt with the cursor where it was, so typing is never clobbered.
+
+import { clearScreenDown, createInterface, cursorTo, moveCursor, type Interface } from "node:readline";
+
+export interface TerminalOptions {
+  input: NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+  prompt: string;
+  completer: (line: string) => [string[], string];
+}
+
+/** Two Ctrl-C presses within this window quit. */
+export const DOUBLE_CTRL_C_MS = 2_000;
+
+type Handlers = {
+  line: (line: string) => void;
+  quit: () => void;
+};
+
+export class Terminal {
+  private readonly rl: Interface;
+  private readonly output: NodeJS.WritableStream;
+  private lastInterruptAt = 0;
+  private held: string[] | undefined;
+  private closed = false;
+  private handlers: Handlers = { line: () => {}, quit: () => {} };
+  private secret: { resolve(value: string): void; reject(error: Error): void } | undefined;
+  private muted = false;
+
+  constructor(options: TerminalOptions) {
+    this.output = options.output;
+    this.rl = createInterface({
+      input: options.input,
+      output: options.output,
+      prompt: options.prompt,
+      terminal: true,
+      completer: options.completer,
+      historySize: 500,
+    });
+    // While a password is typed, echo nothing but the prompt.
+    const rl = this.rl as Interface & { _writeToOutput(text: string): void };
+    const write = rl._writeToOutput.bind(rl);
+    rl._writeToOutput = (text: string) => {
+      if (!this.muted) write(text);
+      else if (text.startsWith("\r\n") || text === "\n" || text === "\r\n") write(text);
+    };
+    this.rl.on("line", (line) => this.onLine(line));
+    this.rl.on("SIGINT", () => this.onInterrupt());
+    this.rl.on("close", () => {
+      this.closed = true;
+      this.secret?.reject(new Error("Input closed"));
+      this.handlers.quit();
+    });
+  }
+
+  on<K extends keyof Handlers>(event: K, handler: Handlers[K]): void {
+    this.handlers[event] = handler;
+  }
+
+  start(): void {
+    this.rl.prompt();
+  }
+
+  setPrompt(prompt: string): void {
+    this.rl.setPrompt(prompt);
+    if (!this.muted) this.rl.prompt(true);
+  }
+
+  /** Prints lines above the input line, leaving what is being typed intact. */
+  print(...lines: string[]): void {
+    if (this.closed) {
+      for (const line of lines) this.output.write(line + "\n");
+      return;
+    }
+    if (this.held) {
+      this.held.push(...lines);
+      return;
+    }
+    const rows = this.rl.getCursorPos().rows;
+    moveCursor(this.output, 0, -rows);
+    cursorTo(this.output, 0);
+    clearScreenDown(this.output);
+    this.output.write(lines.join("\n") + "\n");
+    this.rl.prompt(true);
+  }
+
+  bell(): void {
+    this.output.write("\x07");
+  }
+
+  /** Reads one line without echo; received messages wait until it is entered. */
+  readSecret(prompt: string): Promise<string> {
+    this.held = [];
+    const previousPrompt = this.rl.getPrompt();
+    this.rl.setPrompt(prompt);
+    this.rl.prompt();
+    this.muted = true;
+    return new Promise<string>((resolve, reject) => (this.secret = { resolve, reject })).finally(() => {
+      this.muted = false;
+      this.secret = undefined;
+      this.rl.setPrompt(previousPrompt);
+      const held = this.held ?? [];
+      this.held = undefined;
+      if (held.length > 0) this.print(...held);
+      else if (!this.closed) this.rl.prompt();
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.rl.close();
+  }
+
+  private onLine(line: string): void {
+    if (this.secret) {
+      this.secret.resolve(line);
+      return;
+    }
+    this.handlers.line(line);
+    if (!this.closed && !this.secret) this.rl.prompt();
+  }
+
+  private onInterrupt(): void {
+    if (this.secret) {
+      this.output.write("\n");
+      this.secret.reject(new Error("Cancelled"));
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastInterruptAt < DOUBLE_CTRL_C_MS) {
+      this.handlers.quit();
+      return;
+    }
+    this.lastInterruptAt = now;
+    // Ctrl-C clears a half-typed line (as shells do) and arms the second press.
+    this.rl.write(null, { ctrl: true, name: "u" });
+    this.print("(press Ctrl-C again to quit, or type /quit)");
+  }
+}
