@@ -1,0 +1,127 @@
+import { describe, expect, test } from "bun:test";
+import type { Peer } from "../../src/core/peer.ts";
+import { Room } from "../../src/core/room.ts";
+import { Session, type Accounts, type SessionDeps } from "../../src/core/session.ts";
+import { ChatError, type ErrorCode } from "../../src/protocol/errors.ts";
+
+class FakePeer implements Peer {
+  readonly id = 1;
+  frames: Array<Record<string, any>> = [];
+  closedWith: ErrorCode | "quit" | undefined;
+  send(frame: Uint8Array): void {
+    for (const line of new TextDecoder().decode(frame).split("\n")) if (line) this.frames.push(JSON.parse(line));
+  }
+  close(code?: ErrorCode): void {
+    this.closedWith = code ?? "quit";
+  }
+}
+
+/** Accounts whose login resolves when the test says so, to observe frames held meanwhile. */
+function deferredAccounts() {
+  const pending: Array<() => void> = [];
+  const accounts: Accounts = {
+    register: async (user) => user,
+    login: (user, password) =>
+      new Promise((resolve, reject) =>
+        pending.push(() => (password === "right password" ? resolve({ user, token: "tok" }) : reject(new ChatError("auth_failed", "no")))),
+      ),
+    resume: () => {
+      throw new ChatError("auth_failed", "no");
+    },
+    changePassword: async () => "tok2",
+  };
+  return { accounts, release: () => pending.shift()?.() };
+}
+
+function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
+  const peer = new FakePeer();
+  const room = new Room(10, () => clock.now);
+  const session = new Session(peer, "127.0.0.1", {
+    room,
+    accounts,
+    allowRegistration: true,
+    now: () => clock.now,
+    events: { authenticated() {}, registered() {}, refused() {} },
+    limits: { maxTextChars: 100, messageRatePerSec: 1, messageBurst: 3, maxRateViolations: 3, maxPendingFrames: 2, ...overrides },
+  });
+  const send = (frame: object) => session.receive(new TextEncoder().encode(JSON.stringify(frame)));
+  return { peer, room, session, send };
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("Session", () => {
+  test("frames other than register/login/resume/ping/quit need a login", () => {
+    const { peer, send } = makeSession(deferredAccounts().accounts, { messageBurst: 10 });
+    send({ type: "say", text: "hi" });
+    send({ type: "ping", id: 1 });
+    expect(peer.frames).toEqual([
+      { type: "error", code: "not_authenticated", message: "Log in first" },
+      { type: "pong", id: 1 },
+    ]);
+  });
+
+  test("frames sent during a login are held and handled in order afterwards", async () => {
+    const { accounts, release } = deferredAccounts();
+    const { peer, room, send } = makeSession(accounts, { messageBurst: 10 });
+    const other = new FakePeer();
+    room.join("bob", other);
+    send({ type: "login", user: "alice", password: "right password" });
+    send({ type: "say", text: "first" });
+    expect(peer.frames).toEqual([]);
+    release();
+    await flush();
+    expect(peer.frames.map((f) => f.type)).toEqual(["welcome", "history"]);
+    expect(other.frames.filter((f) => f.type === "msg").map((f) => f.text)).toEqual(["first"]);
+  });
+
+  test("too many frames during a login close the connection", () => {
+    const { accounts } = deferredAccounts();
+    const { peer, send } = makeSession(accounts, { messageBurst: 10, maxPendingFrames: 2 });
+    send({ type: "login", user: "alice", password: "right password" });
+    for (let i = 0; i < 3; i++) send({ type: "ping" });
+    expect(peer.closedWith).toBe("rate_limited");
+  });
+
+  test("rate limit: a burst passes, then rate_limited, then a sustained flood is disconnected", () => {
+    const clock = { now: 0 };
+    const { peer, send } = makeSession(deferredAccounts().accounts, {}, clock);
+    for (let i = 0; i < 3; i++) send({ type: "ping" });
+    expect(peer.frames.map((f) => f.type)).toEqual(["pong", "pong", "pong"]);
+    send({ type: "ping" });
+    expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "rate_limited" });
+    send({ type: "ping" });
+    expect(peer.closedWith).toBeUndefined();
+    send({ type: "ping" });
+    expect(peer.closedWith).toBe("rate_limited");
+  });
+
+  test("the bucket refills over time", () => {
+    const clock = { now: 0 };
+    const { peer, send } = makeSession(deferredAccounts().accounts, {}, clock);
+    for (let i = 0; i < 4; i++) send({ type: "ping" });
+    expect(peer.frames.at(-1)?.code).toBe("rate_limited");
+    clock.now = 1_000;
+    send({ type: "ping" });
+    expect(peer.frames.at(-1)?.type).toBe("pong");
+  });
+
+  test("welcome advertises the limits; a second login is already_authenticated", async () => {
+    const { accounts, release } = deferredAccounts();
+    const { peer, send } = makeSession(accounts, { messageBurst: 10 });
+    send({ type: "login", user: "alice", password: "right password" });
+    release();
+    await flush();
+    expect(peer.frames[0]).toMatchObject({ type: "welcome", user: "alice", online: ["alice"], token: "tok", limits: { messageRatePerSec: 1, messageBurst: 10, maxTextChars: 100 } });
+    send({ type: "login", user: "alice", password: "right password" });
+    await flush();
+    expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "already_authenticated" });
+  });
+
+  test("quit says bye and closes without an error frame", () => {
+    const { peer, send } = makeSession(deferredAccounts().accounts);
+    send({ type: "quit" });
+    expect(peer.frames).toEqual([{ type: "bye" }]);
+    expect(peer.closedWith).toBe("quit");
+  });
+});
