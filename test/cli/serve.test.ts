@@ -1,0 +1,109 @@
+import { describe, expect, test } from "bun:test";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { TestClient } from "../helpers/client.ts";
+import { testCertificate } from "../helpers/certs.ts";
+import { spawnTlschat } from "../helpers/process.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const LISTENING = /listening address=127\.0\.0\.1:(\d+)/;
+
+describe("tlschat serve (the real process)", () => {
+  test("starts with no files: generates a certificate, creates the store, serves TLS 1.3, stops on SIGTERM", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path });
+    const port = Number((await server.waitForLine(LISTENING))[1]);
+    expect(server.stderr()).toMatch(/certificate_generated cert=certs\/cert.pem key=certs\/key.pem fingerprint=([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+    expect((await stat(dir.file("certs/cert.pem"))).mode & 0o777).toBe(0o644);
+    expect((await stat(dir.file("certs/key.pem"))).mode & 0o777).toBe(0o600);
+    expect((await stat(dir.file("data/users.json"))).mode & 0o777).toBe(0o600);
+
+    const ca = await readFile(dir.file("certs/cert.pem"), "utf8");
+    await using client = await TestClient.connect({ port, ca });
+    expect(client.tlsVersion).toBe("TLSv1.3");
+    await client.register("alice", "correct horse");
+    await client.login("alice", "correct horse");
+
+    const stopping = Date.now();
+    server.proc.kill("SIGTERM");
+    expect(await client.nextError()).toBe("shutting_down");
+    await client.closed;
+    expect(await server.exited).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(2_000);
+    const store = JSON.parse(await readFile(dir.file("data/users.json"), "utf8"));
+    expect(store.users.map((user: { name: string }) => user.name)).toEqual(["alice"]);
+    expect(server.stderr()).not.toContain("correct horse");
+  });
+
+  test("an explicitly named certificate that is missing is an error, not a generated one", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--cert", "nope.pem", "--key", "nope-key.pem"], { cwd: dir.path });
+    expect(await server.exited).toBe(1);
+    expect(server.stderr().trim().split("\n")).toHaveLength(1);
+    expect(server.stderr()).toContain("nope.pem does not exist");
+  });
+
+  test("a corrupt store stops the start with one line and is left untouched", async () => {
+    await using dir = await tempDir();
+    await mkdir(dir.file("data"));
+    await writeFile(dir.file("data/users.json"), '{"format":"tlschat-users", oops');
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path });
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toContain("is corrupt (not valid JSON)");
+    expect(server.stderr()).not.toContain("listening");
+    expect(await readFile(dir.file("data/users.json"), "utf8")).toBe('{"format":"tlschat-users", oops');
+  });
+
+  test("legacy mode: TLS 1.2 with AES128-SHA needs an RSA key, and warns about forward secrecy", async () => {
+    await using dir = await tempDir();
+    const ec = await testCertificate("ec");
+    await writeFile(dir.file("ec-cert.pem"), ec.certPem);
+    await writeFile(dir.file("ec-key.pem"), ec.keyPem);
+    const legacy = ["serve", "--host", "127.0.0.1", "--port", "0", "--tls-max", "1.2", "--ciphers", "AES128-SHA"];
+    await using refused = spawnTlschat([...legacy, "--cert", "ec-cert.pem", "--key", "ec-key.pem"], { cwd: dir.path });
+    expect(await refused.exited).toBe(1);
+    expect(refused.stderr()).toContain("need an RSA certificate");
+
+    const rsa = await testCertificate("rsa");
+    await writeFile(dir.file("rsa-cert.pem"), rsa.certPem);
+    await writeFile(dir.file("rsa-key.pem"), rsa.keyPem);
+    await using server = spawnTlschat([...legacy, "--cert", "rsa-cert.pem", "--key", "rsa-key.pem"], { cwd: dir.path });
+    const port = Number((await server.waitForLine(LISTENING))[1]);
+    expect(server.stderr()).toContain("no forward secrecy");
+    await using client = await TestClient.connect({ port, ca: rsa.certPem, tls: { maxVersion: 771, ciphers: "AES128-SHA" } });
+    expect(client.tlsVersion).toBe("TLSv1.2");
+    expect(client.cipher).toBe("AES128-SHA");
+  });
+
+  test("--no-registration refuses network registration; register --db refuses while the server holds the store", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--no-registration"], { cwd: dir.path });
+    const port = Number((await server.waitForLine(LISTENING))[1]);
+    const ca = await readFile(dir.file("certs/cert.pem"), "utf8");
+    await using client = await TestClient.connect({ port, ca });
+    client.send({ type: "register", user: "mallory", password: "whatever123" });
+    expect(await client.nextError()).toBe("registration_closed");
+
+    await using register = spawnTlschat(["register", "--db", "data/users.json", "carol"], { cwd: dir.path, env: { TLSCHAT_PASSWORD: "carols password" } });
+    expect(await register.exited).toBe(1);
+    expect(register.stderr()).toContain("is in use by process");
+    expect(register.stderr().trim().split("\n")).toHaveLength(1);
+  });
+
+  test("bad options are usage errors: one line, exit 2", async () => {
+    await using dir = await tempDir();
+    for (const args of [["serve", "--port", "http"], ["serve", "--tls-min", "1.1"], ["serve", "--log-format", "xml"]]) {
+      await using run = spawnTlschat(args, { cwd: dir.path });
+      expect(await run.exited).toBe(2);
+      expect(run.stderr().trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  test("--log-format json prints one JSON object per line", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--log-format", "json"], { cwd: dir.path });
+    await server.waitForLine(/"event":"listening"/);
+    const lines = server.stderr().trim().split("\n");
+    for (const line of lines) expect(JSON.parse(line)).toHaveProperty("event");
+    expect(lines.map((line) => JSON.parse(line).event)).toContain("certificate_generated");
+  });
+});
