@@ -26,8 +26,9 @@ export function checkToken(secret: Uint8Array, user: string, epoch: number, toke
   const expiresAt = Number(parts[1]);
   const tokenEpoch = Number(parts[2]);
   if (!Number.isSafeInteger(expiresAt) || !Number.isSafeInteger(tokenEpoch)) throw refuse();
-  const presented = Buffer.from(parts[3]!, "base64url");
-  const expected = mac(secret, user, expiresAt, tokenEpoch);
+  // Compare the encoded form: decoding would accept several spellings of the same MAC.
+  const presented = encoder.encode(parts[3]!);
+  const expected = encoder.encode(Buffer.from(mac(secret, user, expiresAt, tokenEpoch)).toString("base64url"));
   if (!constantTimeEqual(presented, expected) || tokenEpoch !== epoch || expiresAt <= now) throw refuse();
 }
 

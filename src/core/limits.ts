@@ -33,6 +33,9 @@ export const MAX_WRITE_BYTES = 64 * 1024;
 /** Room messages and dms per connection: a token bucket. */
 export const MESSAGE_RATE_PER_SEC = 10;
 export const MESSAGE_BURST = 30;
+/** Frames of any kind per connection (pings, who, garbage): generous, but a flood is cut off. */
+export const FRAME_RATE_PER_SEC = 50;
+export const FRAME_BURST = 100;
 /** Consecutive rate-limited frames after which the flooder is disconnected. */
 export const MAX_RATE_VIOLATIONS = 20;
 

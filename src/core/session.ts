@@ -31,8 +31,12 @@ export interface SessionEvents {
 
 export interface SessionLimits {
   maxTextChars: number;
+  /** Room messages and dms. */
   messageRatePerSec: number;
   messageBurst: number;
+  /** Every frame, whatever its type. */
+  frameRatePerSec: number;
+  frameBurst: number;
   maxRateViolations: number;
   /** Frames held while an earlier frame's password hash is running. */
   maxPendingFrames: number;
@@ -55,7 +59,8 @@ export class Session {
   user: string | undefined;
   lastFrameAt: number;
   readonly openedAt: number;
-  private readonly bucket: TokenBucket;
+  private readonly messageBucket: TokenBucket;
+  private readonly frameBucket: TokenBucket;
   private rateViolations = 0;
   private busy = false;
   private pending: Uint8Array[] = [];
@@ -67,7 +72,9 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     this.openedAt = this.lastFrameAt = deps.now();
-    this.bucket = new TokenBucket(deps.limits.messageRatePerSec, deps.limits.messageBurst, this.openedAt);
+    const limits = deps.limits;
+    this.messageBucket = new TokenBucket(limits.messageRatePerSec, limits.messageBurst, this.openedAt);
+    this.frameBucket = new TokenBucket(limits.frameRatePerSec, limits.frameBurst, this.openedAt);
   }
 
   get authenticated(): boolean {
@@ -114,17 +121,15 @@ export class Session {
   private handle(line: Uint8Array): void {
     let frame: ClientFrame;
     try {
-      if (!this.bucket.take(this.deps.now())) {
-        this.rateViolations += 1;
-        if (this.rateViolations >= this.deps.limits.maxRateViolations) {
-          this.close("rate_limited", "Sending too fast; disconnected");
-        } else {
-          this.replyError("rate_limited", "Sending too fast; slow down");
-        }
-        return;
+      const now = this.deps.now();
+      // Every frame costs a little (a parse, often a reply); room messages and dms also cost
+      // everyone else's attention, so they have their own, stricter allowance.
+      if (!this.frameBucket.take(now)) return this.rateLimited();
+      frame = parseClientFrame(decodeLine(line));
+      if ((frame.type === "say" || frame.type === "dm") && this.authenticated && !this.messageBucket.take(now)) {
+        return this.rateLimited();
       }
       this.rateViolations = 0;
-      frame = parseClientFrame(decodeLine(line));
     } catch (error) {
       this.fail(error, undefined);
       return;
@@ -148,6 +153,15 @@ export class Session {
           this.busy = false;
           this.drainPending();
         });
+    }
+  }
+
+  private rateLimited(): void {
+    this.rateViolations += 1;
+    if (this.rateViolations >= this.deps.limits.maxRateViolations) {
+      this.close("rate_limited", "Sending too fast; disconnected");
+    } else {
+      this.replyError("rate_limited", "Sending too fast; slow down");
     }
   }
 

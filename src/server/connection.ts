@@ -20,7 +20,7 @@ export interface ConnectionHost {
   slowConsumer(connection: Connection): void;
 }
 
-export type CloseReason = ErrorCode | "client_closed" | "quit";
+export type CloseReason = ErrorCode | "client_closed" | "quit" | "tls_failed";
 
 export class Connection implements Peer {
   session!: Session;

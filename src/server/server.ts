@@ -140,6 +140,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       maxTextChars: limits.MAX_TEXT_CHARS,
       messageRatePerSec: config.messageRatePerSec,
       messageBurst: config.messageBurst,
+      // Never stricter than the message allowance, or raising that would not help.
+      frameRatePerSec: Math.max(limits.FRAME_RATE_PER_SEC, config.messageRatePerSec * 2),
+      frameBurst: Math.max(limits.FRAME_BURST, config.messageBurst * 2),
       maxRateViolations: config.maxRateViolations,
       maxPendingFrames: limits.MAX_PENDING_FRAMES,
     },
@@ -175,7 +178,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       handshake(socket, success) {
         // Never speak the protocol outside TLS: no version means no TLS session.
         if (!success || !socket.getTLSVersion()) {
-          socket.data.reason = "bad_frame";
+          socket.data.reason = "tls_failed";
           socket.data.terminate();
           return;
         }

@@ -42,7 +42,16 @@ function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"
     allowRegistration: true,
     now: () => clock.now,
     events: { authenticated() {}, registered() {}, refused() {} },
-    limits: { maxTextChars: 100, messageRatePerSec: 1, messageBurst: 3, maxRateViolations: 3, maxPendingFrames: 2, ...overrides },
+    limits: {
+      maxTextChars: 100,
+      messageRatePerSec: 1,
+      messageBurst: 3,
+      frameRatePerSec: 1,
+      frameBurst: 3,
+      maxRateViolations: 3,
+      maxPendingFrames: 2,
+      ...overrides,
+    },
   });
   const send = (frame: object) => session.receive(new TextEncoder().encode(JSON.stringify(frame)));
   return { peer, room, session, send };

@@ -38,6 +38,8 @@ export class TestClient implements AsyncDisposable {
     const decoder = new TextDecoder();
     let handshake!: { resolve(): void; reject(error: Error): void };
     const ready = new Promise<void>((resolve, reject) => (handshake = { resolve, reject }));
+    // A failed TCP connect rejects `ready` too, but Bun.connect's own rejection is what we rethrow.
+    ready.catch(() => undefined);
     client.socket = await Bun.connect({
       hostname: options.host ?? "127.0.0.1",
       port: options.port,

@@ -41,15 +41,24 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     (event: string, fields: LogFields = {}) =>
       logs.push({ level, event, fields });
   const log: Logger = { info: record("info"), warn: record("warn"), error: record("error") };
-  const server = await startServer({
-    host: "127.0.0.1",
-    port: options.port ?? 0,
-    tls: { cert: certificate.certPem, key: certificate.keyPem, minVersion: "1.3", maxVersion: "1.3", ...options.tls },
-    store: await JsonFileStore.open(storePath),
-    allowRegistration: options.allowRegistration ?? true,
-    limits: options.limits,
-    log,
-  });
+  let server: ChatServer;
+  let store: JsonFileStore | undefined;
+  try {
+    store = await JsonFileStore.open(storePath);
+    server = await startServer({
+      host: "127.0.0.1",
+      port: options.port ?? 0,
+      tls: { cert: certificate.certPem, key: certificate.keyPem, minVersion: "1.3", maxVersion: "1.3", ...options.tls },
+      store,
+      allowRegistration: options.allowRegistration ?? true,
+      limits: options.limits,
+      log,
+    });
+  } catch (error) {
+    await store?.close();
+    await dir[Symbol.asyncDispose]();
+    throw error;
+  }
   const stop = async () => {
     await server.stop();
     await dir[Symbol.asyncDispose]();

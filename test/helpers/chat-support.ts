@@ -1,0 +1,185 @@
+// Shared steps for the chat client and CLI end-to-end tests: condition polling with a deadline,
+// an event recorder for ChatClient, a CliIO with a feedable stdin whose output can be awaited,
+// and account set-up through a raw TestClient.
+
+import { writeFile } from "node:fs/promises";
+import { PassThrough, Writable } from "node:stream";
+import type { CliIO } from "../../src/cli/io.ts";
+import type { ChatEvent } from "../../src/client/chat-client.ts";
+import type { ServerFrame } from "../../src/protocol/frames.ts";
+import { TestClient } from "./client.ts";
+import type { LogEntry, TestServer } from "./server.ts";
+import type { TempDir } from "./tmp.ts";
+
+/** Polls `condition` every few milliseconds until it holds; throws after the deadline. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 5_000, intervalMs = 5): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Records a ChatClient's events and lets a test await the next one that matches. */
+export class EventLog {
+  readonly events: ChatEvent[] = [];
+  private waiters: Array<{ match: (event: ChatEvent) => boolean; resolve: (event: ChatEvent) => void }> = [];
+
+  readonly listener = (event: ChatEvent): void => {
+    this.events.push(event);
+    for (const waiter of this.waiters.slice()) {
+      if (waiter.match(event)) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.resolve(event);
+      }
+    }
+  };
+
+  /** The first event (already recorded after index `from`, or future) that matches. */
+  waitFor(match: (event: ChatEvent) => boolean, what: string, timeoutMs = 5_000, from = 0): Promise<ChatEvent> {
+    const seen = this.events.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise<ChatEvent>((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (event: ChatEvent) => {
+          clearTimeout(timer);
+          resolve(event);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; events: ${this.describe()}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Waits for a frame of `type` satisfying `match`. */
+  async frame<T extends ServerFrame["type"]>(
+    type: T,
+    match: (frame: Extract<ServerFrame, { type: T }>) => boolean = () => true,
+    timeoutMs = 5_000,
+    from = 0,
+  ): Promise<Extract<ServerFrame, { type: T }>> {
+    const event = await this.waitFor(
+      (e) => e.kind === "frame" && e.frame.type === type && match(e.frame as Extract<ServerFrame, { type: T }>),
+      `a ${type} frame`,
+      timeoutMs,
+      from,
+    );
+    return (event as Extract<ChatEvent, { kind: "frame" }>).frame as Extract<ServerFrame, { type: T }>;
+  }
+
+  frames(type?: ServerFrame["type"]): ServerFrame[] {
+    return this.events.flatMap((e) => (e.kind === "frame" && (type === undefined || e.frame.type === type) ? [e.frame] : []));
+  }
+
+  statuses(): string[] {
+    return this.events.flatMap((e) => (e.kind === "status" ? [e.text] : []));
+  }
+
+  /** Texts of room messages shown, live or from history, in the order they were shown. */
+  roomTexts(): string[] {
+    return this.frames().flatMap((frame) =>
+      frame.type === "msg" ? [frame.text] : frame.type === "history" ? frame.messages.map((m) => m.text) : [],
+    );
+  }
+
+  describe(): string {
+    return this.events
+      .map((e) => (e.kind === "frame" ? e.frame.type : e.kind === "status" ? `status(${e.text})` : `closed(${e.error?.message ?? ""})`))
+      .join(", ");
+  }
+}
+
+export interface FedIO {
+  io: CliIO;
+  /** Feed lines to the command; `end()` is EOF. */
+  stdin: PassThrough;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once stdout contains `text`. */
+  waitForStdout(text: string, timeoutMs?: number): Promise<void>;
+  abort(): void;
+}
+
+/** A CliIO whose stdin stays open until the test ends it, with output that can be awaited. */
+export function fedIO(env: Record<string, string | undefined>, stdinText?: string, endStdin = false): FedIO {
+  const stdin = new PassThrough();
+  if (stdinText !== undefined) stdin.write(stdinText);
+  if (endStdin) stdin.end();
+  const out = capture();
+  const err = capture();
+  const stop = new AbortController();
+  return {
+    io: { stdin, stdout: out.stream, stderr: err.stream, env, signal: stop.signal },
+    stdin,
+    stdout: out.text,
+    stderr: err.text,
+    waitForStdout: (text, timeoutMs = 5_000) =>
+      out.waitFor((all) => all.includes(text), `stdout to contain ${JSON.stringify(text)}; got ${JSON.stringify(out.text())}`, timeoutMs),
+    abort: () => stop.abort("SIGINT"),
+  };
+}
+
+function capture() {
+  const chunks: Buffer[] = [];
+  const listeners: Array<() => void> = [];
+  const text = () => Buffer.concat(chunks).toString("utf8");
+  const stream = new Writable({
+    write(chunk: Buffer | string, encoding, done) {
+      chunks.push(typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk);
+      done();
+      for (const listener of listeners.slice()) listener();
+    },
+  });
+  const waitFor = (predicate: (all: string) => boolean, what: string, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (predicate(text())) return resolve();
+      const listener = () => {
+        if (!predicate(text())) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        listeners.splice(listeners.indexOf(listener), 1);
+      };
+      listeners.push(listener);
+    });
+  return { stream, text, waitFor };
+}
+
+/** Registers accounts on the server through one raw connection. */
+export async function registerUsers(server: TestServer, users: Record<string, string>): Promise<void> {
+  await using client = await TestClient.connect({ port: server.port, ca: server.certificate.certPem });
+  for (const [user, password] of Object.entries(users)) await client.register(user, password);
+}
+
+/** A logged-in raw client (history already read). */
+export async function loggedIn(server: TestServer, user: string, password: string): Promise<TestClient> {
+  const client = await TestClient.connect({ port: server.port, ca: server.certificate.certPem });
+  await client.login(user, password);
+  return client;
+}
+
+/** Writes the server's certificate to `dir` as the CA file a client can be given. */
+export async function writeCa(dir: TempDir, server: TestServer, name = "cert.pem"): Promise<string> {
+  const path = dir.file(name);
+  await writeFile(path, server.certificate.certPem);
+  return path;
+}
+
+export function logEvents(server: TestServer, event: string): LogEntry[] {
+  return server.logs.filter((entry) => entry.event === event);
+}
+
+/** Log entries that would mean a client spoke the protocol (anything sent after TLS). */
+export function authLogs(server: TestServer): LogEntry[] {
+  return server.logs.filter((entry) => ["login", "register", "login_failed"].includes(entry.event));
+}
