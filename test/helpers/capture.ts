@@ -31,24 +31,28 @@ const FIRST_PROBE_WAIT_MS = 250;
 const MAX_PROBE_WAIT_MS = 1_000;
 const STOP_DEADLINE_MS = 10_000;
 const READ_DEADLINE_MS = 20_000;
+const MAX_DURATION_MS = 120_000;
 
 export interface CaptureOptions {
   port: number;
   /** Where the pcapng file goes (the caller owns and removes it). */
   file: string;
   interface?: string;
+  /** tshark is terminated after this long even if nobody stops it (default 2 minutes). */
+  maxDurationMs?: number;
 }
 
 /**
  * A running tshark writing `tcp port PORT` on `lo` to a file. It prints one line per captured
- * packet (`-P -l`, fields "srcport dstport"), which is how `sync()` knows a probe was seen.
+ * packet (`-P -l`: time, ports, SYN/ACK flags), which is how `sync()` knows a probe was seen.
  */
 export class Capture implements AsyncDisposable {
   readonly port: number;
   readonly file: string;
   /** Local ports of the probe connections this capture made (so analyses can tell them apart). */
   readonly probePorts = new Set<number>();
-  private readonly seenPorts = new Set<number>();
+  /** Client port → capture time (ms since the epoch) of the latest SYN from it that tshark reported. */
+  private readonly synTimes = new Map<number, number>();
   private packetLines = 0;
   private stderrText = "";
   private readonly changed: Array<() => void> = [];
@@ -84,11 +88,17 @@ export class Capture implements AsyncDisposable {
         "-w", options.file,
         "-q", // no running packet count
         "-P", "-l", // but do print (and flush) one line per packet while writing the file
-        "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
+        "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack",
       ],
-      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+      // A hard bound on the capture's life, whatever happens to the test.
+      { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: options.maxDurationMs ?? MAX_DURATION_MS, killSignal: "SIGTERM" },
     );
     const capture = new Capture(proc, options);
+    // If the test process ends without stopping the capture (a crash, a test timeout), tshark
+    // must not outlive it: SIGTERM makes it stop its dumpcap child too.
+    const onExit = () => proc.kill("SIGTERM");
+    process.once("exit", onExit);
+    void proc.exited.then(() => process.off("exit", onExit));
     try {
       const deadline = Date.now() + START_DEADLINE_MS;
       await capture.until(() => capture.stderrText.includes("Capturing on"), deadline, "tshark to report \"Capturing on\"");
@@ -111,24 +121,27 @@ export class Capture implements AsyncDisposable {
   }
 
   /**
-   * Makes throwaway TCP connections to the port until tshark has printed a packet of one of them.
+   * Makes throwaway TCP connections to the port until tshark has printed the SYN of one of them.
    * Packets on `lo` reach the capture in order, so everything sent before that probe is in the
-   * capture too: call it after the traffic of interest and before `stop()`.
+   * capture too: call it after the traffic of interest and before `stop()`. A probe is recognised
+   * by its client port and a SYN time after the probe began, so an older connection that happened
+   * to use the same port cannot be mistaken for it.
    */
   async sync(deadline = Date.now() + START_DEADLINE_MS): Promise<void> {
-    const ports: number[] = [];
+    const probes: Array<{ port: number; since: number }> = [];
     let wait = FIRST_PROBE_WAIT_MS;
     for (;;) {
-      ports.push(await this.probe());
+      const since = Date.now();
+      probes.push({ port: await this.probe(), since });
       const next = Math.min(deadline, Date.now() + wait);
       wait = Math.min(MAX_PROBE_WAIT_MS, wait * 2);
       try {
-        await this.until(() => ports.some((port) => this.seenPorts.has(port)), next, "a probe packet");
+        await this.until(() => probes.some((probe) => (this.synTimes.get(probe.port) ?? 0) >= probe.since), next, "a probe's SYN");
         return;
       } catch (error) {
         if (Date.now() >= deadline || this.exitCode !== undefined) {
           throw new Error(
-            `tshark did not capture any of ${ports.length} probe connection(s) to port ${this.port}: ` +
+            `tshark did not capture any of ${probes.length} probe connection(s) to port ${this.port}: ` +
               `${(error as Error).message}\n${this.stderrText}`,
           );
         }
@@ -234,7 +247,10 @@ export class Capture implements AsyncDisposable {
         const line = partial.slice(0, newline);
         partial = partial.slice(newline + 1);
         this.packetLines++;
-        for (const field of line.split("\t")) if (/^\d+$/.test(field)) this.seenPorts.add(Number(field));
+        const [time, srcPort, dstPort, syn, ack] = line.split("\t");
+        if (Number(dstPort) === this.port && isSet(syn) && !isSet(ack)) {
+          this.synTimes.set(Number(srcPort), Math.max(this.synTimes.get(Number(srcPort)) ?? 0, Number(time) * 1000));
+        }
       }
       this.notify();
     }
@@ -250,6 +266,11 @@ export class Capture implements AsyncDisposable {
     }
     finish();
   }
+}
+
+/** A tshark boolean field as printed by -T fields ("1"/"True" when set, depending on the version). */
+function isSet(value: string | undefined): boolean {
+  return value === "1" || value === "True" || value === "true";
 }
 
 /** Runs `tshark -r FILE ...` to completion (bounded) and returns stdout; stderr only in errors. */
@@ -402,10 +423,15 @@ function preview(bytes: Uint8Array, at: number): string {
   return JSON.stringify(Buffer.from(bytes.subarray(at, at + 24)).toString("latin1"));
 }
 
-/** Which of `needles` occur (as UTF-8) anywhere in `haystack`. */
-export function findStrings(haystack: Uint8Array, needles: string[]): string[] {
+/** A string to look for as UTF-8 bytes, or labelled raw bytes (e.g. a certificate's DER). */
+export type Needle = string | { label: string; bytes: Uint8Array };
+
+/** Which of `needles` occur anywhere in `haystack` (strings as their UTF-8 bytes); labels for byte needles. */
+export function findStrings(haystack: Uint8Array, needles: Needle[]): string[] {
   const buffer = Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength);
-  return needles.filter((needle) => buffer.indexOf(Buffer.from(needle, "utf8")) >= 0);
+  return needles
+    .filter((needle) => buffer.indexOf(typeof needle === "string" ? Buffer.from(needle, "utf8") : needle.bytes) >= 0)
+    .map((needle) => (typeof needle === "string" ? needle : needle.label));
 }
 
 /** The raw bytes of the capture file. */
@@ -478,7 +504,7 @@ export interface CaptureReport {
 }
 
 /** Everything the capture check asserts on, gathered the same way for good and bad captures. */
-export async function inspectCapture(file: string, port: number, needles: string[]): Promise<CaptureReport> {
+export async function inspectCapture(file: string, port: number, needles: Needle[]): Promise<CaptureReport> {
   const bytes = await captureBytes(file);
   const numbers = (values: string[]) => [...new Set(values.map(Number))].sort((a, b) => a - b);
   const [nonTlsPackets, malformedPackets, contentTypes, opaqueTypes, handshakeTypes, clientHellos, helloRows, sizeRows, flows] =
