@@ -154,9 +154,16 @@ export class ChatClient {
       serverName: this.options.serverName,
       verification: this.options.verification,
     });
+    // The server sends `history` in the same write as `welcome`: listen from the start and
+    // replay what followed the welcome once the session is adopted.
+    const backlog: ServerFrame[] = [];
+    let adopted = false;
+    connection.onFrame((frame) => (adopted ? this.onFrame(frame) : backlog.push(frame)));
     try {
       const welcome = await this.authenticate(connection);
       this.adopt(connection, welcome);
+      adopted = true;
+      for (const frame of backlog.slice(backlog.indexOf(welcome) + 1)) this.onFrame(frame);
     } catch (error) {
       await connection.close();
       throw error;
@@ -197,7 +204,6 @@ export class ChatClient {
     this.lastRefill = Date.now();
     this.lastFrameAt = Date.now();
     this.backoff.reset();
-    connection.onFrame((frame) => this.onFrame(frame));
     connection.onClose((error) => this.onConnectionLost(connection, error));
     this.startPinging(connection);
     this.pump();

@@ -76,6 +76,8 @@ export class ClientConnection implements AsyncDisposable {
     const verification = options.verification;
     let settle!: { resolve(connection: ClientConnection): void; reject(error: Error): void };
     const ready = new Promise<ClientConnection>((resolve, reject) => (settle = { resolve, reject }));
+    // A refused TCP connect both throws from Bun.connect and rejects `ready`; the throw is reported.
+    ready.catch(() => undefined);
     let connection: ClientConnection | undefined;
     let failure: Error | undefined;
     const fail = (error: Error) => {

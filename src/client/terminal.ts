@@ -14,6 +14,13 @@ export interface TerminalOptions {
 /** Two Ctrl-C presses within this window quit. */
 export const DOUBLE_CTRL_C_MS = 2_000;
 
+/** Parts of node:readline's Interface (also present in Bun's) that the redraw depends on. */
+interface ReadlineInternals {
+  prevRows: number;
+  _writeToOutput(text: string): void;
+  _getDisplayPos(text: string): { cols: number; rows: number };
+}
+
 type Handlers = {
   line: (line: string) => void;
   quit: () => void;
@@ -21,6 +28,7 @@ type Handlers = {
 
 export class Terminal {
   private readonly rl: Interface;
+  private readonly internals: ReadlineInternals;
   private readonly output: NodeJS.WritableStream;
   private lastInterruptAt = 0;
   private held: string[] | undefined;
@@ -40,9 +48,9 @@ export class Terminal {
       historySize: 500,
     });
     // While a password is typed, echo nothing but the prompt.
-    const rl = this.rl as Interface & { _writeToOutput(text: string): void };
-    const write = rl._writeToOutput.bind(rl);
-    rl._writeToOutput = (text: string) => {
+    this.internals = this.rl as unknown as ReadlineInternals;
+    const write = this.internals._writeToOutput.bind(this.rl);
+    this.internals._writeToOutput = (text: string) => {
       if (!this.muted) write(text);
       else if (text.startsWith("\r\n") || text === "\n" || text === "\r\n") write(text);
     };
@@ -83,6 +91,8 @@ export class Terminal {
     cursorTo(this.output, 0);
     clearScreenDown(this.output);
     this.output.write(lines.join("\n") + "\n");
+    // We already moved above the input; readline must not move up again over what we printed.
+    this.internals.prevRows = 0;
     this.rl.prompt(true);
   }
 
@@ -115,12 +125,24 @@ export class Terminal {
   }
 
   private onLine(line: string): void {
+    this.eraseSubmittedLine(line);
     if (this.secret) {
       this.secret.resolve(line);
       return;
     }
     this.handlers.line(line);
     if (!this.closed && !this.secret) this.rl.prompt();
+  }
+
+  /** The submitted line is shown again as a formatted message (or its command's output). */
+  private eraseSubmittedLine(line: string): void {
+    const shown = this.muted ? "" : line;
+    const end = this.internals._getDisplayPos(this.rl.getPrompt() + shown);
+    // readline wrote "\r\n" after the line: it filled `rows` full rows, plus one partial row.
+    const rows = end.cols === 0 && end.rows > 0 ? end.rows : end.rows + 1;
+    moveCursor(this.output, 0, -rows);
+    cursorTo(this.output, 0);
+    clearScreenDown(this.output);
   }
 
   private onInterrupt(): void {

@@ -1,0 +1,187 @@
+// The compiled binary in a real terminal (tmux, 80×24): messages arriving while the user types are
+// printed above the input line without disturbing it (also when the input wraps), the typed line
+// is sent intact, and hostile text is shown visibly instead of driving the terminal.
+
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loggedIn, registerUsers, writeCa } from "../helpers/chat-support.ts";
+import { startHostileServer } from "../helpers/hostile-server.ts";
+import { startTestServer } from "../helpers/server.ts";
+import { tempDir, type TempDir } from "../helpers/tmp.ts";
+import { TmuxSession, tmuxAvailable } from "../helpers/tmux.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const BINARY = join(ROOT, "dist/tlschat");
+const ALICE = "alice-password";
+const BOB = "bob-password!";
+const TIME = String.raw`\[\d\d:\d\d\]`;
+
+function newestSourceMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSourceMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+const haveTmux = tmuxAvailable();
+if (!haveTmux) console.warn("SKIPPING test/chat/tmux.test.ts: `tmux` is not on PATH (apt-get install tmux)");
+
+beforeAll(() => {
+  if (!haveTmux) return;
+  const stale =
+    !existsSync(BINARY) ||
+    statSync(BINARY).mtimeMs < Math.max(newestSourceMtime(join(ROOT, "src")), statSync(join(ROOT, "build.sh")).mtimeMs);
+  if (!stale) return;
+  const build = Bun.spawnSync(["./build.sh"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`./build.sh failed (${build.exitCode}): ${build.stderr.toString()}`);
+}, 120_000);
+
+let sessions: TmuxSession[] = [];
+afterEach(() => {
+  for (const session of sessions) session.kill();
+  sessions = [];
+});
+
+/** Starts `tlschat chat` for `user` in a fresh 80×24 terminal with a clean environment. */
+function startChat(dir: TempDir, user: string, password: string, port: number, ca: string): TmuxSession {
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    TERM: "screen",
+    HOME: dir.path,
+    XDG_CONFIG_HOME: dir.file("config"),
+    TLSCHAT_PASSWORD: password,
+    NO_COLOR: "1",
+  };
+  const assignments = Object.entries(env).map(([name, value]) => `${name}='${value.replaceAll("'", "'\\''")}'`);
+  const session = TmuxSession.start(`env -i ${assignments.join(" ")} '${BINARY}' chat ${user}@localhost:${port} --ca '${ca}'`);
+  sessions.push(session);
+  return session;
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+const messageRow = (from: string, text: string) => new RegExp(`^${TIME} ${escape(from)}: ${escape(text)}$`);
+const indexOf = (rows: string[], pattern: RegExp) => rows.findIndex((row) => pattern.test(row));
+
+/** A server with alice and bob, bob logged in (raw client), and alice's chat at its prompt. */
+async function aliceAndBob(dir: TempDir) {
+  const server = await startTestServer();
+  const ca = await writeCa(dir, server);
+  await registerUsers(server, { alice: ALICE, bob: BOB });
+  const bob = await loggedIn(server, "bob", BOB);
+  const term = startChat(dir, "alice", ALICE, server.port, ca);
+  await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
+  await bob.next("join");
+  return {
+    server,
+    bob,
+    term,
+    async [Symbol.asyncDispose]() {
+      await bob.close();
+      await server.stop();
+    },
+  };
+}
+
+describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", () => {
+  test("messages arrive above a half-typed line, which stays intact and is sent whole", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir);
+    const { server, bob, term } = chat;
+    expect(term.content()[0]).toMatch(new RegExp(`^-- Connected to localhost:${server.port} \\(TLSv1\\.3 .*\\) as alice\\.`));
+
+    term.type("partial line typed");
+    await term.waitFor((rows) => rows.at(-1) === "alice> partial line typed", "the typed text");
+    for (const text of ["msg one", "msg two", "msg three"]) bob.send({ type: "say", text });
+    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "msg three")) >= 0, "bob's three messages");
+    expect(rows.at(-1)).toBe("alice> partial line typed");
+    const positions = ["msg one", "msg two", "msg three"].map((text) => indexOf(rows, messageRow("bob", text)));
+    expect(positions).toEqual([rows.length - 4, rows.length - 3, rows.length - 2]);
+    expect(rows.filter((row) => row.includes("partial line typed"))).toHaveLength(1);
+
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ from: "alice", text: "partial line typed" });
+    rows = await term.waitFor((r) => r.at(-1) === "alice>" && indexOf(r, messageRow("alice", "partial line typed")) >= 0, "alice's echo");
+
+    // Ctrl-D on an empty line quits cleanly.
+    term.press("C-d");
+    expect(await term.exited()).toBe(0);
+    expect((await bob.next("leave")).user).toBe("alice");
+  }, 20_000);
+
+  test("a typed line longer than the terminal is wide stays intact while messages arrive", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir);
+    const { bob, term } = chat;
+    bob.send({ type: "say", text: "earlier" });
+    await term.waitFor((r) => indexOf(r, messageRow("bob", "earlier")) >= 0, "the first message");
+
+    const long = Array.from({ length: 11 }, (_, i) => `${i}123456789`.slice(0, 10)).join("") + " end of the long line";
+    const shown = `alice> ${long}`;
+    expect(shown.length).toBeGreaterThan(80);
+    const wrapped = [shown.slice(0, 80), shown.slice(80)];
+    term.type(long);
+    await term.waitFor((r) => r.at(-1) === wrapped[1] && r.at(-2) === wrapped[0], "the wrapped input");
+    for (const text of ["wrap one", "wrap two", "wrap three"]) bob.send({ type: "say", text });
+    const rows = await term.waitFor(
+      (r) => ["wrap one", "wrap two", "wrap three"].every((text) => indexOf(r, messageRow("bob", text)) >= 0),
+      "three messages while the input is wrapped",
+    );
+    expect(rows.slice(-2)).toEqual(wrapped);
+    const positions = ["earlier", "wrap one", "wrap two", "wrap three"].map((text) => indexOf(rows, messageRow("bob", text)));
+    expect(positions).toEqual([rows.length - 6, rows.length - 5, rows.length - 4, rows.length - 3]);
+    expect(rows.slice(0, -2).filter((row) => row.includes("end of the long line"))).toEqual([]);
+
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ from: "alice", text: long });
+  }, 20_000);
+
+  test("a bidi override from another user is shown as a marker; an escape never gets through", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir);
+    const { bob, term } = chat;
+    bob.send({ type: "say", text: "first line" });
+    term.type("typing");
+    bob.send({ type: "say", text: "evil \u202ereversed" });
+    const rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "evil <U+202E>reversed")) >= 0, "the bidi message");
+    expect(rows.at(-1)).toBe("alice> typing");
+    // The server refuses control characters, so bob cannot clear alice's screen.
+    bob.send({ type: "say", text: "\u001b[2Jcleared?" });
+    expect(await bob.nextError()).toBe("invalid_text");
+    bob.send({ type: "say", text: "last line" });
+    const after = await term.waitFor((r) => indexOf(r, messageRow("bob", "last line")) >= 0, "the next message");
+    expect(indexOf(after, messageRow("bob", "first line"))).toBeGreaterThan(0);
+    expect(after.some((row) => row.includes("cleared?"))).toBe(false);
+    expect(after.at(-1)).toBe("alice> typing");
+  }, 20_000);
+
+  test("a hostile server's escape sequences and controls are shown, not obeyed", async () => {
+    await using dir = await tempDir();
+    await using hostile = await startHostileServer();
+    const caPath = dir.file("ca.pem");
+    await Bun.write(caPath, hostile.certPem);
+
+    const term = startChat(dir, "alice", ALICE, hostile.port, caPath);
+    await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
+    expect(await hostile.loggedIn).toBe("alice");
+    const ts = Date.now();
+    hostile.send({ type: "msg", id: 1, from: "mallory", text: "before the attack", ts });
+    await term.waitFor((rows) => indexOf(rows, messageRow("mallory", "before the attack")) >= 0, "the first message");
+    term.type("still typing");
+    await term.waitFor((rows) => rows.at(-1) === "alice> still typing", "the typed text");
+
+    hostile.send({ type: "msg", id: 2, from: "mallory", text: "\u001b[2J\u001b[Hgotcha \u202eevil\u0007 \u009b31m", ts });
+    hostile.send({ type: "msg", id: 3, from: "mal\u001b[31mlory", text: "fake name", ts });
+    hostile.send({ type: "dm", from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
+    const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")), "the hostile frames");
+
+    expect(indexOf(rows, messageRow("mallory", "before the attack"))).toBeGreaterThan(0);
+    expect(indexOf(rows, messageRow("mallory", "^[[2J^[[Hgotcha <U+202E>evil^G <U+009B>31m"))).toBeGreaterThan(0);
+    expect(indexOf(rows, messageRow("mal<U+001B><U+005B>31mlory", "fake name"))).toBeGreaterThan(0);
+    expect(rows).toContainEqual(expect.stringMatching(new RegExp(`^${TIME} \\[dm\\] mallory → you: ${escape("dm ^[]0;title^G ^M^Jspoofed: line")}$`)));
+    expect(rows.at(-1)).toBe("alice> still typing");
+    expect(rows.filter((row) => row.startsWith("spoofed"))).toEqual([]);
+  }, 30_000);
+});
