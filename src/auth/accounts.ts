@@ -30,7 +30,7 @@ export class AccountService implements Accounts {
     private readonly policy: AccountPolicy,
   ) {}
 
-  async register(user: string, password: string): Promise<string> {
+  async register(user: string, password: string, _address: string, signal?: AbortSignal): Promise<string> {
     checkUsername(user);
     checkPassword(password, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
     const key = userKey(user);
@@ -40,7 +40,7 @@ export class AccountService implements Accounts {
     }
     this.registering.add(key);
     try {
-      const hash = await this.hasher.hash(password);
+      const hash = await this.hasher.hash(password, signal);
       await this.store.add({ name: user, hash, epoch: 0, createdAt: this.policy.now() });
       return user;
     } finally {
@@ -48,11 +48,11 @@ export class AccountService implements Accounts {
     }
   }
 
-  async login(user: string, password: string, address: string): Promise<LoginResult> {
+  async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
     this.throttle.check(address, throttleKey);
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    const matches = record ? await this.verify(password, record.hash) : await this.hasher.verifyDummy(password);
+    const matches = record ? await this.verify(password, record.hash, signal) : await this.hasher.verifyDummy(password, signal);
     if (!record || !matches) {
       this.throttle.recordFailure(address, throttleKey);
       throw new ChatError("auth_failed", AUTH_FAILED);
@@ -68,16 +68,16 @@ export class AccountService implements Accounts {
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
-  async changePassword(user: string, oldPassword: string, newPassword: string, address: string): Promise<string> {
+  async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
     checkPassword(newPassword, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
     const key = userKey(user);
     this.throttle.check(address, key);
     const record = this.store.get(user);
-    if (!record || !(await this.verify(oldPassword, record.hash))) {
+    if (!record || !(await this.verify(oldPassword, record.hash, signal))) {
       this.throttle.recordFailure(address, key);
       throw new ChatError("auth_failed", "The old password is wrong");
     }
-    const hash = await this.hasher.hash(newPassword);
+    const hash = await this.hasher.hash(newPassword, signal);
     const current = this.store.get(user) ?? record;
     const epoch = current.epoch + 1;
     await this.store.update({ ...current, hash, epoch });
@@ -88,11 +88,11 @@ export class AccountService implements Accounts {
     return issueToken(this.store.secret, user, epoch, this.policy.now() + this.policy.tokenTtlMs);
   }
 
-  private async verify(password: string, hash: string): Promise<boolean> {
+  private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {
     // Passwords longer than any that can be registered cannot match; skip the work they'd cost.
     if (password.length > this.policy.maxPasswordBytes) return false;
     try {
-      return await this.hasher.verify(password, hash);
+      return await this.hasher.verify(password, hash, signal);
     } catch (error) {
       if (error instanceof ChatError) throw error;
       return false; // An unreadable hash in the store: nobody can log in with it.

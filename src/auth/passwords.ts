@@ -12,11 +12,15 @@ import { ChatError } from "../protocol/errors.ts";
 export const ARGON2_MEMORY_KIB = 19_456;
 export const ARGON2_TIME_COST = 2;
 
+/**
+ * Each call may pass the requester's AbortSignal: work still queued when its connection has gone
+ * is dropped instead of burning ~35 ms of CPU for nobody.
+ */
 export interface PasswordHasher {
-  hash(password: string): Promise<string>;
-  verify(password: string, phc: string): Promise<boolean>;
+  hash(password: string, signal?: AbortSignal): Promise<string>;
+  verify(password: string, phc: string, signal?: AbortSignal): Promise<boolean>;
   /** Burns the same time as a real verification, for logins of users that do not exist. */
-  verifyDummy(password: string): Promise<false>;
+  verifyDummy(password: string, signal?: AbortSignal): Promise<false>;
 }
 
 export class BoundedHasher implements PasswordHasher {
@@ -29,19 +33,20 @@ export class BoundedHasher implements PasswordHasher {
     private readonly maxQueued: number,
   ) {}
 
-  hash(password: string): Promise<string> {
-    return this.limited(() =>
-      Bun.password.hash(password, { algorithm: "argon2id", memoryCost: ARGON2_MEMORY_KIB, timeCost: ARGON2_TIME_COST }),
+  hash(password: string, signal?: AbortSignal): Promise<string> {
+    return this.limited(
+      () => Bun.password.hash(password, { algorithm: "argon2id", memoryCost: ARGON2_MEMORY_KIB, timeCost: ARGON2_TIME_COST }),
+      signal,
     );
   }
 
-  verify(password: string, phc: string): Promise<boolean> {
-    return this.limited(() => Bun.password.verify(password, phc));
+  verify(password: string, phc: string, signal?: AbortSignal): Promise<boolean> {
+    return this.limited(() => Bun.password.verify(password, phc), signal);
   }
 
-  async verifyDummy(password: string): Promise<false> {
+  async verifyDummy(password: string, signal?: AbortSignal): Promise<false> {
     this.dummyHash ??= this.hash(crypto.randomUUID());
-    await this.verify(password, await this.dummyHash);
+    await this.verify(password, await this.dummyHash, signal);
     return false;
   }
 
@@ -50,7 +55,7 @@ export class BoundedHasher implements PasswordHasher {
     this.dummyHash ??= this.hash(crypto.randomUUID());
   }
 
-  private async limited<T>(work: () => Promise<T>): Promise<T> {
+  private async limited<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     if (this.running >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
         throw new ChatError("server_busy", "Too many logins in progress; try again shortly");
@@ -60,6 +65,7 @@ export class BoundedHasher implements PasswordHasher {
       this.running += 1;
     }
     try {
+      if (signal?.aborted) throw new ChatError("timeout", "The connection closed before its turn came");
       return await work();
     } finally {
       // Hand the slot straight to the next waiter so `running` never dips and lets a newcomer jump the queue.

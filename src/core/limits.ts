@@ -5,9 +5,6 @@
 export const MAX_LINE_BYTES = 16 * 1024;
 /** Longest room message or dm text, in Unicode code points. */
 export const MAX_TEXT_CHARS = 4096;
-/** Username length bounds, in characters (ASCII only, so also bytes). */
-export const MIN_USER_CHARS = 1;
-export const MAX_USER_CHARS = 32;
 /** Password length bounds, in UTF-8 bytes. */
 export const MIN_PASSWORD_BYTES = 8;
 export const MAX_PASSWORD_BYTES = 1024;
@@ -46,7 +43,10 @@ export const LOGIN_BACKOFF_MAX_MS = 5 * 60_000;
 /** Failures are forgotten after this long without another one. */
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 
-/** Password hashes computed at once (each is ~200 ms of one core), and how many may wait. */
+/**
+ * Password hashes computed at once (each ~35 ms of one core), and how many may wait: about what
+ * the hasher finishes within AUTH_TIMEOUT_MS, so a queued login is not left to time out.
+ */
 export const MAX_CONCURRENT_HASHES = 2;
 export const MAX_QUEUED_HASHES = 256;
 

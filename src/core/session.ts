@@ -16,10 +16,11 @@ export interface LoginResult {
 
 /** Account operations; every failure is a ChatError whose code goes on the wire. */
 export interface Accounts {
-  register(user: string, password: string, address: string): Promise<string>;
-  login(user: string, password: string, address: string): Promise<LoginResult>;
+  /** `signal` aborts when the connection goes, so queued password hashing can be skipped. */
+  register(user: string, password: string, address: string, signal: AbortSignal): Promise<string>;
+  login(user: string, password: string, address: string, signal: AbortSignal): Promise<LoginResult>;
   resume(user: string, token: string, address: string): LoginResult;
-  changePassword(user: string, oldPassword: string, newPassword: string, address: string): Promise<string>;
+  changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
 }
 
 /** What a session reports for the server's log. */
@@ -65,6 +66,7 @@ export class Session {
   private busy = false;
   private pending: Uint8Array[] = [];
   private closed = false;
+  private readonly gone = new AbortController();
 
   constructor(
     readonly peer: Peer,
@@ -100,6 +102,7 @@ export class Session {
   /** The connection is gone: leave the room and drop anything still waiting. */
   ended(): void {
     this.closed = true;
+    this.gone.abort();
     this.pending = [];
     if (this.user !== undefined) this.deps.room.leave(this.user, this.peer);
   }
@@ -185,13 +188,13 @@ export class Session {
       if (!session.deps.allowRegistration) {
         throw new ChatError("registration_closed", "This server does not accept registrations");
       }
-      const user = await session.deps.accounts.register(frame.user, frame.password, session.address);
+      const user = await session.deps.accounts.register(frame.user, frame.password, session.address, session.gone.signal);
       session.deps.events.registered(session, user);
       session.reply({ type: "registered", user });
     },
     login: async (session, frame) => {
       session.requireAnonymous();
-      const result = await session.deps.accounts.login(frame.user, frame.password, session.address);
+      const result = await session.deps.accounts.login(frame.user, frame.password, session.address, session.gone.signal);
       session.enterRoom(result, "password");
     },
     resume: (session, frame) => {
@@ -213,7 +216,7 @@ export class Session {
       session.reply(frame.id === undefined ? { type: "pong" } : { type: "pong", id: frame.id });
     },
     passwd: async (session, frame) => {
-      const token = await session.deps.accounts.changePassword(session.user!, frame.old, frame.new, session.address);
+      const token = await session.deps.accounts.changePassword(session.user!, frame.old, frame.new, session.address, session.gone.signal);
       session.reply({ type: "password_changed", token });
     },
     quit: (session) => {

@@ -20,6 +20,16 @@ describe("BoundedHasher", () => {
     expect(outcomes.filter((outcome) => outcome === "server_busy")).toHaveLength(3);
   });
 
+  test("work whose connection has gone is dropped from the queue, not computed", async () => {
+    const hasher = new BoundedHasher(1, 10);
+    const running = hasher.hash("first password");
+    const gone = new AbortController();
+    const queued = hasher.hash("second password", gone.signal);
+    gone.abort();
+    expect(await queued.catch((error: ChatError) => error.code)).toBe("timeout");
+    expect(await hasher.verify("first password", await running)).toBe(true);
+  });
+
   test("hashing does not block the event loop", async () => {
     const hasher = new BoundedHasher(2, 10);
     let ticks = 0;
