@@ -50,14 +50,9 @@ export class AccountService implements Accounts {
 
   async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
-    this.throttle.check(address, throttleKey);
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    const matches = record ? await this.verify(password, record.hash, signal) : await this.hasher.verifyDummy(password, signal);
-    if (!record || !matches) {
-      this.throttle.recordFailure(address, throttleKey);
-      throw new ChatError("auth_failed", AUTH_FAILED);
-    }
-    this.throttle.recordSuccess(throttleKey);
+    const matches = await this.checkPassword(address, throttleKey, password, record?.hash);
+    if (!record || !matches) throw new ChatError("auth_failed", AUTH_FAILED);
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
@@ -70,11 +65,8 @@ export class AccountService implements Accounts {
 
   async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
     checkPassword(newPassword, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
-    const key = userKey(user);
-    this.throttle.check(address, key);
     const record = this.store.get(user);
-    if (!record || !(await this.verify(oldPassword, record.hash, signal))) {
-      this.throttle.recordFailure(address, key);
+    if (!record || !(await this.checkPassword(address, userKey(user), oldPassword, record.hash, signal))) {
       throw new ChatError("auth_failed", "The old password is wrong");
     }
     const hash = await this.hasher.hash(newPassword, signal);
@@ -86,6 +78,23 @@ export class AccountService implements Accounts {
 
   private tokenFor(user: string, epoch: number): string {
     return issueToken(this.store.secret, user, epoch, this.policy.now() + this.policy.tokenTtlMs);
+  }
+
+  /**
+   * Verifies a password under the throttle; without a stored hash (unknown user) it burns the
+   * same time on a dummy hash, so the answer's timing does not tell whether the user exists.
+   */
+  private async checkPassword(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
+    this.throttle.begin(address, throttleKey);
+    let matches: boolean;
+    try {
+      matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
+    } catch (error) {
+      this.throttle.settle(address, throttleKey, false);
+      throw error;
+    }
+    if (matches) this.throttle.settle(address, throttleKey, true);
+    return matches;
   }
 
   private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {

@@ -187,9 +187,9 @@ async function writeAtomically(path: string, contents: string): Promise<void> {
 }
 
 async function load(path: string): Promise<{ secret: Uint8Array; users: Map<string, UserRecord>; created: boolean }> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await readFile(path, "utf8");
+    bytes = await readFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
       return { secret: randomBytes(SECRET_BYTES), users: new Map(), created: true };
@@ -200,9 +200,11 @@ async function load(path: string): Promise<{ secret: Uint8Array; users: Map<stri
     new StoreError(`The account store ${path} is corrupt (${why}); it was left untouched — restore it from a backup or move it away`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // Fatal decoding: a lenient one would turn bad bytes into U+FFFD and the next write would
+    // make that loss permanent.
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
-    throw corrupt("not valid JSON");
+    throw corrupt("not valid UTF-8 JSON");
   }
   if (typeof parsed !== "object" || parsed === null) throw corrupt("not a JSON object");
   const file = parsed as Partial<StoreFile>;

@@ -1,6 +1,6 @@
 // Failed-login throttling per address and per user: a few free failures, then a delay that
 // doubles with each further failure. A throttled attempt is refused before any hashing, so
-// brute force costs the server almost nothing.
+// brute force costs the server almost nothing, however many connections it uses.
 
 import { ChatError } from "../protocol/errors.ts";
 
@@ -28,17 +28,17 @@ export class LoginThrottle {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Throws `throttled` if either the address or the user must wait. */
-  check(address: string, user: string): void {
+  /**
+   * Starts a password attempt: throws `throttled` if the address or the user must wait, else
+   * counts the attempt as a failure right away. Counting before the slow hash means parallel
+   * guesses on many connections are throttled as if they came one after another.
+   */
+  begin(address: string, user: string): void {
     const now = this.now();
     const waitMs = Math.max(this.remaining(`ip:${address}`, now), this.remaining(`user:${user}`, now));
     if (waitMs > 0) {
       throw new ChatError("throttled", `Too many failed logins; try again in ${Math.ceil(waitMs / 1000)} s`);
     }
-  }
-
-  recordFailure(address: string, user: string): void {
-    const now = this.now();
     for (const key of [`ip:${address}`, `user:${user}`]) {
       const entry = this.fresh(key, now) ?? { count: 0, lastAt: now, blockedUntil: 0 };
       entry.count += 1;
@@ -56,9 +56,18 @@ export class LoginThrottle {
     }
   }
 
-  /** A correct password clears the user's record; the address keeps its history. */
-  recordSuccess(user: string): void {
-    this.entries.delete(`user:${user}`);
+  /**
+   * Takes back the failure `begin` counted: the password was right (the user's record is then
+   * cleared), or the attempt never got to be checked (server busy, connection gone).
+   */
+  settle(address: string, user: string, passwordWasRight: boolean): void {
+    if (passwordWasRight) this.entries.delete(`user:${user}`);
+    for (const key of passwordWasRight ? [`ip:${address}`] : [`ip:${address}`, `user:${user}`]) {
+      const entry = this.entries.get(key);
+      if (!entry) continue;
+      entry.count = Math.max(0, entry.count - 1);
+      if (entry.count <= this.policy.freeFailures) entry.blockedUntil = 0;
+    }
   }
 
   private remaining(key: string, now: number): number {

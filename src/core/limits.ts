@@ -50,8 +50,9 @@ export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 export const MAX_CONCURRENT_HASHES = 2;
 export const MAX_QUEUED_HASHES = 256;
 
-/** Room messages kept in memory and sent on login. */
+/** Room messages kept in memory and sent on login, by count and by encoded size. */
 export const HISTORY_SIZE = 100;
+export const HISTORY_MAX_BYTES = 256 * 1024;
 
 /** Resume tokens stay valid this long. */
 export const RESUME_TOKEN_TTL_MS = 24 * 60 * 60_000;

@@ -20,13 +20,19 @@ export function encodeToBytes(frame: ServerFrame): Uint8Array {
 
 export class Room {
   private readonly online = new Map<string, OnlineUser>();
-  private readonly history: RoomMessage[] = [];
+  private readonly history: Array<{ message: RoomMessage; bytes: number }> = [];
+  private historyBytes = 0;
   private nextMessageId = 1;
   private connections = 0;
 
+  /**
+   * History is bounded by count and by encoded size: the whole history goes out in one frame at
+   * login, and it must fit a connection's outbound allowance with room to spare.
+   */
   constructor(
     private readonly historySize: number,
     private readonly now: () => number = Date.now,
+    private readonly historyMaxBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Adds a logged-in connection. Others hear `join` only for a user's first connection. */
@@ -56,9 +62,12 @@ export class Room {
   /** Relays a room message to every logged-in connection except the sending one. */
   say(from: string, sender: Peer, text: string): RoomMessage {
     const message: RoomMessage = { type: "msg", id: this.nextMessageId++, from, text, ts: this.now() };
-    this.history.push(message);
-    if (this.history.length > this.historySize) this.history.shift();
-    this.broadcast(message, sender);
+    const bytes = this.broadcast(message, sender);
+    this.history.push({ message, bytes });
+    this.historyBytes += bytes;
+    while (this.history.length > this.historySize || this.historyBytes > this.historyMaxBytes) {
+      this.historyBytes -= this.history.shift()!.bytes;
+    }
     return message;
   }
 
@@ -79,18 +88,19 @@ export class Room {
   }
 
   recentMessages(): RoomMessage[] {
-    return this.history.slice();
+    return this.history.map((entry) => entry.message);
   }
 
   get onlineConnections(): number {
     return this.connections;
   }
 
-  /** Sends one frame to every logged-in connection (used for server notices such as shutdown). */
-  broadcast(frame: ServerFrame, except?: Peer): void {
+  /** Sends one frame to every logged-in connection but `except`; returns its encoded size. */
+  broadcast(frame: ServerFrame, except?: Peer): number {
     const bytes = encodeToBytes(frame);
     for (const user of this.online.values()) {
       for (const peer of user.peers) if (peer !== except) peer.send(bytes);
     }
+    return bytes.length;
   }
 }

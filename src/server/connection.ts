@@ -57,10 +57,15 @@ export class Connection implements Peer {
   send(frame: Uint8Array): void {
     if (this.closing || this.ended) return;
     if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
-      this.reason = "slow_consumer";
-      this.host.slowConsumer(this);
-      this.terminate();
-      return;
+      // Over the cap only counts against the peer if the socket is refusing bytes; a big burst
+      // queued within one turn is written out now instead.
+      if (!this.waitingForDrain) this.flush();
+      if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
+        this.reason = "slow_consumer";
+        this.host.slowConsumer(this);
+        this.terminate();
+        return;
+      }
     }
     this.enqueue(frame);
   }
@@ -116,7 +121,6 @@ export class Connection implements Peer {
 
   /** Writes as much of the queue as the socket takes, in batches of up to `maxWriteBytes`. */
   flush(): void {
-    this.flushScheduled = false;
     if (this.ended || this.waitingForDrain || !this.handshakeDone) return;
     while (this.queuedBytes > 0) {
       const batch = this.takeBatch();
@@ -141,6 +145,12 @@ export class Connection implements Peer {
       this.flushScheduled = true;
       this.host.scheduleFlush(this);
     }
+  }
+
+  /** Called by the host at the end of the turn in which this connection asked for a flush. */
+  flushScheduledWrites(): void {
+    this.flushScheduled = false;
+    this.flush();
   }
 
   private takeBatch(): Uint8Array {

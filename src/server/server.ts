@@ -88,7 +88,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     tokenTtlMs: limits.RESUME_TOKEN_TTL_MS,
     now,
   });
-  const room = new Room(config.historySize, now);
+  // A quarter of the outbound allowance: the history frame plus live traffic at login must fit.
+  const room = new Room(config.historySize, now, Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)));
   const connections = new Set<Connection>();
   const perAddress = new Map<string, number>();
   let nextId = 1;
@@ -114,7 +115,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const flushDirty = () => {
     const batch = dirty;
     dirty = [];
-    for (const connection of batch) connection.flush();
+    for (const connection of batch) connection.flushScheduledWrites();
   };
   const host: ConnectionHost = {
     maxLineBytes: limits.MAX_LINE_BYTES,
@@ -178,7 +179,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       handshake(socket, success) {
         // Never speak the protocol outside TLS: no version means no TLS session.
         if (!success || !socket.getTLSVersion()) {
-          socket.data.reason = "tls_failed";
+          // A connection already being closed (login timeout, server full) keeps that reason.
+          if (socket.data.isOpen) socket.data.reason = "tls_failed";
           socket.data.terminate();
           return;
         }

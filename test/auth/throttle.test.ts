@@ -3,47 +3,85 @@ import { LoginThrottle } from "../../src/auth/throttle.ts";
 
 const policy = { freeFailures: 2, baseDelayMs: 1_000, maxDelayMs: 8_000, windowMs: 60_000, maxEntries: 100 };
 
+/** A wrong password: `begin` counts the failure and nothing takes it back. */
+function fail(throttle: LoginThrottle, address: string, user: string): void {
+  throttle.begin(address, user);
+}
+
 describe("LoginThrottle", () => {
   test("allows the free failures, then delays double up to the cap", () => {
     const clock = { now: 0 };
     const throttle = new LoginThrottle(policy, () => clock.now);
-    throttle.recordFailure("1.1.1.1", "alice");
-    throttle.recordFailure("1.1.1.1", "alice");
-    expect(() => throttle.check("1.1.1.1", "alice")).not.toThrow();
-    throttle.recordFailure("1.1.1.1", "alice");
-    expect(() => throttle.check("1.1.1.1", "alice")).toThrow("try again in 1 s");
+    fail(throttle, "1.1.1.1", "alice");
+    fail(throttle, "1.1.1.1", "alice");
+    fail(throttle, "1.1.1.1", "alice");
+    expect(() => throttle.begin("1.1.1.1", "alice")).toThrow("try again in 1 s");
     clock.now = 1_000;
-    expect(() => throttle.check("1.1.1.1", "alice")).not.toThrow();
-    for (let i = 0; i < 10; i++) throttle.recordFailure("1.1.1.1", "alice");
-    expect(() => throttle.check("1.1.1.1", "alice")).toThrow("try again in 8 s");
+    for (let i = 0; i < 10; i++) {
+      fail(throttle, "1.1.1.1", "alice");
+      clock.now += 8_000;
+    }
+    fail(throttle, "1.1.1.1", "alice");
+    expect(() => throttle.begin("1.1.1.1", "alice")).toThrow("try again in 8 s");
+  });
+
+  test("attempts still being checked count: parallel guesses are throttled like serial ones", () => {
+    const throttle = new LoginThrottle(policy, () => 0);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      try {
+        throttle.begin("1.1.1.1", "alice");
+        outcomes.push("checked");
+      } catch {
+        outcomes.push("throttled");
+      }
+    }
+    expect(outcomes.filter((outcome) => outcome === "checked")).toHaveLength(3);
   });
 
   test("throttles by user from any address and by address for any user", () => {
     const throttle = new LoginThrottle(policy, () => 0);
-    for (const address of ["a", "b", "c"]) throttle.recordFailure(address, "alice");
-    expect(() => throttle.check("d", "alice")).toThrow();
-    for (const user of ["u1", "u2", "u3"]) throttle.recordFailure("e", user);
-    expect(() => throttle.check("e", "someone-else")).toThrow();
-    expect(() => throttle.check("f", "bob")).not.toThrow();
+    for (const address of ["a", "b", "c"]) fail(throttle, address, "alice");
+    expect(() => throttle.begin("d", "alice")).toThrow();
+    for (const user of ["u1", "u2", "u3"]) fail(throttle, "e", user);
+    expect(() => throttle.begin("e", "someone-else")).toThrow();
+    expect(() => throttle.begin("f", "bob")).not.toThrow();
   });
 
-  test("a success clears the user's record; old failures are forgotten after the window", () => {
+  test("a right password clears the user's record and takes back the address's count", () => {
+    const throttle = new LoginThrottle(policy, () => 0);
+    fail(throttle, "x", "alice");
+    fail(throttle, "x", "alice");
+    throttle.begin("x", "alice");
+    throttle.settle("x", "alice", true);
+    // Two failures remain on the address, none on the user: one more of each is still free.
+    throttle.begin("y", "alice");
+    throttle.settle("y", "alice", true);
+    fail(throttle, "x", "bob");
+    expect(() => throttle.begin("x", "carol")).toThrow();
+  });
+
+  test("an attempt that was never checked (server busy) is not held against anyone", () => {
+    const throttle = new LoginThrottle(policy, () => 0);
+    for (let i = 0; i < 10; i++) {
+      throttle.begin("x", "alice");
+      throttle.settle("x", "alice", false);
+    }
+    expect(() => throttle.begin("x", "alice")).not.toThrow();
+  });
+
+  test("old failures are forgotten after the window", () => {
     const clock = { now: 0 };
     const throttle = new LoginThrottle(policy, () => clock.now);
-    throttle.recordFailure("x", "alice");
-    throttle.recordFailure("y", "alice");
-    throttle.recordSuccess("alice");
-    throttle.recordFailure("z", "alice");
-    expect(() => throttle.check("w", "alice")).not.toThrow();
-    for (let i = 0; i < 3; i++) throttle.recordFailure("q", "bob");
+    for (let i = 0; i < 3; i++) fail(throttle, "q", "bob");
+    expect(() => throttle.begin("q", "bob")).toThrow();
     clock.now = 61_000 + 8_000;
-    expect(() => throttle.check("q", "bob")).not.toThrow();
+    expect(() => throttle.begin("q", "bob")).not.toThrow();
   });
 
   test("memory is bounded by maxEntries", () => {
     const throttle = new LoginThrottle({ ...policy, maxEntries: 10 }, () => 0);
-    for (let i = 0; i < 1_000; i++) throttle.recordFailure(`ip${i}`, `user${i}`);
-    // The earliest users were evicted, so they are no longer throttled even after 3 failures each.
+    for (let i = 0; i < 1_000; i++) fail(throttle, `ip${i}`, `user${i}`);
     expect((throttle as unknown as { entries: Map<string, unknown> }).entries.size).toBeLessThanOrEqual(10);
   });
 });

@@ -48,7 +48,7 @@ describe("tlschat serve (the real process)", () => {
     await writeFile(dir.file("data/users.json"), '{"format":"tlschat-users", oops');
     await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path });
     expect(await server.exited).toBe(1);
-    expect(server.stderr()).toContain("is corrupt (not valid JSON)");
+    expect(server.stderr()).toContain("is corrupt (not valid UTF-8 JSON)");
     expect(server.stderr()).not.toContain("listening");
     expect(await readFile(dir.file("data/users.json"), "utf8")).toBe('{"format":"tlschat-users", oops');
   });

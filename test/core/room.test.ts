@@ -99,3 +99,17 @@ describe("Room", () => {
     expect(received[0]).toBe(received[1]!);
   });
 });
+
+describe("Room history by size", () => {
+  test("drops the oldest messages once the encoded history exceeds its byte budget", () => {
+    const room = new Room(100, () => 1, 1_000);
+    const alice: Peer = { id: 1, send() {}, close() {} };
+    room.join("alice", alice);
+    for (let i = 0; i < 20; i++) room.say("alice", alice, `message ${i} ${"x".repeat(100)}`);
+    const kept = room.recentMessages();
+    const size = kept.reduce((total, message) => total + JSON.stringify(message).length + 1, 0);
+    expect(size).toBeLessThanOrEqual(1_000);
+    expect(kept.length).toBeGreaterThan(3);
+    expect(kept.at(-1)!.text).toStartWith("message 19 ");
+  });
+});

@@ -207,7 +207,7 @@ export class HostileClient implements AsyncDisposable {
     return this.closedAt - this.openedAt;
   }
 
-  /** The next frame (after index `from`) matching `predicate`, waiting up to `timeoutMs`. */
+  /** Takes the first received frame matching `predicate`, waiting up to `timeoutMs` for it. */
   async waitFrame(predicate: (frame: Frame) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS, what = "a frame"): Promise<Frame> {
     const deadline = performance.now() + timeoutMs;
     let checked = 0;
@@ -389,7 +389,7 @@ export class Bystanders implements AsyncDisposable {
     this.users = [senderName, receiverName];
   }
 
-  /** Registers and logs in two fresh users (from 127.0.0.1 unless `localAddress`... is not needed). */
+  /** Registers and logs in two fresh users, both connected from 127.0.0.1. */
   static async start(server: TestServer): Promise<Bystanders> {
     const n = ++bystanderCounter;
     const senderName = `bysend${n}`;
@@ -437,14 +437,20 @@ export class Bystanders implements AsyncDisposable {
   /** Runs `attack` with bystander traffic going on, then checks delivery and a burst after it. */
   async during<T>(attack: () => Promise<T>): Promise<T> {
     const traffic = this.startTraffic();
-    let result: T;
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
     try {
-      result = await attack();
-    } finally {
-      await traffic.stop();
+      outcome = { ok: true, value: await attack() };
+    } catch (error) {
+      outcome = { ok: false, error };
     }
+    // The attack's own failure is the more telling one; report it first.
+    const stopped = traffic.stop().catch((error: unknown) => {
+      if (outcome.ok) throw error;
+    });
+    await stopped;
+    if (!outcome.ok) throw outcome.error;
     await this.exchange(10);
-    return result;
+    return outcome.value;
   }
 
   private async expectReceived(tag: string, n: number): Promise<void> {
