@@ -77,8 +77,8 @@ describe("brute force", () => {
   });
 
   test("20 simultaneous wrong-password logins for one user (one per connection): at most freeFailures + 1 are hashed", async () => {
-    // The throttle checks before hashing and records the failure after it; attempts in flight
-    // at the same time must not all slip through the check.
+    // Attempts in flight at the same time must not all slip past the throttle while their hashes
+    // run: each attempt counts as a failure from the moment it starts.
     await using server = await startTestServer({ limits: { throttle } });
     await using bystanders = await Bystanders.start(server);
     await registerUser(server, "victim", "victim-password");
