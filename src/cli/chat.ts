@@ -38,7 +38,7 @@ export function chatCommand(io: CliIO, exit: ExitCode): Command {
       .description("chat in the room (interactive on a terminal, line-based in scripts)")
       .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
   )
-    .option("--json", "print every received frame as one JSON line (scripts)")
+    .option("--json", "print received chat frames (msg, history, dm, join, leave, who, error) as JSON lines")
     .addOption(new Option("--send <text>", "send one message and exit"))
     .option("--bell", "ring the terminal bell when someone mentions you")
     .option("--no-history", "do not print the recent messages sent on login")
@@ -132,7 +132,11 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   const commands = defaultCommands({ maxTextChars: MAX_TEXT_CHARS });
   const context: CommandContext = {
     send: (frame) => client.send(frame),
-    print: (line) => printLine(io.stderr, line),
+    print: (line, kind) => {
+      // A line the client refused to send (bad text, unknown command) fails the script.
+      if (kind === "error") refusals += 1;
+      printLine(io.stderr, line);
+    },
     lastDmFrom: () => undefined,
     changePassword: () => Promise.reject(new Error("/passwd needs a terminal")),
     quit: () => undefined,
@@ -144,8 +148,7 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
     for await (const line of lines) {
       if (lostError) break;
       if (line.trim() === "/quit" || line.trim() === "/exit") break;
-      const result = await commands.dispatch(line, context);
-      if (result === "local") refusals += 1;
+      await commands.dispatch(line, context);
     }
   } finally {
     io.signal.removeEventListener("abort", onAbort);

@@ -1,6 +1,7 @@
 // Option parsers shared by the subcommands: they turn bad values into commander usage errors.
 
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
+import { CliError, EXIT_USAGE } from "./io.ts";
 
 export function parsePort(value: string): number {
   const port = Number(value);
@@ -20,4 +21,27 @@ export function positiveSeconds(value: string): number {
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError("expected a positive number of seconds");
   return seconds;
+}
+
+const ENV_TRUE = new Set(["1", "true", "yes", "on"]);
+const ENV_FALSE = new Set(["", "0", "false", "no", "off"]);
+
+/**
+ * Commander turns a boolean option on when its environment variable merely exists, so
+ * TLSCHAT_INSECURE=0 would switch verification off. Before an action runs, read such variables
+ * strictly: true/1/yes/on set the flag, false/0/no/off/empty leave it unset, anything else is a
+ * usage error.
+ */
+export function readBooleanEnvStrictly(command: Command, env: Record<string, string | undefined>): void {
+  for (const option of command.options) {
+    if (option.required || option.optional || option.envVar === undefined) continue;
+    const name = option.attributeName();
+    if (command.getOptionValueSource(name) !== "env") continue;
+    const raw = (env[option.envVar] ?? "").trim().toLowerCase();
+    if (ENV_TRUE.has(raw)) continue;
+    if (!ENV_FALSE.has(raw)) {
+      throw new CliError(`${option.envVar} must be true/1/yes/on or false/0/no/off, not "${env[option.envVar]}"`, EXIT_USAGE);
+    }
+    command.setOptionValueWithSource(name, option.negate ? true : undefined, "default");
+  }
 }

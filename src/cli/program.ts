@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { chatCommand } from "./chat.ts";
 import { gencertCommand } from "./gencert.ts";
 import { CliError, EXIT_FAILURE, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
+import { readBooleanEnvStrictly } from "./options.ts";
 import { registerCommand } from "./register.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./version.ts";
@@ -20,6 +21,8 @@ export function createProgram(io: CliIO, exit: ExitCode): Command {
     .version(VERSION, "-V, --version", "print the version and exit")
     .option("--debug", "print stack traces on failure")
     .showHelpAfterError(false)
+    // Commander reads option variables from process.env, so the strict reading does too.
+    .hook("preAction", (_program, action) => readBooleanEnvStrictly(action, process.env))
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),

@@ -41,7 +41,7 @@ the first line of stdin when stdin is not a terminal.
 Examples:
   tlschat register alice@chat.example.com:7443 --ca server-cert.pem
   printf 'correct horse battery\\n' | tlschat register bob --trust-new
-  tlschat register --db data/users.json carol        (server stopped or run with --no-registration)`,
+  tlschat register --db data/users.json carol        (no server may be running on that store)`,
     )
     .action(async (user: string | undefined, opts: RegisterOptions) => {
       exit.value = await runRegister(user, opts, io);
@@ -58,7 +58,8 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   } catch (error) {
     throw new CliError((error as ChatError).message, EXIT_USAGE);
   }
-  // Verify the server before asking for a password, so nobody types one for an impostor.
+  // The password is asked before connecting (a server would not wait while it is typed twice);
+  // it is sent only after the server has passed verification.
   const verification = opts.db === undefined ? await buildVerification(io, opts, target) : undefined;
   const password = await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
   try {

@@ -295,16 +295,16 @@ export class ChatClient {
     let pingSentAt = 0;
     this.pingTimer = setInterval(() => {
       if (!connection.isOpen) return;
-      if (pingSentAt > this.lastFrameAt && Date.now() - pingSentAt > timeout) {
+      const now = Date.now();
+      const awaitingPong = pingSentAt > this.lastFrameAt;
+      if (awaitingPong && now - pingSentAt > timeout) {
         // The server has gone silent: treat the connection as lost.
         void connection.close();
-        return;
-      }
-      if (pingSentAt <= this.lastFrameAt) {
-        pingSentAt = Date.now();
+      } else if (!awaitingPong && now - pingSentAt >= interval) {
+        pingSentAt = now;
         connection.send({ type: "ping" });
       }
-    }, Math.min(interval, timeout));
+    }, Math.min(interval, timeout) / 2);
   }
 
   private onConnectionLost(connection: ClientConnection, error: Error | undefined): void {

@@ -107,3 +107,20 @@ describe("tlschat serve (the real process)", () => {
     expect(lines.map((line) => JSON.parse(line).event)).toContain("certificate_generated");
   });
 });
+
+describe("boolean environment variables", () => {
+  test("TLSCHAT_NO_REGISTRATION=0 leaves registration on; =1 turns it off; anything else is a usage error", async () => {
+    await using dir = await tempDir();
+    for (const [value, expected] of [["0", "registered"], ["1", "registration_closed"]] as const) {
+      await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path, env: { TLSCHAT_NO_REGISTRATION: value } });
+      const port = Number((await server.waitForLine(LISTENING))[1]);
+      await using client = await TestClient.connect({ port, ca: await readFile(dir.file("certs/cert.pem"), "utf8") });
+      client.send({ type: "register", user: `user${value}`, password: "long enough" });
+      const reply = await client.nextOf(["registered", "error"]);
+      expect(reply.type === "error" ? reply.code : reply.type).toBe(expected);
+    }
+    await using bad = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path, env: { TLSCHAT_NO_REGISTRATION: "maybe" } });
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toContain("TLSCHAT_NO_REGISTRATION must be");
+  });
+});
