@@ -124,7 +124,8 @@ export class ChatClient {
   /** Sends what is queued, says `quit`, and waits for the server to close. */
   async quit(): Promise<void> {
     if (this.finished) return;
-    await this.drained();
+    // While disconnected nothing can be delivered: quitting then drops what is queued.
+    if (this.connected) await this.drained();
     this.stopping = true;
     const connection = this.connection;
     if (connection?.isOpen) {
