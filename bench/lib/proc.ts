@@ -1,0 +1,302 @@
+// The servers under test as child processes: tlschat (compiled binary or `bun src/main.ts`) and
+// `ncat --broker --ssl` as the peer. Each is started on 127.0.0.1 only, watched through /proc
+// (CPU ticks, RSS) and stopped by its own pid: SIGTERM, then SIGKILL after 3 s.
+
+import type { Subprocess } from "bun";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { BenchError, log, now, sleep, withTimeout } from "./util.ts";
+
+export const REPO = resolve(import.meta.dir, "../..");
+export const HOST = "127.0.0.1";
+const CLK_TCK = 100; // `getconf CLK_TCK` on Linux x86-64; /proc/<pid>/stat counts in these ticks.
+const STOP_GRACE_MS = 3_000;
+const START_TIMEOUT_MS = 15_000;
+
+/** Every child we started, so a fatal error or the watchdog can stop them by pid. */
+const children = new Set<Subprocess>();
+
+export function killAllChildren(): void {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** CPU time (user + system, all threads) of a process in ms, from /proc/<pid>/stat. */
+export function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields after "pid (comm)" start at field 3 (state); utime is field 14, stime 15.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Resident set size of a process in KiB, from /proc/<pid>/status. */
+export function procRssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  return match ? Number(match[1]) : NaN;
+}
+
+/** The soft limit on open files of this process. */
+export function openFileLimit(): number {
+  const limits = readFileSync("/proc/self/limits", "utf8");
+  const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+  return !match ? NaN : match[1] === "unlimited" ? Infinity : Number(match[1]);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+/** Whether a plain TCP connection to the port succeeds (a listener is up). */
+export async function tcpConnects(port: number, timeoutMs = 500): Promise<boolean> {
+  try {
+    const socket = await withTimeout(Bun.connect({ hostname: HOST, port, socket: { data() {} } }), timeoutMs, "tcp probe");
+    socket.terminate();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Workspace {
+  dir: string;
+  cert: string;
+  key: string;
+  certPem: string;
+  remove(): void;
+}
+
+/** How the tlschat server is started: the compiled binary or the sources through Bun. */
+export interface ServerCommand {
+  kind: "binary" | "source";
+  /** argv prefix before `serve ...` */
+  argv: string[];
+  cwd: string;
+  describe: string;
+}
+
+export function serverCommand(binary: string | undefined, forceSource: boolean, cpuProfDir?: string): ServerCommand {
+  const candidate = binary ?? join(REPO, "dist/tlschat");
+  if (!forceSource && cpuProfDir === undefined && existsSync(candidate)) {
+    return { kind: "binary", argv: [resolve(candidate)], cwd: REPO, describe: resolve(candidate) };
+  }
+  if (binary !== undefined && !forceSource && cpuProfDir === undefined) throw new BenchError(`${binary} does not exist`);
+  const prof = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, "--cpu-prof-md"];
+  const argv = [process.execPath, ...prof, join(REPO, "src/main.ts")];
+  return { kind: "source", argv, cwd: REPO, describe: `${process.execPath} ${prof.join(" ")} src/main.ts`.replace(/\s+/g, " ") };
+}
+
+/** A temp dir with a certificate made by `tlschat gencert` (SANs localhost, 127.0.0.1, ::1). */
+export async function makeWorkspace(command: ServerCommand): Promise<Workspace> {
+  const dir = mkdtempSync(join(tmpdir(), "tlschat-bench-"));
+  const gencert = Bun.spawn([...command.argv, "gencert", "--out", dir], {
+    cwd: command.cwd,
+    env: cleanEnv(),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const code = await withTimeout(gencert.exited, 30_000, "tlschat gencert");
+  if (code !== 0) throw new BenchError(`tlschat gencert failed: ${await new Response(gencert.stderr).text()}`);
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  return {
+    dir,
+    cert,
+    key,
+    certPem: readFileSync(cert, "utf8"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface StoreInfo {
+  path: string;
+  secret: Uint8Array;
+  users: number;
+}
+
+/**
+ * Writes a tlschat store file with users u1..uN that all share one argon2id hash of
+ * `password`, computed once with the server's parameters (m=19456 KiB, t=2).
+ */
+export async function writeStore(path: string, users: number, password: string): Promise<StoreInfo> {
+  const secret = crypto.getRandomValues(new Uint8Array(32));
+  const hash = await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 19_456, timeCost: 2 });
+  const records = [];
+  for (let i = 1; i <= users; i++) records.push({ name: userName(i), hash, epoch: 0, createdAt: 0 });
+  const file = { format: "tlschat-users", version: 1, secret: Buffer.from(secret).toString("hex"), users: records };
+  writeFileSync(path, JSON.stringify(file) + "\n", { mode: 0o600 });
+  return { path, secret, users };
+}
+
+export const userName = (i: number): string => `u${i}`;
+
+/** The child's environment without TLSCHAT_* settings that would change the server's options. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value === undefined || name.startsWith("TLSCHAT_") || name === "NODE_TLS_REJECT_UNAUTHORIZED") continue;
+    env[name] = value;
+  }
+  return env;
+}
+
+/** A running server child, TLS on 127.0.0.1:port. */
+export class ServerProcess {
+  readonly stderrTail: string[] = [];
+  exitCode: number | null = null;
+  /** performance.now() when the child was spawned and when its "listening" line was read. */
+  spawnedAt = 0;
+  listeningAt = NaN;
+  private listening!: Promise<number>;
+
+  private constructor(
+    readonly name: string,
+    readonly proc: Subprocess<"ignore", "ignore" | "pipe", "pipe">,
+    readonly port: number,
+  ) {}
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get alive(): boolean {
+    return this.exitCode === null;
+  }
+
+  cpuMs(): number {
+    return procCpuMs(this.pid);
+  }
+
+  rssKiB(): number {
+    return procRssKiB(this.pid);
+  }
+
+  /** Starts `tlschat serve` with generous limits and waits for its "listening" log line. */
+  static async startTlschat(
+    command: ServerCommand,
+    ws: Workspace,
+    db: string,
+    port: number,
+    extra: string[] = [],
+  ): Promise<ServerProcess> {
+    const args = [
+      ...command.argv,
+      "serve",
+      "--host", HOST,
+      "--port", String(port),
+      "--cert", ws.cert,
+      "--key", ws.key,
+      "--db", db,
+      "--msg-rate", "1000000",
+      "--msg-burst", "1000000",
+      "--max-connections", "20000",
+      "--max-per-ip", "20000",
+      "--idle-timeout", "600",
+      "--auth-timeout", "600",
+      ...extra,
+    ];
+    const spawnedAt = now();
+    const proc = Bun.spawn(args, { cwd: command.cwd, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const server = new ServerProcess("tlschat", proc, port);
+    server.spawnedAt = spawnedAt;
+    children.add(proc);
+    server.watchExit();
+    server.listening = server.readLog(/ listening address=(\S+)/);
+    try {
+      await withTimeout(server.listening, START_TIMEOUT_MS, "the server's listening line");
+    } catch (error) {
+      await server.stop();
+      throw new BenchError(`tlschat did not start: ${(error as Error).message}\n${server.stderrTail.join("\n")}`);
+    }
+    return server;
+  }
+
+  /** Starts `ncat --broker --ssl` and waits until its port accepts TCP connections. */
+  static async startNcat(ws: Workspace, port: number, maxConns: number): Promise<ServerProcess> {
+    const args = [
+      "ncat", "--listen", HOST, String(port),
+      "--broker", "--ssl", "--ssl-cert", ws.cert, "--ssl-key", ws.key,
+      "--max-conns", String(maxConns),
+    ];
+    const spawnedAt = now();
+    const proc = Bun.spawn(args, { cwd: ws.dir, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const server = new ServerProcess("ncat", proc, port);
+    server.spawnedAt = spawnedAt;
+    children.add(proc);
+    server.watchExit();
+    server.listening = server.readLog(/(?!)/); // ncat prints nothing when it listens
+    server.listening.catch(() => undefined);
+    const deadline = now() + START_TIMEOUT_MS;
+    while (!(await tcpConnects(port))) {
+      if (!server.alive || now() > deadline) {
+        await server.stop();
+        throw new BenchError(`ncat did not start: ${server.stderrTail.join("\n")}`);
+      }
+      await sleep(10);
+    }
+    server.listeningAt = now();
+    return server;
+  }
+
+  /** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
+  async stop(): Promise<void> {
+    if (this.alive) {
+      this.proc.kill("SIGTERM");
+      try {
+        await withTimeout(this.proc.exited, STOP_GRACE_MS, `${this.name} to exit`);
+      } catch {
+        log(`${this.name} pid ${this.pid} ignored SIGTERM for ${STOP_GRACE_MS} ms: SIGKILL`);
+        this.proc.kill("SIGKILL");
+        await withTimeout(this.proc.exited, STOP_GRACE_MS, `${this.name} to die`).catch(() => undefined);
+      }
+    }
+    children.delete(this.proc);
+  }
+
+  private watchExit(): void {
+    void this.proc.exited.then((code) => {
+      this.exitCode = code;
+    });
+  }
+
+  /** Reads stderr line by line (keeping a tail for diagnostics); resolves at the first match. */
+  private readLog(pattern: RegExp): Promise<number> {
+    return new Promise<number>((resolveMatch, reject) => {
+      let matched = false;
+      const reader = this.proc.stderr.getReader();
+      const decoder = new TextDecoder();
+      let partial = "";
+      const pump = async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          partial += decoder.decode(value, { stream: true });
+          let newline: number;
+          while ((newline = partial.indexOf("\n")) >= 0) {
+            const line = partial.slice(0, newline);
+            partial = partial.slice(newline + 1);
+            if (!matched && pattern.test(line)) {
+              matched = true;
+              this.listeningAt = now();
+              resolveMatch(this.listeningAt);
+            }
+            this.stderrTail.push(line);
+            if (this.stderrTail.length > 40) this.stderrTail.shift();
+          }
+        }
+        if (!matched) reject(new BenchError(`${this.name} exited (code ${await this.proc.exited})`));
+      };
+      pump().catch(reject);
+    });
+  }
+}

@@ -1,0 +1,80 @@
+// What a scenario runs against: a fresh tlschat server (clients log in with resume tokens the
+// bench issues itself with the store's secret) or an `ncat --broker --ssl` relay (no login).
+
+import { join } from "node:path";
+import { issueToken } from "../../src/auth/tokens.ts";
+import { BenchClient, connectAll, type ClientEvents, type Endpoint, type StopFlag } from "./client.ts";
+import { freePort, ServerProcess, userName, type ServerCommand, type StoreInfo, type Workspace } from "./proc.ts";
+import { sleep } from "./util.ts";
+
+export const PASSWORD = "benchpassword";
+/** Accounts in the store: enough for the connections scenario plus headroom. */
+export const STORE_USERS = 10_600;
+
+export interface BenchContext {
+  command: ServerCommand;
+  ws: Workspace;
+  /** The big store (STORE_USERS users, one shared argon2id hash). */
+  store: StoreInfo;
+  /** A 50-user store for the startup scenario. */
+  smallStore: StoreInfo;
+}
+
+export type TargetName = "tlschat" | "ncat";
+
+export interface Target {
+  name: TargetName;
+  server: ServerProcess;
+  endpoint: Endpoint;
+  /** Connects the clients and, on tlschat, logs each in by resume token; resolves when all are ready. */
+  join(clients: readonly BenchClient[], concurrency?: number, stop?: StopFlag): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** A resume token as the server would issue it (same secret, format and epoch 0). */
+export function tokenFor(ctx: BenchContext, user: string): string {
+  return issueToken(ctx.store.secret, user, 0, Date.now() + TOKEN_TTL_MS);
+}
+
+export async function startTlschat(ctx: BenchContext, port = freePort(), db = ctx.store.path): Promise<Target> {
+  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, db, port);
+  const endpoint = { port, ca: ctx.ws.certPem };
+  return {
+    name: "tlschat",
+    server,
+    endpoint,
+    join: (clients, concurrency = 64, stop) => connectAll(clients, endpoint, (client) => tokenFor(ctx, client.user), concurrency, stop),
+    stop: () => server.stop(),
+  };
+}
+
+export async function startNcat(ctx: BenchContext, maxConns: number): Promise<Target> {
+  const port = freePort();
+  const server = await ServerProcess.startNcat(ctx.ws, port, maxConns);
+  const endpoint = { port, ca: ctx.ws.certPem };
+  return {
+    name: "ncat",
+    server,
+    endpoint,
+    async join(clients, concurrency = 64, stop) {
+      await connectAll(clients, endpoint, undefined, concurrency, stop);
+      // The client's TLS 1.3 handshake completes before the broker has read its Finished and
+      // added it to the relay list; give the broker a moment so no early message misses anyone.
+      await sleep(300);
+    },
+    stop: () => server.stop(),
+  };
+}
+
+export function startTarget(ctx: BenchContext, name: TargetName, maxConns = 1000): Promise<Target> {
+  return name === "tlschat" ? startTlschat(ctx) : startNcat(ctx, maxConns);
+}
+
+/** Clients u<first+1>..u<first+count>, with indices 0..count-1. */
+export function makeClients(count: number, events: ClientEvents, first = 0): BenchClient[] {
+  return Array.from({ length: count }, (_, i) => new BenchClient(i, userName(first + i + 1), events));
+}
+
+export const storePath = (ws: Workspace, name: string): string => join(ws.dir, name);

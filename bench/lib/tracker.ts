@@ -1,0 +1,114 @@
+// Delivery bookkeeping for the message scenarios. Senders are clients 0..senders-1 and number
+// their messages 0,1,2,...; every other tracked client must receive each message exactly once
+// and, per (sender, receiver) pair, in order. A message counts as complete when all of its
+// receivers have it; `completed[s]` is the length of sender s's fully delivered prefix, which is
+// what the fanout window is measured against.
+
+import type { BenchClient } from "./client.ts";
+import { now, percentiles, Samples, type Percentiles } from "./util.ts";
+
+export interface TrackerOptions {
+  senders: number;
+  /** Tracked clients (indices 0..clients-1); receivers of sender s are all of them but s. */
+  clients: number;
+  /** Most messages any sender will send. */
+  perSender: number;
+  /** Called when a sender's completed prefix grows. */
+  onAdvance?: (sender: number) => void;
+}
+
+export class Tracker {
+  /** Messages sent per sender: the scenario keeps this up to date. */
+  readonly sent: Int32Array;
+  readonly completed: Int32Array;
+  readonly receivers: number;
+  /** Unique deliveries. */
+  deliveries = 0;
+  duplicated = 0;
+  outOfOrder = 0;
+  /** Bench messages that no tracked sender sent (or a sender's own message echoed back). */
+  unexpected = 0;
+  /** Latency (ms) of each unique delivery, and when its message was sent (ms). */
+  readonly latency: Samples;
+  readonly sentAt: Samples;
+  lastDeliveryAt = NaN;
+  private readonly seen: Uint8Array;
+  private readonly acks: Uint16Array;
+  private readonly maxSeq: Int32Array;
+  private target = Infinity;
+  private reached: (() => void) | undefined;
+
+  constructor(private readonly options: TrackerOptions) {
+    const { senders, clients, perSender } = options;
+    this.receivers = clients - 1;
+    this.sent = new Int32Array(senders);
+    this.completed = new Int32Array(senders);
+    this.acks = new Uint16Array(senders * perSender);
+    this.seen = new Uint8Array(senders * clients * perSender);
+    this.maxSeq = new Int32Array(senders * clients).fill(-1);
+    const expected = Math.min(senders * perSender * this.receivers, 20_000_000);
+    this.latency = new Samples(expected);
+    this.sentAt = new Samples(expected);
+  }
+
+  /** The `msg` event handler for tracked clients. */
+  readonly msg = (client: BenchClient, sender: number, seq: number, sentMs: number, nowMs: number): void => {
+    const { senders, clients, perSender } = this.options;
+    const receiver = client.index;
+    if (sender >= senders || seq >= perSender || receiver === sender || receiver >= clients) {
+      this.unexpected += 1;
+      return;
+    }
+    const pair = sender * clients + receiver;
+    const slot = pair * perSender + seq;
+    if (this.seen[slot] !== 0) {
+      this.duplicated += 1;
+      return;
+    }
+    this.seen[slot] = 1;
+    this.deliveries += 1;
+    this.latency.push(nowMs - sentMs);
+    this.sentAt.push(sentMs);
+    if (seq < this.maxSeq[pair]!) this.outOfOrder += 1;
+    else this.maxSeq[pair] = seq;
+    const base = sender * perSender;
+    if (++this.acks[base + seq]! === this.receivers && seq === this.completed[sender]) {
+      let next = seq + 1;
+      while (next < perSender && this.acks[base + next] === this.receivers) next += 1;
+      this.completed[sender] = next;
+      this.options.onAdvance?.(sender);
+    }
+    if (this.deliveries >= this.target) {
+      this.lastDeliveryAt = now();
+      this.target = Infinity;
+      this.reached?.();
+    }
+  };
+
+  /** Resolves when `count` unique deliveries have arrived. */
+  until(count: number): Promise<void> {
+    if (this.deliveries >= count) return Promise.resolve();
+    this.target = count;
+    return new Promise<void>((resolve) => (this.reached = resolve));
+  }
+
+  /** Deliveries owed for what was sent but not received. */
+  get lost(): number {
+    let expected = 0;
+    for (const count of this.sent) expected += count * this.receivers;
+    return expected - this.deliveries;
+  }
+
+  /** Latency percentiles, optionally only of messages sent within [from, to). */
+  percentiles(from = -Infinity, to = Infinity): Percentiles {
+    if (from === -Infinity && to === Infinity) return percentiles(this.latency.sorted());
+    const latency = this.latency.view();
+    const sentAt = this.sentAt.view();
+    const selected = new Samples(latency.length);
+    for (let i = 0; i < latency.length; i++) {
+      const at = sentAt[i]!;
+      if (at >= from && at < to) selected.push(latency[i]!);
+    }
+    return percentiles(selected.sorted());
+  }
+}

@@ -1,0 +1,542 @@
+// tlschat benchmark: `bun run bench [-- options]`. Starts the server under test as a child
+// process (dist/tlschat if built, else `bun src/main.ts serve`) on 127.0.0.1 with generous limits,
+// drives it from this one process, and prints one JSON line per scenario and a table with the
+// targets marked met/missed. See docs/PERFORMANCE.md.
+
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { killAllChildren, makeWorkspace, openFileLimit, serverCommand, writeStore, type Workspace } from "./lib/proc.ts";
+import { PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
+import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
+import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
+import { LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
+import { FANOUT, fanout, LATENCY, latency, type Metrics } from "./scenarios/messages.ts";
+import { startup } from "./scenarios/startup.ts";
+
+const SCENARIOS = ["startup", "fanout", "latency", "peer", "login-storm", "reconnect", "connections"] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+
+const USAGE = `usage: bun run bench [-- options]
+
+  --only LIST          scenarios to run, comma-separated (default: all, in this order):
+                       ${SCENARIOS.join(", ")}
+  --reps N             repetitions per scenario (default 3; see the next two)
+  --fanout-reps N      repetitions of fanout, against tlschat and ncat (default 5: a
+                       measured round lasts well under a second, so it is noisier)
+  --startup-reps N     startup repetitions (default 5)
+  --clients N          clients in the connections scenario (default ${CONNECTIONS.clients})
+  --binary PATH        tlschat executable (default dist/tlschat; env TLSCHAT_BENCH_BINARY)
+  --source             run the server as \`bun src/main.ts serve\` even if dist/tlschat exists
+  --server-cpu-prof DIR  run the server from source under \`bun --cpu-prof\`, profiles into DIR
+  --budget SECONDS     stop starting scenarios past this (default 600); a watchdog ends the run
+                       30 s after it
+  -h, --help           this text
+
+Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000,
+--max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600.`;
+
+interface Options {
+  only: ScenarioName[];
+  reps: number;
+  fanoutReps: number;
+  startupReps: number;
+  clients: number;
+  binary: string | undefined;
+  source: boolean;
+  cpuProfDir: string | undefined;
+  budgetSeconds: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = {
+    only: [...SCENARIOS],
+    reps: 3,
+    fanoutReps: 5,
+    startupReps: 5,
+    clients: CONNECTIONS.clients,
+    binary: process.env.TLSCHAT_BENCH_BINARY || undefined,
+    source: false,
+    cpuProfDir: undefined,
+    budgetSeconds: 600,
+  };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined) fail(`${flag} needs a value`);
+    return v;
+  };
+  const count = (text: string, flag: string, max: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) fail(`${flag} must be an integer from 1 to ${max}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    switch (arg) {
+      case "--only":
+        options.only = value(i, arg)
+          .split(",")
+          .map((name) => name.trim())
+          .filter(Boolean)
+          .map((name) => {
+            const canonical = name === "login" || name === "login_storm" ? "login-storm" : name;
+            if (!(SCENARIOS as readonly string[]).includes(canonical)) fail(`unknown scenario "${name}"`);
+            return canonical as ScenarioName;
+          });
+        i++;
+        break;
+      case "--reps":
+        options.reps = count(value(i, arg), arg, 20);
+        i++;
+        break;
+      case "--fanout-reps":
+        options.fanoutReps = count(value(i, arg), arg, 50);
+        i++;
+        break;
+      case "--startup-reps":
+        options.startupReps = count(value(i, arg), arg, 50);
+        i++;
+        break;
+      case "--clients":
+        options.clients = count(value(i, arg), arg, STORE_USERS - 100);
+        i++;
+        break;
+      case "--binary":
+        options.binary = value(i, arg);
+        i++;
+        break;
+      case "--source":
+        options.source = true;
+        break;
+      case "--server-cpu-prof":
+        options.cpuProfDir = value(i, arg);
+        i++;
+        break;
+      case "--budget":
+        options.budgetSeconds = count(value(i, arg), arg, 3600);
+        i++;
+        break;
+      case "-h":
+      case "--help":
+        console.log(USAGE);
+        process.exit(0);
+      // eslint-disable-next-line no-fallthrough
+      default:
+        fail(`unknown option ${arg}`);
+    }
+  }
+  return options;
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets: what each figure must reach. Never loosened; misses are reported with their margin.
+
+interface Row {
+  scenario: string;
+  metric: string;
+  unit: string;
+  summary: Summary;
+  /** Which of the summary's values is checked against the target. */
+  check?: { op: ">=" | "<=" | "=="; target: number; on: "median" | "max"; text: string };
+}
+
+function status(row: Row): string {
+  if (!row.check) return "";
+  const value = row.summary[row.check.on];
+  if (!Number.isFinite(value)) return "MISSED (no value)";
+  const { op, target } = row.check;
+  const met = op === ">=" ? value >= target : op === "<=" ? value <= target : value === target;
+  if (met) return "met";
+  if (op === "==") return `MISSED (${fmt(value)})`;
+  const ratio = value / target;
+  return op === ">=" ? `MISSED (${(ratio * 100).toFixed(1)}% of target)` : `MISSED (${ratio.toFixed(ratio < 1.1 ? 2 : 1)}x target)`;
+}
+
+function printTable(rows: Row[]): string {
+  const header = ["scenario", "metric", "median", "min–max", "target", "status"];
+  const body = rows.map((row) => {
+    const u = row.unit ? ` ${row.unit}` : "";
+    return [
+      row.scenario,
+      row.metric,
+      `${fmt(row.summary.median)}${u}`,
+      `${fmt(row.summary.min)}–${fmt(row.summary.max)}`,
+      row.check ? row.check.text : "",
+      status(row),
+    ];
+  });
+  const widths = header.map((_, c) => Math.max(header[c]!.length, ...body.map((line) => line[c]!.length)));
+  const line = (cells: string[]) => "| " + cells.map((cell, c) => cell.padEnd(widths[c]!)).join(" | ") + " |";
+  const out = [line(header), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...body.map(line)];
+  return out.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface ScenarioResult {
+  scenario: string;
+  target: string;
+  runs: Metrics[];
+  summary: Record<string, Summary>;
+  notes: string[];
+  config: object;
+}
+
+function summarizeRuns(runs: Metrics[]): Record<string, Summary> {
+  const names = new Set(runs.flatMap((run) => Object.keys(run)));
+  const out: Record<string, Summary> = {};
+  for (const name of names) out[name] = summarize(runs.map((run) => run[name] ?? NaN));
+  return out;
+}
+
+function round(value: number): number | null {
+  if (!Number.isFinite(value)) return null;
+  return Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(4));
+}
+
+function emitJson(result: ScenarioResult): void {
+  const summary: Record<string, { median: number | null; min: number | null; max: number | null }> = {};
+  for (const [name, s] of Object.entries(result.summary)) summary[name] = { median: round(s.median), min: round(s.min), max: round(s.max) };
+  const runs = result.runs.map((run) => Object.fromEntries(Object.entries(run).map(([k, v]) => [k, round(v)])));
+  console.log(JSON.stringify({ scenario: result.scenario, target: result.target, reps: result.runs.length, config: result.config, notes: result.notes, summary, runs }));
+}
+
+function machine(): Record<string, string | number> {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const meminfo = readFileSync("/proc/meminfo", "utf8");
+  const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? NaN);
+  const ncat = spawnSync("ncat", ["--version"], { encoding: "utf8" });
+  return {
+    nproc: availableParallelism(),
+    cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memGiB: Number((memKiB / 1024 / 1024).toFixed(1)),
+    kernel: spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim(),
+    bun: Bun.version,
+    ncat: ncat.status === 0 ? (ncat.stdout + ncat.stderr).trim().split("\n")[0]! : "not installed",
+    openFiles: openFileLimit(),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const started = now();
+  const budgetMs = options.budgetSeconds * 1000;
+  const watchdog = setTimeout(() => {
+    log(`watchdog: the run exceeded its budget of ${options.budgetSeconds} s + 30 s; stopping`);
+    killAllChildren();
+    process.exit(3);
+  }, budgetMs + 30_000);
+  watchdog.unref();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      killAllChildren();
+      process.exit(130);
+    });
+  }
+
+  const info = machine();
+  const command = serverCommand(options.binary, options.source, options.cpuProfDir);
+  const notes: string[] = [];
+  log(`machine: ${JSON.stringify(info)}`);
+  log(`server: ${command.describe}`);
+  if (options.cpuProfDir) notes.push(`server ran under bun --cpu-prof (profiles in ${options.cpuProfDir}); figures are slower than without`);
+
+  // Enough descriptors for the connections scenario? (Each process needs clients + headroom;
+  // the server child inherits this limit.)
+  let clients = options.clients;
+  const limit = openFileLimit();
+  if (options.only.includes("connections") && limit < clients + 200) {
+    const reduced = Math.max(100, limit - 200);
+    notes.push(`open-file limit ${limit} (hard limit too low to raise here): connections scenario uses ${reduced} clients instead of ${clients}`);
+    clients = reduced;
+  }
+
+  let ws: Workspace | undefined;
+  const results: ScenarioResult[] = [];
+  try {
+    ws = await makeWorkspace(command);
+    log(`workspace ${ws.dir}: writing a store of ${STORE_USERS} users sharing one argon2id hash`);
+    const store = await writeStore(join(ws.dir, "users.json"), STORE_USERS, PASSWORD);
+    const smallStore = await writeStore(join(ws.dir, "small.json"), 50, PASSWORD);
+    const ctx: BenchContext = { command, ws, store, smallStore };
+    const ncatAvailable = info.ncat !== "not installed";
+
+    // Rough cost per repetition, to stay inside the budget.
+    const estimateMs: Record<ScenarioName, number> = {
+      startup: 2_000,
+      fanout: 8_000,
+      latency: 16_000,
+      peer: 26_000,
+      connections: 140_000,
+      "login-storm": 30_000,
+      reconnect: 15_000,
+    };
+    const order = SCENARIOS.filter((name) => options.only.includes(name));
+    for (const name of order) {
+      const reps =
+        name === "startup" ? options.startupReps : name === "fanout" ? options.fanoutReps : name === "peer" ? Math.max(options.fanoutReps, options.reps) : options.reps;
+      const runs: Record<string, Metrics[]> = {};
+      const scenarioNotes: string[] = [];
+      const add = (key: string, metrics: Metrics) => (runs[key] ??= []).push(metrics);
+      if (name === "peer" && !ncatAvailable) {
+        const note = "peer skipped: ncat is not installed (Debian: apt-get install -y ncat)";
+        log(note);
+        notes.push(note);
+        continue;
+      }
+      for (let rep = 1; rep <= reps; rep++) {
+        const remaining = budgetMs - (now() - started);
+        if (remaining < estimateMs[name]) {
+          const note = `${name}: stopped after ${rep - 1} of ${reps} repetitions to stay within the ${options.budgetSeconds} s budget`;
+          log(note);
+          scenarioNotes.push(note);
+          break;
+        }
+        log(`${name} ${rep}/${reps}`);
+        try {
+          switch (name) {
+            case "startup":
+              add("tlschat", await startup(ctx));
+              break;
+            case "fanout":
+              add("tlschat", await fanout(ctx, "tlschat"));
+              break;
+            case "latency":
+              add("tlschat", await latency(ctx, "tlschat"));
+              break;
+            case "peer":
+              if (rep <= options.fanoutReps) add("ncat-fanout", await fanout(ctx, "ncat"));
+              if (rep <= options.reps) add("ncat-latency", await latency(ctx, "ncat"));
+              break;
+            case "connections": {
+              // Never let one repetition run past the budget: its waits shrink to fit.
+              const left = budgetMs - (now() - started) - 30_000;
+              const readyTimeoutMs = Math.round(Math.min(CONNECTIONS.readyTimeoutMs, left * 0.6));
+              const metrics = await connections(ctx, { ...CONNECTIONS, clients, readyTimeoutMs });
+              add("tlschat", metrics);
+              if (!Number.isFinite(metrics.readySeconds)) {
+                scenarioNotes.push(`connections repetition ${rep}: ${metrics.ready} of ${clients} clients were ready after ${readyTimeoutMs / 1000} s (the time it was allowed); not repeated`);
+                rep = reps;
+              }
+              break;
+            }
+            case "login-storm":
+              add("tlschat", await loginStorm(ctx));
+              break;
+            case "reconnect":
+              add("tlschat", await reconnect(ctx));
+              break;
+          }
+        } catch (error) {
+          const note = `${name} repetition ${rep} failed: ${(error as Error).message}`;
+          log(note);
+          scenarioNotes.push(note);
+        }
+        const last = Object.values(runs).map((list) => list[list.length - 1]);
+        log(`${name} ${rep}/${reps}: ${last.map((m) => JSON.stringify(m && Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])))).join(" ")}`);
+      }
+      for (const [key, list] of Object.entries(runs)) {
+        const [scenario, target] = key.startsWith("ncat-") ? [key.slice(5), "ncat"] : [name, key];
+        const result: ScenarioResult = {
+          scenario: name === "peer" ? `peer-${scenario}` : scenario,
+          target,
+          runs: list,
+          summary: summarizeRuns(list),
+          notes: scenarioNotes,
+          config: scenarioConfig(name === "peer" ? scenario : name, clients),
+        };
+        results.push(result);
+        emitJson(result);
+      }
+      if (Object.keys(runs).length === 0) notes.push(...scenarioNotes);
+    }
+  } finally {
+    killAllChildren();
+    ws?.remove();
+    clearTimeout(watchdog);
+  }
+
+  const rows = tableRows(results);
+  console.log("");
+  console.log(printTable(rows));
+  const allNotes = [
+    "Clients log in with resume tokens issued by the bench (same secret and format as the server) in every scenario except the login storm, which sends password logins (argon2id).",
+    ...notes,
+    ...results.flatMap((result) => result.notes),
+  ];
+  for (const note of [...new Set(allNotes)]) console.log(`note: ${note}`);
+  console.log(JSON.stringify({ scenario: "meta", machine: info, server: command.describe, argv: process.argv.slice(2), seconds: round((now() - started) / 1000) }));
+}
+
+function scenarioConfig(name: string, clients: number): object {
+  switch (name) {
+    case "fanout":
+      return FANOUT;
+    case "latency":
+      return LATENCY;
+    case "connections":
+      return { ...CONNECTIONS, clients };
+    case "login-storm":
+      return LOGIN_STORM;
+    case "reconnect":
+      return RECONNECT;
+    default:
+      return {};
+  }
+}
+
+function tableRows(results: ScenarioResult[]): Row[] {
+  const rows: Row[] = [];
+  const find = (scenario: string, target: string) => results.find((r) => r.scenario === scenario && r.target === target);
+  const get = (result: ScenarioResult | undefined, metric: string): Summary =>
+    result?.summary[metric] ?? { median: NaN, min: NaN, max: NaN };
+  const lossSummary = (result: ScenarioResult, prefix = ""): Summary => {
+    const totals = result.runs.map(
+      (run) => (run[`${prefix}lost`] ?? 0) + (run[`${prefix}duplicated`] ?? 0) + (run[`${prefix}outOfOrder`] ?? 0) + (run.unexpected ?? 0),
+    );
+    return summarize(totals);
+  };
+  const ratio = (a: Summary, b: Summary): Summary => ({ median: a.median / b.median, min: a.min / b.max, max: a.max / b.min });
+
+  const startupResult = find("startup", "tlschat");
+  if (startupResult) {
+    rows.push({
+      scenario: "startup",
+      metric: "spawn → listening",
+      unit: "ms",
+      summary: get(startupResult, "listeningMs"),
+      check: { op: "<=", target: 100, on: "median", text: "≤ 100 ms" },
+    });
+  }
+
+  const fan = find("fanout", "tlschat");
+  const peerFan = find("peer-fanout", "ncat");
+  if (fan) {
+    rows.push({
+      scenario: "fanout",
+      metric: "deliveries/s",
+      unit: "",
+      summary: get(fan, "deliveriesPerSec"),
+      check: { op: ">=", target: 1e6, on: "median", text: "≥ 1.0 M" },
+    });
+    rows.push({
+      scenario: "fanout",
+      metric: "server CPU per delivery",
+      unit: "µs",
+      summary: get(fan, "serverCpuUsPerDelivery"),
+      check: { op: "<=", target: 0.5, on: "median", text: "≤ 0.5 µs" },
+    });
+    rows.push({ scenario: "fanout", metric: "latency p50", unit: "ms", summary: get(fan, "p50Ms") });
+    rows.push({ scenario: "fanout", metric: "latency p99", unit: "ms", summary: get(fan, "p99Ms") });
+    rows.push({
+      scenario: "fanout",
+      metric: "lost+dup+out-of-order",
+      unit: "",
+      summary: lossSummary(fan),
+      check: { op: "==", target: 0, on: "max", text: "0 (every rep)" },
+    });
+    rows.push({ scenario: "fanout", metric: "server CPU", unit: "%", summary: get(fan, "serverCpuPct") });
+    rows.push({ scenario: "fanout", metric: "generator CPU", unit: "%", summary: get(fan, "generatorCpuPct") });
+    rows.push({ scenario: "fanout", metric: "server RSS after", unit: "MiB", summary: get(fan, "serverRssMiB") });
+    if (peerFan) {
+      rows.push({
+        scenario: "fanout",
+        metric: "tlschat/ncat deliveries/s",
+        unit: "x",
+        summary: ratio(get(fan, "deliveriesPerSec"), get(peerFan, "deliveriesPerSec")),
+        check: { op: ">=", target: 1.5, on: "median", text: "≥ 1.5x" },
+      });
+    }
+  }
+
+  const lat = find("latency", "tlschat");
+  const peerLat = find("peer-latency", "ncat");
+  if (lat) {
+    rows.push({ scenario: "latency", metric: "p50", unit: "ms", summary: get(lat, "p50Ms") });
+    rows.push({
+      scenario: "latency",
+      metric: "p99",
+      unit: "ms",
+      summary: get(lat, "p99Ms"),
+      check: { op: "<=", target: 5, on: "median", text: "≤ 5 ms" },
+    });
+    rows.push({ scenario: "latency", metric: "max", unit: "ms", summary: get(lat, "maxMs") });
+    rows.push({ scenario: "latency", metric: "lost+dup+out-of-order", unit: "", summary: lossSummary(lat), check: { op: "==", target: 0, on: "max", text: "0 (every rep)" } });
+    if (peerLat) rows.push({ scenario: "latency", metric: "tlschat/ncat p99", unit: "x", summary: ratio(get(lat, "p99Ms"), get(peerLat, "p99Ms")) });
+  }
+
+  if (peerFan) {
+    rows.push({ scenario: "peer ncat", metric: "fanout deliveries/s", unit: "", summary: get(peerFan, "deliveriesPerSec") });
+    rows.push({ scenario: "peer ncat", metric: "fanout server CPU/delivery", unit: "µs", summary: get(peerFan, "serverCpuUsPerDelivery") });
+    rows.push({ scenario: "peer ncat", metric: "fanout latency p99", unit: "ms", summary: get(peerFan, "p99Ms") });
+    rows.push({ scenario: "peer ncat", metric: "fanout lost+dup+ooo", unit: "", summary: lossSummary(peerFan) });
+  }
+  if (peerLat) {
+    rows.push({ scenario: "peer ncat", metric: "latency p50", unit: "ms", summary: get(peerLat, "p50Ms") });
+    rows.push({ scenario: "peer ncat", metric: "latency p99", unit: "ms", summary: get(peerLat, "p99Ms") });
+  }
+
+  const conn = find("connections", "tlschat");
+  if (conn) {
+    const n = conn.runs[0]?.clients ?? NaN;
+    rows.push({
+      scenario: "connections",
+      metric: `${fmt(n)} clients ready`,
+      unit: "s",
+      summary: get(conn, "readySeconds"),
+      check: { op: "<=", target: 10, on: "median", text: "≤ 10 s" },
+    });
+    rows.push({ scenario: "connections", metric: "server CPU until all ready", unit: "s", summary: get(conn, "readyServerCpuSeconds") });
+    rows.push({ scenario: "connections", metric: "join notices still sending after", unit: "s", summary: get(conn, "quietWaitSeconds") });
+    rows.push({ scenario: "connections", metric: "bytes received per client", unit: "KiB", summary: get(conn, "receivedPerClientKiB") });
+    rows.push({
+      scenario: "connections",
+      metric: "server RSS per connection",
+      unit: "KiB",
+      summary: get(conn, "rssPerConnectionKiB"),
+      check: { op: "<=", target: 20, on: "median", text: "≤ 20 KiB" },
+    });
+    rows.push({ scenario: "connections", metric: "100 msgs → all: deliveries/s", unit: "", summary: get(conn, "msgDeliveriesPerSec") });
+    rows.push({ scenario: "connections", metric: "100 msgs → all: p50", unit: "ms", summary: get(conn, "msgP50Ms") });
+    rows.push({ scenario: "connections", metric: "100 msgs → all: p99", unit: "ms", summary: get(conn, "msgP99Ms") });
+    rows.push({ scenario: "connections", metric: "100 msgs → all: lost+dup+ooo", unit: "", summary: lossSummary(conn, "msg") });
+  }
+
+  const storm = find("login-storm", "tlschat");
+  if (storm) {
+    rows.push({ scenario: "login storm", metric: "password logins/s", unit: "", summary: get(storm, "loginsPerSec") });
+    rows.push({ scenario: "login storm", metric: "500 logins done", unit: "s", summary: get(storm, "stormSeconds") });
+    rows.push({ scenario: "login storm", metric: "chat p99 before storm", unit: "ms", summary: get(storm, "chatBaselineP99Ms") });
+    rows.push({
+      scenario: "login storm",
+      metric: "chat p99 during storm",
+      unit: "ms",
+      summary: get(storm, "chatP99Ms"),
+      check: { op: "<=", target: 50, on: "median", text: "≤ 50 ms" },
+    });
+    rows.push({ scenario: "login storm", metric: "server_busy retries", unit: "", summary: get(storm, "busyRetries") });
+  }
+
+  const rec = find("reconnect", "tlschat");
+  if (rec) {
+    rows.push({
+      scenario: "reconnect",
+      metric: "listening → 1000 back",
+      unit: "s",
+      summary: get(rec, "reconnectSeconds"),
+      check: { op: "<=", target: 5, on: "median", text: "≤ 5 s" },
+    });
+    rows.push({ scenario: "reconnect", metric: "SIGTERM → all back", unit: "s", summary: get(rec, "outageSeconds") });
+    rows.push({ scenario: "reconnect", metric: "attempts per client", unit: "", summary: get(rec, "attemptsPerClient") });
+  }
+  return rows;
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,182 @@
+// fanout and latency: many clients in one room, some of them sending. The same code runs against
+// tlschat and against the ncat broker (the peer), so the figures are comparable.
+
+import { sayLines, terminateAll, type BenchClient, type ClientEvents } from "../lib/client.ts";
+import type { ServerProcess } from "../lib/proc.ts";
+import { startTarget, makeClients, type BenchContext, type TargetName } from "../lib/targets.ts";
+import { Tracker } from "../lib/tracker.ts";
+import { cpuShare, log, now, sleep, withTimeout } from "../lib/util.ts";
+
+export type Metrics = Record<string, number>;
+
+export interface FanoutConfig {
+  clients: number;
+  senders: number;
+  messages: number;
+  window: number;
+  /** Messages per sender in the unmeasured warm-up round (0: none). */
+  warmup: number;
+  timeoutMs: number;
+}
+
+export const FANOUT: FanoutConfig = { clients: 50, senders: 10, messages: 2000, window: 64, warmup: 500, timeoutMs: 60_000 };
+
+/**
+ * fanout: each sender keeps up to `window` messages in flight, where a message is in flight
+ * until every one of its receivers (all other clients) has it. Throughput is unique deliveries
+ * over the time from the first send to the last delivery. A short unmeasured round (`warmup`
+ * messages per sender) runs first on the same server and clients, so both sides are past JIT
+ * warm-up when measuring starts.
+ */
+export async function fanout(ctx: BenchContext, targetName: TargetName, cfg = FANOUT): Promise<Metrics> {
+  const target = await startTarget(ctx, targetName);
+  let clients: BenchClient[] = [];
+  try {
+    const events: ClientEvents = {};
+    clients = makeClients(cfg.clients, events);
+    await target.join(clients);
+    await sleep(200); // join notices settle
+    if (cfg.warmup > 0) await fanoutRound(target.server, clients, events, { ...cfg, messages: cfg.warmup });
+    return await fanoutRound(target.server, clients, events, cfg);
+  } finally {
+    await target.stop();
+    terminateAll(clients);
+  }
+}
+
+async function fanoutRound(server: ServerProcess, clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig): Promise<Metrics> {
+  let pumpScheduled = false;
+  const schedulePump = () => {
+    if (pumpScheduled) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  };
+  const tracker = new Tracker({ senders: cfg.senders, clients: cfg.clients, perSender: cfg.messages, onAdvance: schedulePump });
+  events.msg = tracker.msg;
+  // One buffer per sender per turn: every message the window allows right now.
+  const pump = () => {
+    pumpScheduled = false;
+    for (let s = 0; s < cfg.senders; s++) {
+      const client = clients[s]!;
+      if (client.backlogged) continue;
+      const inFlight = tracker.sent[s]! - tracker.completed[s]!;
+      const count = Math.min(cfg.window - inFlight, cfg.messages - tracker.sent[s]!);
+      if (count <= 0) continue;
+      client.writeNow(sayLines(s, tracker.sent[s]!, count));
+      tracker.sent[s]! += count;
+    }
+  };
+  const expected = cfg.senders * cfg.messages * tracker.receivers;
+  const done = tracker.until(expected);
+  const serverCpu0 = server.cpuMs();
+  const share = cpuShare();
+  const t0 = now();
+  pump();
+  let timedOut = 0;
+  try {
+    await withTimeout(done, cfg.timeoutMs, `${server.name} fanout deliveries`);
+  } catch (error) {
+    log(`fanout: ${(error as Error).message} (${tracker.deliveries}/${expected})`);
+    timedOut = 1;
+    tracker.lastDeliveryAt = now();
+  }
+  const serverCpu = server.cpuMs() - serverCpu0;
+  const generatorCpu = share.stop();
+  const seconds = (tracker.lastDeliveryAt - t0) / 1000;
+  await sleep(100); // late duplicates would show up here
+  const latency = tracker.percentiles();
+  return {
+    deliveries: tracker.deliveries,
+    seconds,
+    deliveriesPerSec: tracker.deliveries / seconds,
+    p50Ms: latency.p50,
+    p99Ms: latency.p99,
+    maxMs: latency.max,
+    lost: expected - tracker.deliveries,
+    duplicated: tracker.duplicated,
+    outOfOrder: tracker.outOfOrder,
+    unexpected: tracker.unexpected,
+    timedOut,
+    serverCpuUsPerDelivery: (serverCpu * 1000) / tracker.deliveries,
+    serverCpuPct: (serverCpu / (seconds * 1000)) * 100,
+    generatorCpuPct: generatorCpu,
+    serverRssMiB: server.rssKiB() / 1024,
+  };
+}
+
+export interface LatencyConfig {
+  clients: number;
+  senders: number;
+  ratePerSec: number;
+  seconds: number;
+}
+
+export const LATENCY: LatencyConfig = { clients: 50, senders: 5, ratePerSec: 20, seconds: 10 };
+
+/**
+ * latency: a light, steady load; each message is written as soon as its timer fires. A short
+ * unmeasured fanout round (200 messages per sender) warms both sides up first.
+ */
+export async function latency(ctx: BenchContext, targetName: TargetName, cfg = LATENCY): Promise<Metrics> {
+  const target = await startTarget(ctx, targetName);
+  let clients: BenchClient[] = [];
+  const timers: ReturnType<typeof setInterval>[] = [];
+  try {
+    const perSender = Math.round(cfg.ratePerSec * cfg.seconds);
+    const tracker = new Tracker({ senders: cfg.senders, clients: cfg.clients, perSender });
+    const events: ClientEvents = {};
+    clients = makeClients(cfg.clients, events);
+    await target.join(clients);
+    await sleep(200);
+    await fanoutRound(target.server, clients, events, { ...FANOUT, clients: cfg.clients, senders: cfg.senders, messages: 200 });
+    events.msg = tracker.msg;
+    const intervalMs = 1000 / cfg.ratePerSec;
+    const expected = cfg.senders * perSender * tracker.receivers;
+    const done = tracker.until(expected);
+    const serverCpu0 = target.server.cpuMs();
+    const share = cpuShare();
+    const t0 = now();
+    for (let s = 0; s < cfg.senders; s++) {
+      // Stagger the senders across the interval.
+      const start = setTimeout(() => {
+        const send = () => {
+          if (tracker.sent[s]! >= perSender) return;
+          clients[s]!.writeNow(sayLines(s, tracker.sent[s]!, 1));
+          tracker.sent[s]! += 1;
+        };
+        send();
+        timers.push(setInterval(send, intervalMs));
+      }, (s * intervalMs) / cfg.senders);
+      timers.push(start);
+    }
+    let timedOut = 0;
+    try {
+      await withTimeout(done, cfg.seconds * 1000 + 10_000, `${target.name} latency deliveries`);
+    } catch (error) {
+      log(`latency: ${(error as Error).message} (${tracker.deliveries}/${expected})`);
+      timedOut = 1;
+    }
+    const wall = now() - t0;
+    const serverCpu = target.server.cpuMs() - serverCpu0;
+    const generatorCpu = share.stop();
+    await sleep(100);
+    const result = tracker.percentiles();
+    return {
+      deliveries: tracker.deliveries,
+      p50Ms: result.p50,
+      p99Ms: result.p99,
+      maxMs: result.max,
+      lost: expected - tracker.deliveries,
+      duplicated: tracker.duplicated,
+      outOfOrder: tracker.outOfOrder,
+      unexpected: tracker.unexpected,
+      timedOut,
+      serverCpuPct: (serverCpu / wall) * 100,
+      generatorCpuPct: generatorCpu,
+    };
+  } finally {
+    for (const timer of timers) clearInterval(timer);
+    await target.stop();
+    terminateAll(clients);
+  }
+}
