@@ -13,6 +13,8 @@ export interface AccountPolicy {
   minPasswordBytes: number;
   maxPasswordBytes: number;
   tokenTtlMs: number;
+  /** Password checks running at once for one client address. */
+  maxLoginsPerAddress: number;
   now: () => number;
 }
 
@@ -22,6 +24,7 @@ const MAX_THROTTLE_KEY_CHARS = 64;
 
 export class AccountService implements Accounts {
   private readonly registering = new Set<string>();
+  private readonly loginsInFlight = new Map<string, { running: number; waiting: Array<() => void> }>();
 
   constructor(
     private readonly store: UserStore,
@@ -85,16 +88,55 @@ export class AccountService implements Accounts {
    * same time on a dummy hash, so the answer's timing does not tell whether the user exists.
    */
   private async checkPassword(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
-    this.throttle.begin(address, throttleKey);
-    let matches: boolean;
+    // A throttled attempt is refused at once, without queueing for a slot.
+    this.throttle.check(address, throttleKey);
+    await this.addressSlot(address, signal);
     try {
-      matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
-    } catch (error) {
-      this.throttle.settle(address, throttleKey, false);
-      throw error;
+      this.throttle.begin(address, throttleKey);
+      let matches: boolean;
+      try {
+        matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
+      } catch (error) {
+        this.throttle.finish(address, throttleKey, "unchecked");
+        throw error;
+      }
+      this.throttle.finish(address, throttleKey, matches ? "right" : "wrong");
+      return matches;
+    } finally {
+      this.releaseAddressSlot(address);
     }
-    if (matches) this.throttle.settle(address, throttleKey, true);
-    return matches;
+  }
+
+  /**
+   * Waits until fewer than `maxLoginsPerAddress` checks run for this address. People behind one
+   * NAT logging in together just wait a moment; an attacker cannot have more guesses in flight
+   * than the address throttle has seen fail.
+   */
+  private async addressSlot(address: string, signal: AbortSignal | undefined): Promise<void> {
+    let slots = this.loginsInFlight.get(address);
+    if (!slots) {
+      slots = { running: 0, waiting: [] };
+      this.loginsInFlight.set(address, slots);
+    }
+    if (slots.running < this.policy.maxLoginsPerAddress) {
+      slots.running += 1;
+    } else {
+      // The slot is handed over by releaseAddressSlot, already counted.
+      await new Promise<void>((resolve) => slots.waiting.push(resolve));
+    }
+    if (signal?.aborted) {
+      this.releaseAddressSlot(address);
+      throw new ChatError("timeout", "The connection closed before its turn came");
+    }
+  }
+
+  private releaseAddressSlot(address: string): void {
+    const slots = this.loginsInFlight.get(address);
+    if (!slots) return;
+    const next = slots.waiting.shift();
+    if (next) return next();
+    slots.running -= 1;
+    if (slots.running === 0) this.loginsInFlight.delete(address);
   }
 
   private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {

@@ -29,44 +29,57 @@ export class LoginThrottle {
   ) {}
 
   /**
-   * Starts a password attempt: throws `throttled` if the address or the user must wait, else
-   * counts the attempt as a failure right away. Counting before the slow hash means parallel
-   * guesses on many connections are throttled as if they came one after another.
+   * Starts a password check: throws `throttled` if the address or the user must wait. The
+   * attempt counts against the user at once, so guesses at one account made in parallel from
+   * many connections are throttled as if they came one after another. Callers keep the number
+   * of parallel checks per address small, so the address is charged when a check fails.
    */
   begin(address: string, user: string): void {
+    this.check(address, user);
+    this.charge(`user:${user}`, this.now());
+  }
+
+  /** Throws `throttled` if the address or the user must wait; charges nothing. */
+  check(address: string, user: string): void {
     const now = this.now();
     const waitMs = Math.max(this.remaining(`ip:${address}`, now), this.remaining(`user:${user}`, now));
     if (waitMs > 0) {
       throw new ChatError("throttled", `Too many failed logins; try again in ${Math.ceil(waitMs / 1000)} s`);
     }
-    for (const key of [`ip:${address}`, `user:${user}`]) {
-      const entry = this.fresh(key, now) ?? { count: 0, lastAt: now, blockedUntil: 0 };
-      entry.count += 1;
-      entry.lastAt = now;
-      const over = entry.count - this.policy.freeFailures;
-      if (over > 0) {
-        entry.blockedUntil = now + Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(over - 1, 30));
+  }
+
+  /** Ends a check `begin` started: wrong password, right password, or never checked (server busy, connection gone). */
+  finish(address: string, user: string, outcome: "wrong" | "right" | "unchecked"): void {
+    switch (outcome) {
+      case "wrong":
+        this.charge(`ip:${address}`, this.now());
+        return;
+      case "right":
+        this.entries.delete(`user:${user}`);
+        return;
+      case "unchecked": {
+        const entry = this.entries.get(`user:${user}`);
+        if (!entry) return;
+        entry.count = Math.max(0, entry.count - 1);
+        if (entry.count <= this.policy.freeFailures) entry.blockedUntil = 0;
+        return;
       }
-      // Re-insert so Map order is least-recently-failed first.
-      this.entries.delete(key);
-      this.entries.set(key, entry);
-    }
-    while (this.entries.size > this.policy.maxEntries) {
-      this.entries.delete(this.entries.keys().next().value!);
     }
   }
 
-  /**
-   * Takes back the failure `begin` counted: the password was right (the user's record is then
-   * cleared), or the attempt never got to be checked (server busy, connection gone).
-   */
-  settle(address: string, user: string, passwordWasRight: boolean): void {
-    if (passwordWasRight) this.entries.delete(`user:${user}`);
-    for (const key of passwordWasRight ? [`ip:${address}`] : [`ip:${address}`, `user:${user}`]) {
-      const entry = this.entries.get(key);
-      if (!entry) continue;
-      entry.count = Math.max(0, entry.count - 1);
-      if (entry.count <= this.policy.freeFailures) entry.blockedUntil = 0;
+  private charge(key: string, now: number): void {
+    const entry = this.fresh(key, now) ?? { count: 0, lastAt: now, blockedUntil: 0 };
+    entry.count += 1;
+    entry.lastAt = now;
+    const over = entry.count - this.policy.freeFailures;
+    if (over > 0) {
+      entry.blockedUntil = now + Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** Math.min(over - 1, 30));
+    }
+    // Re-insert so Map order is least-recently-failed first.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.policy.maxEntries) {
+      this.entries.delete(this.entries.keys().next().value!);
     }
   }
 

@@ -54,6 +54,12 @@ export const MAX_QUEUED_HASHES = 256;
 export const HISTORY_SIZE = 100;
 export const HISTORY_MAX_BYTES = 256 * 1024;
 
+/** Join and leave notices are broadcast while at most this many users are online. */
+export const PRESENCE_NOTICE_MAX_USERS = 1_000;
+
+/** Password checks running at once for one client address; more wait their turn. */
+export const MAX_CONCURRENT_LOGINS_PER_IP = 4;
+
 /** Resume tokens stay valid this long. */
 export const RESUME_TOKEN_TTL_MS = 24 * 60 * 60_000;
 

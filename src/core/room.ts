@@ -18,6 +18,22 @@ export function encodeToBytes(frame: ServerFrame): Uint8Array {
   return encoder.encode(encodeFrame(frame));
 }
 
+export interface RoomOptions {
+  /** Room messages kept for newcomers. */
+  historySize: number;
+  /**
+   * History is also bounded by encoded size: it goes out as one frame at login and must fit a
+   * connection's outbound allowance with room to spare.
+   */
+  historyMaxBytes?: number;
+  /**
+   * Above this many online users, join and leave notices are no longer broadcast (`who` still
+   * answers): each notice goes to everyone, so a crowd logging in would cost N² deliveries.
+   */
+  presenceMaxUsers?: number;
+  now?: () => number;
+}
+
 export class Room {
   private readonly online = new Map<string, OnlineUser>();
   private readonly history: Array<{ message: RoomMessage; bytes: number }> = [];
@@ -25,15 +41,17 @@ export class Room {
   private nextMessageId = 1;
   private connections = 0;
 
-  /**
-   * History is bounded by count and by encoded size: the whole history goes out in one frame at
-   * login, and it must fit a connection's outbound allowance with room to spare.
-   */
-  constructor(
-    private readonly historySize: number,
-    private readonly now: () => number = Date.now,
-    private readonly historyMaxBytes = Number.POSITIVE_INFINITY,
-  ) {}
+  private readonly historySize: number;
+  private readonly historyMaxBytes: number;
+  private readonly presenceMaxUsers: number;
+  private readonly now: () => number;
+
+  constructor(options: RoomOptions) {
+    this.historySize = options.historySize;
+    this.historyMaxBytes = options.historyMaxBytes ?? Number.POSITIVE_INFINITY;
+    this.presenceMaxUsers = options.presenceMaxUsers ?? Number.POSITIVE_INFINITY;
+    this.now = options.now ?? Date.now;
+  }
 
   /** Adds a logged-in connection. Others hear `join` only for a user's first connection. */
   join(name: string, peer: Peer): void {
@@ -45,7 +63,7 @@ export class Room {
       return;
     }
     this.online.set(key, { name, peers: new Set([peer]) });
-    this.broadcast({ type: "join", user: name, ts: this.now() }, peer);
+    if (this.online.size <= this.presenceMaxUsers) this.broadcast({ type: "join", user: name, ts: this.now() }, peer);
   }
 
   /** Removes a connection; others hear `leave` when the user's last connection goes. */
@@ -55,8 +73,9 @@ export class Room {
     if (!user || !user.peers.delete(peer)) return;
     this.connections -= 1;
     if (user.peers.size > 0) return;
+    const announce = this.online.size <= this.presenceMaxUsers;
     this.online.delete(key);
-    this.broadcast({ type: "leave", user: user.name, ts: this.now() }, peer);
+    if (announce) this.broadcast({ type: "leave", user: user.name, ts: this.now() }, peer);
   }
 
   /** Relays a room message to every logged-in connection except the sending one. */

@@ -24,6 +24,7 @@ export interface ServerLimits {
   messageBurst: number;
   maxRateViolations: number;
   historySize: number;
+  presenceMaxUsers: number;
   maxConcurrentHashes: number;
   maxQueuedHashes: number;
   throttle: ThrottlePolicy;
@@ -40,6 +41,7 @@ export function defaultLimits(): ServerLimits {
     messageBurst: limits.MESSAGE_BURST,
     maxRateViolations: limits.MAX_RATE_VIOLATIONS,
     historySize: limits.HISTORY_SIZE,
+    presenceMaxUsers: limits.PRESENCE_NOTICE_MAX_USERS,
     // Leave a core for relaying: hashing must never stall message delivery.
     maxConcurrentHashes: Math.max(1, Math.min(limits.MAX_CONCURRENT_HASHES, availableParallelism() - 1)),
     maxQueuedHashes: limits.MAX_QUEUED_HASHES,
@@ -86,10 +88,16 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     minPasswordBytes: limits.MIN_PASSWORD_BYTES,
     maxPasswordBytes: limits.MAX_PASSWORD_BYTES,
     tokenTtlMs: limits.RESUME_TOKEN_TTL_MS,
+    maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
   });
-  // A quarter of the outbound allowance: the history frame plus live traffic at login must fit.
-  const room = new Room(config.historySize, now, Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)));
+  const room = new Room({
+    historySize: config.historySize,
+    // A quarter of the outbound allowance: the history frame plus live traffic at login must fit.
+    historyMaxBytes: Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)),
+    presenceMaxUsers: config.presenceMaxUsers,
+    now,
+  });
   const connections = new Set<Connection>();
   const perAddress = new Map<string, number>();
   let nextId = 1;

@@ -3,9 +3,10 @@ import { LoginThrottle } from "../../src/auth/throttle.ts";
 
 const policy = { freeFailures: 2, baseDelayMs: 1_000, maxDelayMs: 8_000, windowMs: 60_000, maxEntries: 100 };
 
-/** A wrong password: `begin` counts the failure and nothing takes it back. */
+/** A wrong password, checked to the end. */
 function fail(throttle: LoginThrottle, address: string, user: string): void {
   throttle.begin(address, user);
+  throttle.finish(address, user, "wrong");
 }
 
 describe("LoginThrottle", () => {
@@ -25,12 +26,12 @@ describe("LoginThrottle", () => {
     expect(() => throttle.begin("1.1.1.1", "alice")).toThrow("try again in 8 s");
   });
 
-  test("attempts still being checked count: parallel guesses are throttled like serial ones", () => {
+  test("checks still running count against the user: parallel guesses are throttled like serial ones", () => {
     const throttle = new LoginThrottle(policy, () => 0);
     const outcomes: string[] = [];
     for (let i = 0; i < 10; i++) {
       try {
-        throttle.begin("1.1.1.1", "alice");
+        throttle.begin(`10.0.0.${i}`, "alice");
         outcomes.push("checked");
       } catch {
         outcomes.push("throttled");
@@ -48,24 +49,31 @@ describe("LoginThrottle", () => {
     expect(() => throttle.begin("f", "bob")).not.toThrow();
   });
 
-  test("a right password clears the user's record and takes back the address's count", () => {
+  test("a right password clears the user's record; the address keeps its failures", () => {
     const throttle = new LoginThrottle(policy, () => 0);
     fail(throttle, "x", "alice");
     fail(throttle, "x", "alice");
     throttle.begin("x", "alice");
-    throttle.settle("x", "alice", true);
-    // Two failures remain on the address, none on the user: one more of each is still free.
-    throttle.begin("y", "alice");
-    throttle.settle("y", "alice", true);
+    throttle.finish("x", "alice", "right");
+    // The user starts afresh; the address has two failures, so one more is still free.
+    for (let i = 0; i < 2; i++) fail(throttle, `y${i}`, "alice");
     fail(throttle, "x", "bob");
     expect(() => throttle.begin("x", "carol")).toThrow();
+  });
+
+  test("many right passwords from one address at once (a NAT) are not throttled", () => {
+    const throttle = new LoginThrottle(policy, () => 0);
+    const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
+    for (const user of users) throttle.begin("203.0.113.1", user);
+    for (const user of users) throttle.finish("203.0.113.1", user, "right");
+    expect(() => throttle.begin("203.0.113.1", "user0")).not.toThrow();
   });
 
   test("an attempt that was never checked (server busy) is not held against anyone", () => {
     const throttle = new LoginThrottle(policy, () => 0);
     for (let i = 0; i < 10; i++) {
       throttle.begin("x", "alice");
-      throttle.settle("x", "alice", false);
+      throttle.finish("x", "alice", "unchecked");
     }
     expect(() => throttle.begin("x", "alice")).not.toThrow();
   });

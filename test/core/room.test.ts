@@ -21,7 +21,7 @@ class FakePeer implements Peer {
 
 describe("Room", () => {
   test("broadcast skips the sending connection but reaches the sender's other connections", () => {
-    const room = new Room(10, () => 42);
+    const room = new Room({ historySize: 10, now: () => 42 });
     const [alice1, alice2, bob] = [new FakePeer(), new FakePeer(), new FakePeer()];
     room.join("alice", alice1);
     room.join("alice", alice2);
@@ -33,7 +33,7 @@ describe("Room", () => {
   });
 
   test("join is announced for the first connection only, leave for the last", () => {
-    const room = new Room(10);
+    const room = new Room({ historySize: 10 });
     const watcher = new FakePeer();
     room.join("watcher", watcher);
     const [a1, a2] = [new FakePeer(), new FakePeer()];
@@ -50,7 +50,7 @@ describe("Room", () => {
   });
 
   test("dm reaches every connection of the target and the sender's other connections", () => {
-    const room = new Room(10);
+    const room = new Room({ historySize: 10 });
     const [a1, a2, b1, b2, c] = [new FakePeer(), new FakePeer(), new FakePeer(), new FakePeer(), new FakePeer()];
     room.join("alice", a1);
     room.join("alice", a2);
@@ -67,14 +67,14 @@ describe("Room", () => {
   });
 
   test("dm to someone offline is no_such_user", () => {
-    const room = new Room(10);
+    const room = new Room({ historySize: 10 });
     const alice = new FakePeer();
     room.join("alice", alice);
     expect(() => room.dm("alice", alice, "ghost", "hi")).toThrow("ghost is not online");
   });
 
   test("history keeps the last N messages with increasing ids", () => {
-    const room = new Room(3);
+    const room = new Room({ historySize: 3 });
     const alice = new FakePeer();
     room.join("alice", alice);
     for (let i = 1; i <= 5; i++) room.say("alice", alice, `m${i}`);
@@ -86,7 +86,7 @@ describe("Room", () => {
   });
 
   test("a broadcast is encoded once: every recipient gets the same bytes", () => {
-    const room = new Room(3);
+    const room = new Room({ historySize: 3 });
     const received: Uint8Array[] = [];
     const sink = (id: number): Peer => ({ id, send: (frame) => void received.push(frame), close() {} });
     const sender = sink(100);
@@ -102,7 +102,7 @@ describe("Room", () => {
 
 describe("Room history by size", () => {
   test("drops the oldest messages once the encoded history exceeds its byte budget", () => {
-    const room = new Room(100, () => 1, 1_000);
+    const room = new Room({ historySize: 100, historyMaxBytes: 1_000 });
     const alice: Peer = { id: 1, send() {}, close() {} };
     room.join("alice", alice);
     for (let i = 0; i < 20; i++) room.say("alice", alice, `message ${i} ${"x".repeat(100)}`);
@@ -111,5 +111,20 @@ describe("Room history by size", () => {
     expect(size).toBeLessThanOrEqual(1_000);
     expect(kept.length).toBeGreaterThan(3);
     expect(kept.at(-1)!.text).toStartWith("message 19 ");
+  });
+});
+
+describe("Room presence in a crowd", () => {
+  test("above presenceMaxUsers, joins and leaves are not broadcast but who still lists everyone", () => {
+    const room = new Room({ historySize: 1, presenceMaxUsers: 3 });
+    const watcher = new FakePeer();
+    room.join("watcher", watcher);
+    const others = ["a", "b", "c", "d"].map((name) => [name, new FakePeer()] as const);
+    for (const [name, peer] of others) room.join(name, peer);
+    expect(watcher.frames.filter((f) => f.type === "join").map((f) => f.user)).toEqual(["a", "b"]);
+    expect(room.users()).toEqual(["watcher", "a", "b", "c", "d"]);
+    // Symmetric with joins: a leave is announced when the room had at most 3 users before it.
+    for (const index of [3, 2, 1]) room.leave(others[index]![0], others[index]![1]);
+    expect(watcher.frames.filter((f) => f.type === "leave").map((f) => f.user)).toEqual(["b"]);
   });
 });

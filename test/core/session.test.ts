@@ -35,7 +35,7 @@ function deferredAccounts() {
 
 function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
   const peer = new FakePeer();
-  const room = new Room(10, () => clock.now);
+  const room = new Room({ historySize: 10, now: () => clock.now });
   const session = new Session(peer, "127.0.0.1", {
     room,
     accounts,

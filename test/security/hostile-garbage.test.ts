@@ -6,16 +6,25 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_LINE_BYTES } from "../../src/core/limits.ts";
 import { Bystanders, expectAftermath, hostile, Rng, until, type HostileClient } from "../helpers/hostile.ts";
+import type { ServerLimits } from "../../src/server/server.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const encoder = new TextEncoder();
 // Parsing limits are what is under test here, not the message rate: give every frame a token.
 const GENEROUS_RATE = { messageRatePerSec: 10_000, messageBurst: 10_000 };
 
-async function setup(limits: Record<string, unknown> = GENEROUS_RATE): Promise<{ server: TestServer; bystanders: Bystanders }> {
-  const server = await startTestServer({ limits });
-  const bystanders = await Bystanders.start(server);
-  return { server, bystanders };
+/**
+ * Runs `attack` against a fresh server while two bystanders chat, then checks the aftermath:
+ * every bystander message arrived, a newcomer can log in, the store holds `users` and the rest.
+ */
+async function underAttack(
+  attack: (server: TestServer, bystanders: Bystanders) => Promise<void>,
+  { limits = GENEROUS_RATE, users = [] as string[] }: { limits?: Partial<ServerLimits>; users?: string[] } = {},
+): Promise<void> {
+  await using server = await startTestServer({ limits });
+  await using bystanders = await Bystanders.start(server);
+  await bystanders.during(() => attack(server, bystanders));
+  await expectAftermath(server, bystanders, users);
 }
 
 /** An attacker logged in as `user` (registered on the spot). */
@@ -46,25 +55,18 @@ async function expectUsable(client: HostileClient): Promise<void> {
 
 describe("garbage", () => {
   test("random bytes (seed 0xC0FFEE), 40 lines of up to 4 KiB: each is bad_frame and the connection stays", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    const rng = new Rng(0xc0ffee);
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
+      const rng = new Rng(0xc0ffee);
       await using attacker = await hostile(server);
       const lines = Array.from({ length: 40 }, () => rng.bytes(rng.int(1, 4096)).map((byte) => (byte === 0x0a ? 0x20 : byte)));
       await expectCodes(attacker, lines, "bad_frame");
       await expectUsable(attacker);
     });
-    await expectAftermath(server, bystanders);
   });
 
   test("a 256 KiB blast of random bytes with newlines (seed 7) at default rate limits: only bad_frame/rate_limited/too_long, then closed", async () => {
-    const { server, bystanders } = await setup({});
-    await using _server = server;
-    await using _bystanders = bystanders;
-    const rng = new Rng(7);
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
+      const rng = new Rng(7);
       await using attacker = await hostile(server);
       attacker.write(rng.bytes(256 * 1024));
       await attacker.waitClosed(5_000);
@@ -78,15 +80,11 @@ describe("garbage", () => {
       expect(codes.slice(-20)).toEqual(Array(20).fill("rate_limited"));
       expect(codes.filter((code) => code === "bad_frame").length).toBeGreaterThanOrEqual(30);
       expect(codes).not.toContain("too_long");
-    });
-    await expectAftermath(server, bystanders);
+    }, { limits: {} });
   });
 
   test("invalid UTF-8 in say and ping frames is bad_frame and nothing is relayed", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server, bystanders) => {
       await using attacker = await loggedIn(server);
       const sequences = [
         [0xff],
@@ -110,17 +108,13 @@ describe("garbage", () => {
       lines.push(new Uint8Array([...encoder.encode('{"type":"ping"}'), 0xe2]));
       await expectCodes(attacker, lines, "bad_frame");
       await expectUsable(attacker);
-    });
-    await bystanders.receiver.sync();
-    expect(bystanders.receiver.take("msg").filter((frame) => frame.from === "mallory")).toEqual([]);
-    await expectAftermath(server, bystanders, ["mallory"]);
+      await bystanders.receiver.sync();
+      expect(bystanders.receiver.received.filter((frame) => frame.type === "msg" && frame.from === "mallory")).toEqual([]);
+    }, { users: ["mallory"] });
   });
 
   test("JSON that is not an object ([], 1, \"x\", null, true, {}, {\"type\":null}) is bad_frame", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
       await using attacker = await hostile(server);
       await expectCodes(
         attacker,
@@ -129,14 +123,10 @@ describe("garbage", () => {
       );
       await expectUsable(attacker);
     });
-    await expectAftermath(server, bystanders);
   });
 
   test("deeply nested JSON (10,000 levels of [ in one line under 16 KiB) is bad_frame, not a crash", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
       await using attacker = await hostile(server);
       const lines = [
         "[".repeat(10_000),
@@ -154,14 +144,10 @@ describe("garbage", () => {
       expect(await attacker.next("pong")).toEqual({ type: "pong", id: "deep" });
       await expectUsable(attacker);
     });
-    await expectAftermath(server, bystanders);
   });
 
   test("huge numbers: 1e400 and a 400-digit literal are bad_frame, 123456789012345678901234567890 is a number id", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
       await using attacker = await hostile(server);
       await expectCodes(
         attacker,
@@ -184,14 +170,10 @@ describe("garbage", () => {
       expect(await attacker.next("pong")).toEqual({ type: "pong", id: "1e400" });
       await expectUsable(attacker);
     });
-    await expectAftermath(server, bystanders);
   });
 
   test("__proto__ / constructor / prototype keys and types: bad_frame, no prototype pollution", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
       await using attacker = await hostile(server);
       await expectCodes(
         attacker,
@@ -216,19 +198,15 @@ describe("garbage", () => {
       attacker.write('{"type":"ping","__proto__":{"id":"polluted"}}\n');
       expect(await attacker.next("pong")).toEqual({ type: "pong" });
       await expectUsable(attacker);
+      // The server runs in this process: nothing leaked onto Object.prototype.
+      const probe = {} as Record<string, unknown>;
+      for (const key of ["user", "password", "text", "id", "type", "a"]) expect(probe[key]).toBeUndefined();
+      expect(Object.keys(Object.prototype)).toEqual([]);
     });
-    // The server runs in this process: nothing leaked onto Object.prototype.
-    const probe = {} as Record<string, unknown>;
-    for (const key of ["user", "password", "text", "id", "type", "a"]) expect(probe[key]).toBeUndefined();
-    expect(Object.keys(Object.prototype)).toEqual([]);
-    await expectAftermath(server, bystanders);
   });
 
   test("missing and wrongly typed fields are bad_frame, before and after login", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server, bystanders) => {
       await using attacker = await loggedIn(server);
       await expectCodes(
         attacker,
@@ -259,18 +237,14 @@ describe("garbage", () => {
         "bad_frame",
       );
       await expectUsable(attacker);
-    });
-    await bystanders.receiver.sync();
-    expect(bystanders.receiver.take("msg").filter((frame) => frame.from === "mallory")).toEqual([]);
-    await expectAftermath(server, bystanders, ["mallory"]);
+      await bystanders.receiver.sync();
+      expect(bystanders.receiver.received.filter((frame) => frame.type === "msg" && frame.from === "mallory")).toEqual([]);
+    }, { users: ["mallory"] });
   });
 
   test("register, login and a multi-byte say, each byte its own write: parsed correctly and relayed intact", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    const text = "héllo ☃ 😀 שלום \\ \" end";
-    await bystanders.during(async () => {
+    await underAttack(async (server, bystanders) => {
+      const text = "héllo ☃ 😀 שלום \\ \" end";
       await using attacker = await hostile(server);
       const stream = encoder.encode(
         JSON.stringify({ type: "register", user: "trickle", password: "trickle-password" }) +
@@ -288,18 +262,14 @@ describe("garbage", () => {
       expect((await attacker.next("registered")).user).toBe("trickle");
       expect((await attacker.next("welcome")).user).toBe("trickle");
       await expectUsable(attacker);
-    });
-    // The trickled say reached the receiver exactly once, byte for byte.
-    const seen = bystanders.receiver.received.filter((frame) => frame.type === "msg" && frame.from === "trickle");
-    expect(seen.map((frame) => frame.text)).toEqual([text]);
-    await expectAftermath(server, bystanders, ["trickle"]);
+      // The trickled say reached the receiver exactly once, byte for byte.
+      const seen = bystanders.receiver.received.filter((frame) => frame.type === "msg" && frame.from === "trickle");
+      expect(seen.map((frame) => frame.text)).toEqual([text]);
+    }, { users: ["trickle"] });
   });
 
   test("a line of 16385 bytes is too_long and closes; 16384 is read; the server keeps serving", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
       const frame = (size: number) => {
         const head = '{"type":"ping","id":"fits","pad":"';
         const tail = '"}';
@@ -316,23 +286,18 @@ describe("garbage", () => {
       await over.waitClosed(2_000);
       expect(over.frames.filter((f) => f.type === "pong")).toEqual([]);
     });
-    await expectAftermath(server, bystanders);
   });
 
   test("4 MiB without a newline: too_long, then closed; the rest of the flood goes nowhere", async () => {
-    const { server, bystanders } = await setup();
-    await using _server = server;
-    await using _bystanders = bystanders;
-    const before = server.connectionCount;
-    await bystanders.during(async () => {
+    await underAttack(async (server) => {
+      const before = server.connectionCount;
       await using attacker = await hostile(server);
       const chunk = new Uint8Array(16 * 1024).fill(0x61);
       for (let i = 0; i < 256; i++) attacker.write(chunk);
       expect(await attacker.nextError()).toBe("too_long");
       await attacker.waitClosed(2_000);
       expect(attacker.frames).toEqual([]);
+      await until(() => server.connectionCount === before, "the attacker's connection to be gone");
     });
-    await until(() => server.connectionCount === before, "the attacker's connection to be gone");
-    await expectAftermath(server, bystanders);
   });
 });
