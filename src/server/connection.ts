@@ -175,7 +175,8 @@ export class Connection implements Peer {
     this.queueHead = end;
     this.queuedBytes -= size;
     if (this.queueHead === this.queue.length) {
-      this.queue = [];
+      // Reuse the array: a fresh one per turn would be grown again push by push.
+      this.queue.length = 0;
       this.queueHead = 0;
     }
     return batch;
