@@ -23,11 +23,33 @@ interface Waiter {
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 
+/** Turns received bytes into frames, whatever the chunking; a line that is not JSON is kept as `unparsable`. */
+export class FrameReader {
+  private partial = "";
+  private readonly decoder = new TextDecoder();
+
+  push(chunk: Uint8Array): Frame[] {
+    this.partial += this.decoder.decode(chunk, { stream: true });
+    const frames: Frame[] = [];
+    let newline: number;
+    while ((newline = this.partial.indexOf("\n")) >= 0) {
+      const line = this.partial.slice(0, newline);
+      this.partial = this.partial.slice(newline + 1);
+      try {
+        frames.push(JSON.parse(line));
+      } catch {
+        frames.push({ type: "unparsable", line });
+      }
+    }
+    return frames;
+  }
+}
+
 export class TestClient implements AsyncDisposable {
   readonly received: Frame[] = [];
   private readonly unread: Frame[] = [];
   private readonly waiters: Waiter[] = [];
-  private partial = "";
+  private readonly reader = new FrameReader();
   private socket!: Socket<undefined>;
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
@@ -35,7 +57,6 @@ export class TestClient implements AsyncDisposable {
 
   static async connect(options: TestClientOptions): Promise<TestClient> {
     const client = new TestClient();
-    const decoder = new TextDecoder();
     let handshake!: { resolve(): void; reject(error: Error): void };
     const ready = new Promise<void>((resolve, reject) => (handshake = { resolve, reject }));
     // A failed TCP connect rejects `ready` too, but Bun.connect's own rejection is what we rethrow.
@@ -55,7 +76,7 @@ export class TestClient implements AsyncDisposable {
           else handshake.reject(new Error(`TLS verification failed: ${error?.message ?? error}`));
         },
         data(_socket, chunk) {
-          client.onText(decoder.decode(chunk, { stream: true }));
+          client.onData(chunk);
         },
         close() {
           client.onClose();
@@ -176,18 +197,8 @@ export class TestClient implements AsyncDisposable {
     return withTimeout(new Promise<void>((resolve) => this.arrivals.push(resolve)), timeoutMs, "a frame");
   }
 
-  private onText(text: string): void {
-    this.partial += text;
-    let newline: number;
-    while ((newline = this.partial.indexOf("\n")) >= 0) {
-      const line = this.partial.slice(0, newline);
-      this.partial = this.partial.slice(newline + 1);
-      let frame: Frame;
-      try {
-        frame = JSON.parse(line);
-      } catch {
-        frame = { type: "unparsable", line };
-      }
+  private onData(chunk: Uint8Array): void {
+    for (const frame of this.reader.push(chunk)) {
       this.received.push(frame);
       const waiterIndex = this.waiters.findIndex((waiter) => waiter.type === undefined || waiter.type === frame.type);
       if (waiterIndex >= 0) {

@@ -6,7 +6,7 @@
 import { expect } from "bun:test";
 import type { Socket } from "bun";
 import { readFileSync } from "node:fs";
-import { TestClient, withTimeout, type Frame } from "./client.ts";
+import { FrameReader, TestClient, withTimeout, type Frame } from "./client.ts";
 import type { TestServer } from "./server.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -87,8 +87,7 @@ export class HostileClient implements AsyncDisposable {
   private resolveClosed!: () => void;
   private resolveHandshake!: (ok: boolean) => void;
   private outbound: Uint8Array[] = [];
-  private partial = "";
-  private readonly decoder = new TextDecoder();
+  private readonly reader = new FrameReader();
   private readonly listeners = new Set<() => void>();
   private readonly tls: boolean;
 
@@ -299,19 +298,7 @@ export class HostileClient implements AsyncDisposable {
   private onData(chunk: Uint8Array): void {
     this.chunks.push(chunk.slice());
     this.receivedBytes += chunk.length;
-    this.partial += this.decoder.decode(chunk, { stream: true });
-    let newline: number;
-    while ((newline = this.partial.indexOf("\n")) >= 0) {
-      const line = this.partial.slice(0, newline);
-      this.partial = this.partial.slice(newline + 1);
-      let frame: Frame;
-      try {
-        frame = JSON.parse(line);
-      } catch {
-        frame = { type: "unparsable", line };
-      }
-      this.frames.push(frame);
-    }
+    this.frames.push(...this.reader.push(chunk));
     this.notify();
   }
 
