@@ -9,7 +9,6 @@ import { ConnectError } from "../client/connection.ts";
 import { plainLines, screenLines, type Style } from "../client/format.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
-import { MAX_TEXT_CHARS } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
 import { checkUsername } from "../protocol/validate.ts";
@@ -129,7 +128,7 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   for (const event of early.splice(0)) show(event);
   client.on(show);
 
-  const commands = defaultCommands({ maxTextChars: MAX_TEXT_CHARS });
+  const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const context: CommandContext = {
     send: (frame) => client.send(frame),
     print: (line, kind) => {
@@ -165,7 +164,7 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
 async function runInteractive(client: ChatClient, target: Target, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   const color = io.env.NO_COLOR === undefined || io.env.NO_COLOR === "";
   const style = (): Style => ({ color, self: client.user });
-  const commands = defaultCommands({ maxTextChars: MAX_TEXT_CHARS });
+  const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const terminal = new Terminal({
     input: io.stdin,
     output: io.stdout,

@@ -53,6 +53,7 @@ export class ChatClient {
   private outbox: ClientFrame[] = [];
   private tokens = 0;
   private limits: ServerLimitsInfo | undefined;
+  private textLimit = 0;
   private lastRefill = 0;
   private pacingTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -88,6 +89,11 @@ export class ChatClient {
 
   get connected(): boolean {
     return this.connection?.isOpen === true && this.limits !== undefined;
+  }
+
+  /** The longest text the server accepts, as it advertised in `welcome`. */
+  get maxTextChars(): number {
+    return this.textLimit;
   }
 
   get tlsSummary(): string {
@@ -201,6 +207,7 @@ export class ChatClient {
     this.token = welcome.token;
     this.onlineUsers = welcome.online.slice();
     this.limits = welcome.limits;
+    this.textLimit = welcome.limits.maxTextChars;
     this.tokens = Math.max(1, Math.floor(welcome.limits.messageBurst * RATE_SAFETY));
     this.lastRefill = Date.now();
     this.lastFrameAt = Date.now();

@@ -436,4 +436,18 @@ describe("ChatClient", () => {
     bob.send({ type: "say", text: "still there?" });
     expect(await alice.log.frame("msg", (f) => f.text === "still there?")).toMatchObject({ from: "bob" });
   });
+
+  test("a password change is confirmed with a fresh token, the reconnect resumes with it, and the new password works", async () => {
+    await using server = await startTestServer({ limits: { idleTimeoutMs: 300 } });
+    await registerUsers(server, { alice: ALICE });
+    await using alice = await startChat(chatOptions(server, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }) }));
+    alice.client.changePassword(ALICE, "a brand new password");
+    await alice.log.frame("password_changed");
+    // The idle timeout drops the connection (no pings at the default interval); the client comes
+    // back by itself, resuming with the token password_changed carried.
+    await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Reconnected"), "a reconnect", 5_000);
+    expect(logEvents(server, "login").map((entry) => entry.fields.method)).toEqual(["password", "token"]);
+    await using check = await loggedIn(server, "alice", "a brand new password");
+    expect(check.isClosed).toBe(false);
+  });
 });
