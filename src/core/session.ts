@@ -28,6 +28,8 @@ export interface SessionEvents {
   authenticated(session: Session, method: "password" | "token"): void;
   registered(session: Session, user: string): void;
   refused(session: Session, frame: ClientFrameType, code: ErrorCode): void;
+  /** Handling a frame threw something that is not a ChatError. */
+  crashed(session: Session, frame: ClientFrameType | undefined, error: unknown): void;
 }
 
 export interface SessionLimits {
@@ -176,7 +178,12 @@ export class Session {
 
   private fail(error: unknown, frame: ClientFrameType | undefined): void {
     if (this.closed) return;
-    if (!(error instanceof ChatError)) throw error;
+    if (!(error instanceof ChatError)) {
+      // A bug or a runtime failure: one frame fails, the server and the connection go on.
+      this.deps.events.crashed(this, frame, error);
+      this.replyError("internal_error", "The server failed to handle that frame");
+      return;
+    }
     if (frame !== undefined) this.deps.events.refused(this, frame, error.code);
     this.replyError(error.code, error.message);
   }

@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   "timeout",
   "slow_consumer",
   "shutting_down",
+  "internal_error",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -47,7 +47,6 @@ export interface ServerLimitsInfo {
 }
 
 export type ClientFrameType = ClientFrame["type"];
-export type ServerFrameType = ServerFrame["type"];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const MAX_PING_ID_CHARS = 64;

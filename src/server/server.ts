@@ -110,6 +110,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     registered(session, user) {
       log.info("register", { id: session.peer.id, user, address: session.address });
     },
+    crashed(session, frame, error) {
+      log.error("internal_error", { id: session.peer.id, frame, message: error instanceof Error ? error.message : String(error) });
+    },
     refused(session, frame, code) {
       if (frame === "login" || frame === "resume" || frame === "passwd") {
         log.warn("login_failed", { id: session.peer.id, address: session.address, frame, code });

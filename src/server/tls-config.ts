@@ -40,11 +40,6 @@ export const TLS12_MODERN_CIPHERS = [
   "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
 
-export function parseTlsVersion(value: string): TlsVersionName {
-  if (value === "1.2" || value === "1.3") return value;
-  throw new TlsConfigError(`TLS version must be 1.2 or 1.3, not "${value}"`);
-}
-
 export interface ServerTls {
   options: BunTlsOptions;
   /** Things the operator should hear about at start (legacy modes). */

@@ -41,7 +41,7 @@ function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"
     accounts,
     allowRegistration: true,
     now: () => clock.now,
-    events: { authenticated() {}, registered() {}, refused() {} },
+    events: { authenticated() {}, registered() {}, refused() {}, crashed() {} },
     limits: {
       maxTextChars: 100,
       messageRatePerSec: 1,
@@ -125,6 +125,22 @@ describe("Session", () => {
     send({ type: "login", user: "alice", password: "right password" });
     await flush();
     expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "already_authenticated" });
+  });
+
+  test("an unexpected failure in a handler is internal_error for that frame, and the session goes on", async () => {
+    const { accounts } = deferredAccounts();
+    accounts.register = async () => {
+      throw new TypeError("boom");
+    };
+    const { peer, send } = makeSession(accounts, { messageBurst: 10 });
+    send({ type: "register", user: "alice", password: "whatever1" });
+    await flush();
+    send({ type: "ping", id: 1 });
+    expect(peer.frames).toEqual([
+      { type: "error", code: "internal_error", message: "The server failed to handle that frame" },
+      { type: "pong", id: 1 },
+    ]);
+    expect(peer.closedWith).toBeUndefined();
   });
 
   test("quit says bye and closes without an error frame", () => {
