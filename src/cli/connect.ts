@@ -97,6 +97,9 @@ export async function buildVerification(io: CliIO, opts: ConnectionOptions, targ
   } catch (error) {
     throw new CliError(`Cannot read known hosts: ${(error as Error).message}`);
   }
+  if (knownHosts.ignoredLines.length > 0) {
+    printLine(io.stderr, `warning: ignoring unreadable line(s) ${knownHosts.ignoredLines.join(", ")} of ${knownHosts.path}`);
+  }
   const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY);
   return pinVerification({
     knownHosts,

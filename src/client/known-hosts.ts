@@ -119,12 +119,6 @@ export class KnownHosts {
     });
   }
 
-  /** Forgets every pin for `hostPort`. */
-  async remove(hostPort: string): Promise<void> {
-    const key = hostPort.toLowerCase();
-    await this.update((lines) => lines.filter((line) => !isPinFor(line, key)));
-  }
-
   // Re-reads the file before changing it so that pins another client added meanwhile survive.
   private async update(change: (lines: Line[]) => Line[]): Promise<void> {
     const lines = change(await readLines(this.path));

@@ -2,7 +2,8 @@
 // exit codes, what reaches stdout/stderr, and how the server is trusted (CA, pins, --insecure).
 
 import { beforeAll, describe, expect, test } from "bun:test";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { run } from "../../src/cli/program.ts";
 import { TestClient } from "../helpers/client.ts";
 import { authLogs, fedIO, loggedIn, logEvents, registerUsers, until, writeCa, type FedIO } from "../helpers/chat-support.ts";
@@ -205,6 +206,18 @@ describe("chat: trusting the server", () => {
 
     const again = await cli(["chat", target, "--send", "hi again"], fedIO(envFor(dir, ALICE)));
     expect(again).toMatchObject({ code: 0, stderr: "" });
+  });
+
+  test("unreadable lines in known_hosts are reported on stderr, and the valid pin still works", async () => {
+    await using dir = await tempDir();
+    await using server = await startTestServer();
+    await registerUsers(server, { alice: ALICE });
+    const path = knownHostsOf(dir);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, `# mine\nthis line is garbage\nlocalhost:${server.port} ${server.fingerprint256}\n`);
+    const run = await cli(["chat", `alice@localhost:${server.port}`, "--send", "hi"], fedIO(envFor(dir, ALICE)));
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe(`warning: ignoring unreadable line(s) 2 of ${path}\n`);
   });
 
   test("a pin that does not match refuses the server with both fingerprints", async () => {

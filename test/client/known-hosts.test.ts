@@ -123,15 +123,6 @@ describe("KnownHosts", () => {
     expect(await readFile(path, "utf8")).toBe(`# mine\na:1 ${FP_B}\nb:1 ${FP_A}\n`);
   });
 
-  test("remove forgets every pin for the host and keeps everything else", async () => {
-    const path = join(await tempDir(), "known_hosts");
-    await writeFile(path, `a:1 ${FP_A}\n# note\nb:1 ${FP_B}\na:1 ${FP_B}\n`);
-    const store = await KnownHosts.load(path);
-    await store.remove("a:1");
-    expect(store.lookup("a:1")).toBeUndefined();
-    expect(await readFile(path, "utf8")).toBe(`# note\nb:1 ${FP_B}\n`);
-  });
-
   test("comments, blank lines and corrupt lines are kept verbatim; corrupt ones are reported", async () => {
     const path = join(await tempDir(), "known_hosts");
     const original = [
