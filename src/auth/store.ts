@@ -1,11 +1,13 @@
 // The account store: a versioned JSON file, written atomically (temp file, fsync, rename, fsync
-// of the directory) with mode 0600, writes serialised and coalesced. The file is guarded by a
-// lock file naming the owning process, so a server and `register --db` never both write it.
-// A corrupt or unreadable file stops start-up and is never overwritten.
+// of the directory) with mode 0600. Every write is a transaction under a lock file naming the
+// writing process: re-read the file if someone else changed it, apply the change, write, unlock.
+// So a running server and `tlschat register --db` can share the file without losing a write,
+// and the server sees accounts added behind its back. A corrupt or unreadable file stops
+// start-up and is never overwritten.
 
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { chmod, mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { chmod, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { ChatError } from "../protocol/errors.ts";
 import { USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
@@ -13,6 +15,9 @@ import { USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
 export const STORE_FORMAT = "tlschat-users";
 export const STORE_VERSION = 1;
 const SECRET_BYTES = 32;
+/** How long a writer waits for another process's write lock before giving up. */
+export const STORE_LOCK_WAIT_MS = 5_000;
+const LOCK_RETRY_MS = 10;
 
 export interface UserRecord {
   name: string;
@@ -47,118 +52,151 @@ interface StoreFile {
   users: UserRecord[];
 }
 
-const locksHeldHere = new Set<string>();
+interface Contents {
+  secret: Uint8Array;
+  users: Map<string, UserRecord>;
+}
+
+/** What identifies one version of the file: a rename gives a new inode, a rewrite a new mtime. */
+type Stamp = string;
+
+export interface StoreOptions {
+  lockWaitMs?: number;
+}
 
 export class JsonFileStore implements UserStore {
-  private writing: Promise<void> | undefined;
-  private queued: Promise<void> | undefined;
+  private transactions: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   private constructor(
     readonly path: string,
-    readonly secret: Uint8Array,
-    private readonly users: Map<string, UserRecord>,
-    private readonly lockPath: string,
+    private contents: Contents,
+    private stamp: Stamp | undefined,
+    private readonly lockWaitMs: number,
   ) {}
 
-  /** Opens (creating if missing) the store at `path` and takes its lock. */
-  static async open(path: string): Promise<JsonFileStore> {
+  /** Opens the store at `path`, creating it (with a new token secret) if it does not exist. */
+  static async open(path: string, options: StoreOptions = {}): Promise<JsonFileStore> {
     const absolute = resolve(path);
     await mkdir(dirname(absolute), { recursive: true, mode: 0o700 });
-    const lockPath = `${absolute}.lock`;
-    takeLock(lockPath, absolute);
-    try {
-      const loaded = await load(absolute);
-      const store = new JsonFileStore(absolute, loaded.secret, loaded.users, lockPath);
-      if (loaded.created) await store.persist();
-      return store;
-    } catch (error) {
-      releaseLock(lockPath);
-      throw error;
+    const lockWaitMs = options.lockWaitMs ?? STORE_LOCK_WAIT_MS;
+    let loaded = readIfPresent(absolute);
+    if (!loaded) {
+      // Create under the lock, so two processes starting at once agree on one secret.
+      await withLock(absolute, lockWaitMs, async () => {
+        loaded = readIfPresent(absolute);
+        if (loaded) return;
+        const contents: Contents = { secret: randomBytes(SECRET_BYTES), users: new Map() };
+        await writeAtomically(absolute, serialise(contents));
+        loaded = { contents, stamp: stampOf(absolute) };
+      });
     }
+    return new JsonFileStore(absolute, loaded!.contents, loaded!.stamp, lockWaitMs);
+  }
+
+  get secret(): Uint8Array {
+    return this.contents.secret;
   }
 
   get size(): number {
-    return this.users.size;
+    return this.contents.users.size;
   }
 
   get(user: string): UserRecord | undefined {
-    return this.users.get(userKey(user));
+    this.refresh();
+    return this.contents.users.get(userKey(user));
   }
 
-  async add(record: UserRecord): Promise<void> {
-    const key = userKey(record.name);
-    if (this.users.has(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
-    this.users.set(key, record);
-    try {
-      await this.persist();
-    } catch (error) {
-      // Never acknowledge what is not on disk: forget the record, report the store as down.
-      if (this.users.get(key) === record) this.users.delete(key);
-      throw unavailable(error);
-    }
+  add(record: UserRecord): Promise<void> {
+    return this.transact((users) => {
+      const key = userKey(record.name);
+      if (users.has(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
+      users.set(key, record);
+    });
   }
 
-  async update(record: UserRecord): Promise<void> {
-    const key = userKey(record.name);
-    const previous = this.users.get(key);
-    if (!previous) throw new ChatError("no_such_user", `${record.name} is not registered`);
-    this.users.set(key, record);
-    try {
-      await this.persist();
-    } catch (error) {
-      if (this.users.get(key) === record) this.users.set(key, previous);
-      throw unavailable(error);
-    }
+  update(record: UserRecord): Promise<void> {
+    return this.transact((users) => {
+      const key = userKey(record.name);
+      if (!users.has(key)) throw new ChatError("no_such_user", `${record.name} is not registered`);
+      users.set(key, record);
+    });
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([this.writing, this.queued]);
-    releaseLock(this.lockPath);
+    await this.transactions.catch(() => undefined);
+  }
+
+  /** Picks up a version of the file written by another process; keeps what it has if that version is unreadable. */
+  private refresh(): void {
+    const current = stampOf(this.path);
+    if (current === this.stamp) return;
+    try {
+      const loaded = readIfPresent(this.path);
+      if (loaded) this.contents = loaded.contents;
+    } catch {
+      // A corrupt file is refused by the next write; until then the last good view serves.
+    }
+    this.stamp = current;
   }
 
   /**
-   * Writes the current state. Concurrent callers share writes: while one is in progress at
-   * most one more is queued, and it captures every change made before it starts.
+   * Runs one change under the lock against the newest file, then writes it. Transactions of
+   * this store run one at a time; nothing is acknowledged before it is on disk.
    */
-  private persist(): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("store is closed"));
-    if (this.queued) return this.queued;
-    if (!this.writing) return this.startWrite();
-    const queued = this.writing
-      .catch(() => undefined)
-      .then(() => {
-        this.queued = undefined;
-        return this.startWrite();
+  private transact(change: (users: Map<string, UserRecord>) => void): Promise<void> {
+    if (this.closed) return Promise.reject(new ChatError("store_unavailable", "The account store is closed"));
+    const run = async () => {
+      await withLock(this.path, this.lockWaitMs, async () => {
+        // Always re-read under the lock: another writer may have changed the file, and a file
+        // that has become unreadable must be refused, not overwritten.
+        let loaded: { contents: Contents; stamp: Stamp | undefined } | undefined;
+        try {
+          loaded = readIfPresent(this.path);
+        } catch (error) {
+          throw new ChatError("store_unavailable", `The account store is unreadable, so it was not changed (${(error as Error).message})`);
+        }
+        if (loaded) this.contents = loaded.contents;
+        const users = new Map(this.contents.users);
+        change(users);
+        const next = { secret: this.contents.secret, users };
+        await writeAtomically(this.path, serialise(next));
+        this.contents = next;
+        this.stamp = stampOf(this.path);
       });
-    this.queued = queued;
-    return queued;
-  }
-
-  private startWrite(): Promise<void> {
-    const write = writeAtomically(this.path, this.serialise()).finally(() => {
-      if (this.writing === write) this.writing = undefined;
-    });
-    this.writing = write;
-    return write;
-  }
-
-  private serialise(): string {
-    const file: StoreFile = {
-      format: STORE_FORMAT,
-      version: STORE_VERSION,
-      secret: Buffer.from(this.secret).toString("hex"),
-      users: [...this.users.values()],
     };
-    return JSON.stringify(file, null, 2) + "\n";
+    const result = this.transactions.then(run, run);
+    this.transactions = result.catch(() => undefined);
+    return result.catch((error: unknown) => {
+      if (error instanceof ChatError) throw error;
+      throw unavailable(error);
+    });
   }
 }
 
 function unavailable(error: unknown): ChatError {
   const reason = error instanceof Error ? error.message : String(error);
   return new ChatError("store_unavailable", `The account store could not be written (${reason})`);
+}
+
+function serialise(contents: Contents): string {
+  const file: StoreFile = {
+    format: STORE_FORMAT,
+    version: STORE_VERSION,
+    secret: Buffer.from(contents.secret).toString("hex"),
+    users: [...contents.users.values()],
+  };
+  return JSON.stringify(file, null, 2) + "\n";
+}
+
+function stampOf(path: string): Stamp | undefined {
+  try {
+    const stat = statSync(path, { bigint: true });
+    return `${stat.ino}:${stat.size}:${stat.mtimeNs}`;
+  } catch {
+    return undefined;
+  }
 }
 
 async function writeAtomically(path: string, contents: string): Promise<void> {
@@ -186,16 +224,20 @@ async function writeAtomically(path: string, contents: string): Promise<void> {
   }
 }
 
-async function load(path: string): Promise<{ secret: Uint8Array; users: Map<string, UserRecord>; created: boolean }> {
+/** Reads and validates the file; undefined if it does not exist, a StoreError if it is unusable. */
+function readIfPresent(path: string): { contents: Contents; stamp: Stamp | undefined } | undefined {
+  const stamp = stampOf(path);
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = readFileSync(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      return { secret: randomBytes(SECRET_BYTES), users: new Map(), created: true };
-    }
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new StoreError(`Cannot read the account store ${path}: ${(error as Error).message}`);
   }
+  return { contents: parse(path, bytes), stamp };
+}
+
+function parse(path: string, bytes: Uint8Array): Contents {
   const corrupt = (why: string) =>
     new StoreError(`The account store ${path} is corrupt (${why}); it was left untouched — restore it from a backup or move it away`);
   let parsed: unknown;
@@ -230,7 +272,7 @@ async function load(path: string): Promise<{ secret: Uint8Array; users: Map<stri
     if (users.has(key)) throw corrupt(`${record.name} appears twice`);
     users.set(key, { name: record.name, hash: record.hash, epoch: record.epoch!, createdAt: record.createdAt! });
   }
-  return { secret: Buffer.from(file.secret, "hex"), users, created: false };
+  return { secret: Buffer.from(file.secret, "hex"), users };
 }
 
 function isAlive(pid: number): boolean {
@@ -242,44 +284,46 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function takeLock(lockPath: string, storePath: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
+/**
+ * Runs `work` holding `<store>.lock`. A lock whose owner has died (SIGKILL, power loss) is taken
+ * over; one held by a live process is waited for, up to `waitMs`.
+ */
+async function withLock(storePath: string, waitMs: number, work: () => Promise<void>): Promise<void> {
+  const lockPath = `${storePath}.lock`;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
     try {
       const fd = openSync(lockPath, "wx", 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
-      locksHeldHere.add(lockPath);
-      return;
+      break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
         throw new StoreError(`Cannot lock the account store ${storePath}: ${(error as Error).message}`);
       }
     }
-    let owner: number;
+    let owner = Number.NaN;
     try {
       owner = Number.parseInt(readFileSync(lockPath, "utf8"), 10);
     } catch {
       continue; // Released between our attempt and this read: try again.
     }
-    const heldByLiveProcess =
-      Number.isSafeInteger(owner) && owner > 0 && (owner === process.pid ? locksHeldHere.has(lockPath) : isAlive(owner));
-    if (heldByLiveProcess) {
-      throw new StoreError(
-        `The account store ${storePath} is in use by process ${owner} (a running tlschat server?); ` +
-          `register over the network, or stop that process first`,
-      );
+    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && !isAlive(owner)) {
+      unlinkSync(lockPath);
+      continue;
     }
-    // The owner died without cleaning up (SIGKILL, power loss): the lock is stale.
-    unlinkSync(lockPath);
+    if (Date.now() >= deadline) {
+      throw new StoreError(`The account store ${storePath} stayed locked by process ${owner} for ${waitMs} ms`);
+    }
+    await Bun.sleep(LOCK_RETRY_MS);
   }
-  throw new StoreError(`Cannot lock the account store ${storePath}: another process keeps taking the lock`);
-}
-
-function releaseLock(lockPath: string): void {
-  if (!locksHeldHere.delete(lockPath)) return;
   try {
-    unlinkSync(lockPath);
-  } catch {
-    // Already gone: nothing to release.
+    await work();
+  } finally {
+    try {
+      unlinkSync(lockPath);
+    } catch {
+      // Already gone: nothing to release.
+    }
   }
 }

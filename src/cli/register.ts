@@ -1,5 +1,5 @@
 // `tlschat register`: creates an account, over the network (the server writes its store) or,
-// with --db, directly in a store file that no running server holds.
+// with --db, directly in a store file (a server running on that file picks the account up).
 
 import { Command, Option } from "commander";
 import { BoundedHasher } from "../auth/passwords.ts";
@@ -41,7 +41,7 @@ the first line of stdin when stdin is not a terminal.
 Examples:
   tlschat register alice@chat.example.com:7443 --ca server-cert.pem
   printf 'correct horse battery\\n' | tlschat register bob --trust-new
-  tlschat register --db data/users.json carol        (no server may be running on that store)`,
+  tlschat register --db data/users.json carol        (works while a server runs on that store)`,
     )
     .action(async (user: string | undefined, opts: RegisterOptions) => {
       exit.value = await runRegister(user, opts, io);

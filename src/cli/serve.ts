@@ -48,7 +48,7 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--tls-min <version>", "lowest TLS version [default: 1.3, or 1.2 with --tls-max 1.2]").choices(["1.2", "1.3"]).env("TLSCHAT_TLS_MIN"))
     .addOption(new Option("--tls-max <version>", "highest TLS version").choices(["1.2", "1.3"]).default("1.3").env("TLSCHAT_TLS_MAX"))
     .addOption(new Option("--ciphers <list>", `TLS 1.2 cipher list [default: ${TLS12_MODERN_CIPHERS}]`).env("TLSCHAT_CIPHERS"))
-    .addOption(new Option("--no-registration", "refuse network registration (add accounts with `register --db` while the server is stopped)").env("TLSCHAT_NO_REGISTRATION"))
+    .addOption(new Option("--no-registration", "refuse network registration (add accounts with `tlschat register --db FILE USER`)").env("TLSCHAT_NO_REGISTRATION"))
     .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]).default("text").env("TLSCHAT_LOG_FORMAT"))
     .addOption(new Option("--max-connections <n>", "total connection cap").argParser(positiveInteger).env("TLSCHAT_MAX_CONNECTIONS"))
     .addOption(new Option("--max-per-ip <n>", "connections per client address").argParser(positiveInteger).env("TLSCHAT_MAX_PER_IP"))
@@ -120,7 +120,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     if (error instanceof TlsConfigError) throw new CliError(error.message);
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
-  if (!opts.registration) log.info("registration_closed", { hint: `stop the server, then add accounts with: tlschat register --db ${opts.db} USER` });
+  if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
 
   await new Promise<void>((resolve) => {
     if (io.signal.aborted) resolve();

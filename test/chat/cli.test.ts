@@ -64,7 +64,7 @@ describe("register", () => {
     expect(logEvents(server, "register").map((e) => e.fields.user)).toEqual(["alice"]);
   });
 
-  test("--db writes a stopped server's store, and refuses a store a server holds", async () => {
+  test("--db writes a store with or without a server running on it, and the server logs the new user in", async () => {
     await using dir = await tempDir();
     const store = dir.file("data/users.json");
     const offline = await cli(["register", "--db", store, "carol"], fedIO(envFor(dir, "carol-password")));
@@ -75,11 +75,15 @@ describe("register", () => {
     await using carol = await loggedIn(server, "carol", "carol-password");
     expect(logEvents(server, "login").map((e) => e.fields)).toEqual([expect.objectContaining({ user: "carol", method: "password" })]);
 
-    const held = await cli(["register", "--db", store, "dave"], fedIO(envFor(dir, "dave-password")));
-    expect(held.code).toBe(1);
-    expect(lines(held.stderr)).toHaveLength(1);
-    expect(held.stderr).toContain("in use");
-    expect(held.stdout).toBe("");
+    const whileRunning = await cli(["register", "--db", store, "dave"], fedIO(envFor(dir, "dave-password")));
+    expect(whileRunning).toMatchObject({ code: 0, stderr: "" });
+    await using dave = await loggedIn(server, "dave", "dave-password");
+    expect(dave.isClosed).toBe(false);
+
+    const taken = await cli(["register", "--db", store, "Dave"], fedIO(envFor(dir, "other-password")));
+    expect(taken.code).toBe(1);
+    expect(lines(taken.stderr)).toHaveLength(1);
+    expect(taken.stderr).toContain("user_exists");
   });
 });
 

@@ -1,10 +1,12 @@
-// The account store as the server uses it: what lands on disk, refusal of corrupt files and of a
-// second owner, stale-lock takeover, and a write failure that must not take the server down.
+// The account store as the server uses it: what lands on disk, refusal of corrupt files, two
+// writers sharing one file through the lock, stale-lock takeover, and a write failure that must
+// not take the server down.
 
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { JsonFileStore, StoreError } from "../../src/auth/store.ts";
+import type { ChatError } from "../../src/protocol/errors.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { connect, errorFor, expectUsable, newUser } from "./support.ts";
@@ -88,29 +90,52 @@ describe("opening", () => {
     expect(await readFile(storePath, "utf8")).toBe("{not json");
   });
 
-  test("opening a store that is already open throws a StoreError saying it is in use", async () => {
+  test("two stores on one file (a server and register --db) both write, and each sees the other's accounts", async () => {
     await using dir = await tempDir();
     const path = dir.file("users.json");
-    const first = await JsonFileStore.open(path);
+    const server = await JsonFileStore.open(path);
+    const offline = await JsonFileStore.open(path);
     try {
-      const error = await JsonFileStore.open(path).then(
-        () => undefined,
-        (reason: unknown) => reason,
-      );
-      expect(error).toBeInstanceOf(StoreError);
-      expect((error as Error).message).toContain("in use");
-      // The refused open did not take the lock away from the owner.
-      expect(await readFile(`${path}.lock`, "utf8")).toBe(`${process.pid}\n`);
+      expect(Buffer.from(offline.secret)).toEqual(Buffer.from(server.secret));
+      await server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+      await offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2 });
+      expect(server.get("bob")?.hash).toBe("$argon2id$b");
+      await server.add({ name: "carol", hash: "$argon2id$c", epoch: 0, createdAt: 3 });
+      await expect(offline.add({ name: "Carol", hash: "$argon2id$x", epoch: 0, createdAt: 4 })).rejects.toThrow("already registered");
+      await Promise.all([
+        server.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 }),
+        offline.add({ name: "dave", hash: "$argon2id$d", epoch: 0, createdAt: 5 }),
+      ]);
     } finally {
-      await first.close();
+      await server.close();
+      await offline.close();
     }
-    const again = await JsonFileStore.open(path);
-    await again.close();
+    const reopened = await JsonFileStore.open(path);
+    expect(["alice", "bob", "carol", "dave"].map((user) => reopened.get(user)?.hash)).toEqual([
+      "$argon2id$a2",
+      "$argon2id$b",
+      "$argon2id$c",
+      "$argon2id$d",
+    ]);
+    expect(existsSync(`${path}.lock`)).toBe(false);
   });
 
-  test("a store held by a running server cannot be opened", async () => {
-    await using server = await startTestServer();
-    await expect(JsonFileStore.open(server.storePath)).rejects.toThrow("in use");
+  test("a write waits for a lock held by a live process, and fails with store_unavailable if it is never released", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("users.json");
+    const store = await JsonFileStore.open(path, { lockWaitMs: 200 });
+    // PID 1 is always alive: a lock naming it is never stale.
+    await writeFile(`${path}.lock`, "1\n");
+    const started = Date.now();
+    const refused = await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 }).catch((error: ChatError) => error);
+    expect((refused as ChatError).code).toBe("store_unavailable");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(store.get("alice")).toBeUndefined();
+    expect(await readFile(`${path}.lock`, "utf8")).toBe("1\n");
+    await rm(`${path}.lock`);
+    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    expect(store.get("alice")?.name).toBe("alice");
+    await store.close();
   });
 
   test("a stale lock left by a dead process is taken over", async () => {
@@ -119,11 +144,26 @@ describe("opening", () => {
     await writeFile(`${path}.lock`, "2147483646\n");
     const store = await JsonFileStore.open(path);
     try {
-      expect(await readFile(`${path}.lock`, "utf8")).toBe(`${process.pid}\n`);
+      await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+      expect(store.get("alice")?.name).toBe("alice");
     } finally {
       await store.close();
     }
     expect(existsSync(`${path}.lock`)).toBe(false);
+  });
+
+  test("a store made corrupt behind a running server's back is never overwritten", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("users.json");
+    const store = await JsonFileStore.open(path);
+    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    await writeFile(path, "{broken");
+    // The last good view keeps serving logins.
+    expect(store.get("alice")?.name).toBe("alice");
+    const refused = await store.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2 }).catch((error: ChatError) => error);
+    expect((refused as ChatError).code).toBe("store_unavailable");
+    expect(await readFile(path, "utf8")).toBe("{broken");
+    await store.close();
   });
 });
 
