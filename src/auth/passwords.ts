@@ -45,14 +45,17 @@ export class BoundedHasher implements PasswordHasher {
   }
 
   async verifyDummy(password: string, signal?: AbortSignal): Promise<false> {
-    this.dummyHash ??= this.hash(crypto.randomUUID());
-    await this.verify(password, await this.dummyHash, signal);
+    await this.verify(password, await this.warmUp(), signal);
     return false;
   }
 
   /** Computes the dummy hash ahead of the first unknown-user login, off the start-up path. */
-  warmUp(): void {
-    this.dummyHash ??= this.hash(crypto.randomUUID());
+  warmUp(): Promise<string> {
+    this.dummyHash ??= this.hash(crypto.randomUUID()).catch((error: unknown) => {
+      this.dummyHash = undefined; // Try again at the next unknown-user login.
+      throw error;
+    });
+    return this.dummyHash;
   }
 
   private async limited<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -39,7 +39,6 @@ export class Room {
   private readonly history: Array<{ message: RoomMessage; bytes: number }> = [];
   private historyBytes = 0;
   private nextMessageId = 1;
-  private connections = 0;
 
   private readonly historySize: number;
   private readonly historyMaxBytes: number;
@@ -57,7 +56,6 @@ export class Room {
   join(name: string, peer: Peer): void {
     const key = userKey(name);
     const existing = this.online.get(key);
-    this.connections += 1;
     if (existing) {
       existing.peers.add(peer);
       return;
@@ -71,7 +69,6 @@ export class Room {
     const key = userKey(name);
     const user = this.online.get(key);
     if (!user || !user.peers.delete(peer)) return;
-    this.connections -= 1;
     if (user.peers.size > 0) return;
     const announce = this.online.size <= this.presenceMaxUsers;
     this.online.delete(key);
@@ -111,7 +108,9 @@ export class Room {
   }
 
   get onlineConnections(): number {
-    return this.connections;
+    let count = 0;
+    for (const user of this.online.values()) count += user.peers.size;
+    return count;
   }
 
   /** Sends one frame to every logged-in connection but `except`; returns its encoded size. */

@@ -241,22 +241,19 @@ export class Session {
     if (this.closed) return;
     this.user = result.user;
     const room = this.deps.room;
+    // Joining first puts us in `online`; the join notice goes to the others, never to us.
+    room.join(result.user, this.peer);
     const { messageRatePerSec, messageBurst, maxTextChars } = this.deps.limits;
     this.reply({
       type: "welcome",
       user: result.user,
-      online: usersIncluding(room.users(), result.user),
+      online: room.users(),
       token: result.token,
       limits: { messageRatePerSec, messageBurst, maxTextChars },
     });
     this.reply({ type: "history", messages: room.recentMessages() });
-    room.join(result.user, this.peer);
     this.deps.events.authenticated(this, method);
   }
-}
-
-function usersIncluding(users: string[], user: string): string[] {
-  return users.includes(user) ? users : [...users, user];
 }
 
 function dispatch(session: Session, frame: ClientFrame): void | Promise<void> {

@@ -26,8 +26,8 @@ export class Connection implements Peer {
   session!: Session;
   /** Why the connection ended, for the log. */
   reason: CloseReason = "client_closed";
-  handshakeDone = false;
-  flushScheduled = false;
+  private handshakeDone = false;
+  private flushScheduled = false;
   private readonly decoder: LineDecoder;
   private queue: Uint8Array[] = [];
   private queueHead = 0;
@@ -48,10 +48,6 @@ export class Connection implements Peer {
 
   get isOpen(): boolean {
     return !this.closing && !this.ended;
-  }
-
-  get bufferedOutboundBytes(): number {
-    return this.queuedBytes;
   }
 
   send(frame: Uint8Array): void {

@@ -233,7 +233,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       }
     }
   }, sweepMs);
-  hasher.warmUp();
+  // A failed warm-up is retried by the first login that needs the dummy hash.
+  hasher.warmUp().catch(() => undefined);
 
   let allClosed: (() => void) | undefined;
   const stop = (): Promise<void> => {
