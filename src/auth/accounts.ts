@@ -6,6 +6,7 @@ import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { LoginThrottle } from "./throttle.ts";
+import { Slots } from "./slots.ts";
 import { checkToken, issueToken } from "./tokens.ts";
 import type { UserStore } from "./store.ts";
 
@@ -24,7 +25,7 @@ const MAX_THROTTLE_KEY_CHARS = 64;
 
 export class AccountService implements Accounts {
   private readonly registering = new Set<string>();
-  private readonly loginsInFlight = new Map<string, { running: number; waiting: Array<() => void> }>();
+  private readonly loginsInFlight = new Map<string, Slots>();
 
   constructor(
     private readonly store: UserStore,
@@ -90,53 +91,40 @@ export class AccountService implements Accounts {
   private async checkPassword(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
     // A throttled attempt is refused at once, without queueing for a slot.
     this.throttle.check(address, throttleKey);
-    await this.addressSlot(address, signal);
-    try {
-      this.throttle.begin(address, throttleKey);
-      let matches: boolean;
-      try {
-        matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
-      } catch (error) {
-        this.throttle.finish(address, throttleKey, "unchecked");
-        throw error;
-      }
-      this.throttle.finish(address, throttleKey, matches ? "right" : "wrong");
-      return matches;
-    } finally {
-      this.releaseAddressSlot(address);
-    }
+    return this.inAddressSlot(
+      address,
+      async () => {
+        this.throttle.begin(address, throttleKey);
+        let matches: boolean;
+        try {
+          matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
+        } catch (error) {
+          this.throttle.finish(address, throttleKey, "unchecked");
+          throw error;
+        }
+        this.throttle.finish(address, throttleKey, matches ? "right" : "wrong");
+        return matches;
+      },
+      signal,
+    );
   }
 
   /**
-   * Waits until fewer than `maxLoginsPerAddress` checks run for this address. People behind one
-   * NAT logging in together just wait a moment; an attacker cannot have more guesses in flight
-   * than the address throttle has seen fail.
+   * Runs `work` once fewer than `maxLoginsPerAddress` checks run for this address. People behind
+   * one NAT logging in together just wait a moment; an attacker cannot have more guesses in
+   * flight than the address throttle has seen fail.
    */
-  private async addressSlot(address: string, signal: AbortSignal | undefined): Promise<void> {
+  private async inAddressSlot<T>(address: string, work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     let slots = this.loginsInFlight.get(address);
     if (!slots) {
-      slots = { running: 0, waiting: [] };
+      slots = new Slots(this.policy.maxLoginsPerAddress);
       this.loginsInFlight.set(address, slots);
     }
-    if (slots.running < this.policy.maxLoginsPerAddress) {
-      slots.running += 1;
-    } else {
-      // The slot is handed over by releaseAddressSlot, already counted.
-      await new Promise<void>((resolve) => slots.waiting.push(resolve));
+    try {
+      return await slots.run(work, signal);
+    } finally {
+      if (slots.idle) this.loginsInFlight.delete(address);
     }
-    if (signal?.aborted) {
-      this.releaseAddressSlot(address);
-      throw new ChatError("timeout", "The connection closed before its turn came");
-    }
-  }
-
-  private releaseAddressSlot(address: string): void {
-    const slots = this.loginsInFlight.get(address);
-    if (!slots) return;
-    const next = slots.waiting.shift();
-    if (next) return next();
-    slots.running -= 1;
-    if (slots.running === 0) this.loginsInFlight.delete(address);
   }
 
   private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {

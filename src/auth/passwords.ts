@@ -2,7 +2,7 @@
 // bounded number at a time, so a login storm cannot starve message relaying of CPU and a flood
 // of logins is refused (`server_busy`) instead of queueing without bound.
 
-import { ChatError } from "../protocol/errors.ts";
+import { Slots } from "./slots.ts";
 
 /**
  * OWASP's first recommended argon2id setting (19 MiB, 2 passes, 1 lane): about 35 ms on this
@@ -24,24 +24,22 @@ export interface PasswordHasher {
 }
 
 export class BoundedHasher implements PasswordHasher {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly slots: Slots;
   private dummyHash: Promise<string> | undefined;
 
-  constructor(
-    private readonly maxConcurrent: number,
-    private readonly maxQueued: number,
-  ) {}
+  constructor(maxConcurrent: number, maxQueued: number) {
+    this.slots = new Slots(maxConcurrent, maxQueued);
+  }
 
   hash(password: string, signal?: AbortSignal): Promise<string> {
-    return this.limited(
+    return this.slots.run(
       () => Bun.password.hash(password, { algorithm: "argon2id", memoryCost: ARGON2_MEMORY_KIB, timeCost: ARGON2_TIME_COST }),
       signal,
     );
   }
 
   verify(password: string, phc: string, signal?: AbortSignal): Promise<boolean> {
-    return this.limited(() => Bun.password.verify(password, phc), signal);
+    return this.slots.run(() => Bun.password.verify(password, phc), signal);
   }
 
   async verifyDummy(password: string, signal?: AbortSignal): Promise<false> {
@@ -56,25 +54,5 @@ export class BoundedHasher implements PasswordHasher {
       throw error;
     });
     return this.dummyHash;
-  }
-
-  private async limited<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (this.running >= this.maxConcurrent) {
-      if (this.waiting.length >= this.maxQueued) {
-        throw new ChatError("server_busy", "Too many logins in progress; try again shortly");
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      this.running += 1;
-    }
-    try {
-      if (signal?.aborted) throw new ChatError("timeout", "The connection closed before its turn came");
-      return await work();
-    } finally {
-      // Hand the slot straight to the next waiter so `running` never dips and lets a newcomer jump the queue.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running -= 1;
-    }
   }
 }
