@@ -156,3 +156,20 @@ function median(values: number[]): number {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
+
+describe("many logins from one address", () => {
+  test("12 correct logins at once from one address (people behind one NAT) all get in: queued, not throttled", async () => {
+    await using server = await startTestServer();
+    const users = Array.from({ length: 12 }, (_, i) => `nat${i}`);
+    await using registrar = await connect(server);
+    for (const user of users) await registrar.register(user, `${user}-password`);
+    const clients = await Promise.all(users.map(() => connect(server)));
+    try {
+      for (const [i, client] of clients.entries()) client.send({ type: "login", user: users[i], password: `${users[i]}-password` });
+      const replies = await Promise.all(clients.map((client) => client.nextOf(["welcome", "error"], 10_000)));
+      expect(replies.map((reply) => (reply.type === "error" ? reply.code : reply.type))).toEqual(users.map(() => "welcome"));
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  }, 15_000);
+});
