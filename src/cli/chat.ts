@@ -106,15 +106,7 @@ async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<num
 
 async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   let refusals = 0;
-  let lostError: Error | undefined;
-  let resolveEnded!: () => void;
-  const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
   const show = (event: ChatEvent) => {
-    if (event.kind === "closed") {
-      lostError = event.error;
-      resolveEnded();
-      return;
-    }
     if (event.kind === "status") return printLine(io.stderr, event.text);
     const frame = event.frame;
     if (frame.type === "error") {
@@ -143,17 +135,19 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   const lines = createInterface({ input: io.stdin, terminal: false });
   const onAbort = () => lines.close();
   io.signal.addEventListener("abort", onAbort, { once: true });
+  // A lost connection ends the script now, not when stdin next has a line.
+  void client.ended.then(onAbort);
   try {
     for await (const line of lines) {
-      if (lostError) break;
+      if (client.hasEnded) break;
       if (line.trim() === "/quit" || line.trim() === "/exit") break;
       await commands.dispatch(line, context);
     }
   } finally {
     io.signal.removeEventListener("abort", onAbort);
   }
-  if (!lostError) await client.quit();
-  await ended;
+  if (!client.hasEnded) await client.quit();
+  const lostError = await client.ended;
   if (lostError) {
     printLine(io.stderr, `tlschat: ${lostError.message}`);
     return EXIT_FAILURE;
@@ -173,16 +167,8 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   });
   const dim = (text: string) => (color ? `\x1b[2m${text}\x1b[0m` : text);
   let lastDmFrom: string | undefined;
-  let finalError: Error | undefined;
-  let resolveEnded!: () => void;
-  const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
 
   const show = (event: ChatEvent) => {
-    if (event.kind === "closed") {
-      finalError = event.error;
-      resolveEnded();
-      return;
-    }
     if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
     const frame = event.frame;
     if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
@@ -228,7 +214,7 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   io.signal.addEventListener("abort", onAbort, { once: true });
   terminal.start();
 
-  await ended;
+  const finalError = await client.ended;
   io.signal.removeEventListener("abort", onAbort);
   terminal.close();
   if (finalError) {

@@ -22,9 +22,7 @@ export type ChatEvent =
   /** A frame for the user: msg (live or from history), dm, join, leave, who, error. */
   | { kind: "frame"; frame: ServerFrame }
   /** Connection news for a status line. */
-  | { kind: "status"; text: string }
-  /** The session is over; `error` says why when it was not the user's choice. */
-  | { kind: "closed"; error?: Error };
+  | { kind: "status"; text: string };
 
 export interface ChatClientOptions {
   host: string;
@@ -64,6 +62,9 @@ export class ChatClient {
   private outboxDrained: Array<() => void> = [];
   private password: string;
   private pendingPassword: string | undefined;
+  private resolveEnded!: (error: Error | undefined) => void;
+  /** Resolves when the session is over, with the reason when that was not the user's choice. */
+  readonly ended = new Promise<Error | undefined>((resolve) => (this.resolveEnded = resolve));
 
   private constructor(private readonly options: ChatClientOptions) {
     this.user = options.user;
@@ -85,6 +86,10 @@ export class ChatClient {
 
   online(): readonly string[] {
     return this.onlineUsers;
+  }
+
+  get hasEnded(): boolean {
+    return this.finished;
   }
 
   get connected(): boolean {
@@ -363,6 +368,6 @@ export class ChatClient {
     clearInterval(this.pingTimer);
     clearTimeout(this.pacingTimer);
     for (const resolve of this.outboxDrained.splice(0)) resolve();
-    this.emit(error ? { kind: "closed", error } : { kind: "closed" });
+    this.resolveEnded(error);
   }
 }

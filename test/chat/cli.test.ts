@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { run } from "../../src/cli/program.ts";
-import { TestClient } from "../helpers/client.ts";
+import { TestClient, withTimeout } from "../helpers/client.ts";
 import { authLogs, fedIO, loggedIn, logEvents, registerUsers, until, writeCa, type FedIO } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
@@ -288,4 +288,21 @@ describe("register: password sources", () => {
     expect(result.code).toBe(0);
     await using erin = await loggedIn(server, "erin", "from a file 123");
   });
+});
+
+describe("a script whose server goes away", () => {
+  test("exits 1 at once, even while its stdin stays open with nothing to send", async () => {
+    await using dir = await tempDir();
+    const server = await startTestServer();
+    await registerUsers(server, { alice: ALICE });
+    const ca = await writeCa(dir, server);
+    const io = fedIO(envFor(dir, ALICE));
+    const running = cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], io);
+    await until(() => logEvents(server, "login").length === 1, "alice to log in");
+    await server.stop();
+    const result = await withTimeout(running, 5_000, "the script to exit");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("lost");
+    io.stdin.end();
+  }, 10_000);
 });

@@ -10,6 +10,7 @@ import { ClientConnection, ConnectError, type PeerCertificateInfo, type Verifica
 import { hostKey, KnownHosts } from "../../src/client/known-hosts.ts";
 import { pinVerification, type PinPolicy } from "../../src/client/trust.ts";
 import { testCertificate } from "../helpers/certs.ts";
+import { withTimeout } from "../helpers/client.ts";
 import { authLogs, EventLog, loggedIn, logEvents, registerUsers, until } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -257,7 +258,8 @@ describe("ChatClient", () => {
     await bob.client.quit();
     await alice.log.frame("leave", (frame) => frame.user === "bob");
     expect(alice.client.online()).toEqual(["alice"]);
-    expect(bob.log.events.at(-1)).toEqual({ kind: "closed" });
+    expect(bob.client.hasEnded).toBe(true);
+    expect(await bob.client.ended).toBeUndefined();
     expect([...alice.log.frames("error"), ...bob.log.frames("error")]).toEqual([]);
   });
 
@@ -349,7 +351,7 @@ describe("ChatClient", () => {
       alice.client.send({ type: "say", text: "after 2" });
       expect((await bob2.next("msg")).text).toBe("after 2");
       expect(alice.log.roomTexts()).toEqual(["before 1", "before 2", "after 1"]);
-      expect(alice.log.events.some((e) => e.kind === "closed")).toBe(false);
+      expect(alice.client.hasEnded).toBe(false);
       await bob1.close();
     } finally {
       await first.stop();
@@ -423,8 +425,8 @@ describe("ChatClient", () => {
     // Control: a client with the default 30 s ping interval is dropped for idling, twice over.
     for (let round = 0; round < 2; round++) {
       await using idle = await startChat(chatOptions(server, "idle", "idle-password"));
-      const closed = await idle.log.waitFor((e) => e.kind === "closed", "the idle client to be dropped", 5_000);
-      expect(closed).toMatchObject({ kind: "closed", error: expect.any(ConnectError) });
+      const closed = await withTimeout(idle.client.ended, 5_000, "the idle client to be dropped");
+      expect(closed).toBeInstanceOf(ConnectError);
       expect(idle.log.frames("error")).toEqual([expect.objectContaining({ code: "timeout" })]);
     }
 

@@ -88,7 +88,7 @@ export class EventLog {
 
   describe(): string {
     return this.events
-      .map((e) => (e.kind === "frame" ? e.frame.type : e.kind === "status" ? `status(${e.text})` : `closed(${e.error?.message ?? ""})`))
+      .map((e) => (e.kind === "frame" ? e.frame.type : `status(${e.text})`))
       .join(", ");
   }
 }
