@@ -7,8 +7,9 @@
 
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { chmod, mkdir, open, rename, unlink } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { writeFileAtomically } from "../files/atomic-write.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
 
@@ -87,7 +88,7 @@ export class JsonFileStore implements UserStore {
         loaded = readIfPresent(absolute);
         if (loaded) return;
         const contents: Contents = { secret: randomBytes(SECRET_BYTES), users: new Map() };
-        await writeAtomically(absolute, serialise(contents));
+        await writeFileAtomically(absolute, serialise(contents));
         loaded = { contents, stamp: stampOf(absolute) };
       });
     }
@@ -161,7 +162,7 @@ export class JsonFileStore implements UserStore {
         const users = new Map(this.contents.users);
         change(users);
         const next = { secret: this.contents.secret, users };
-        await writeAtomically(this.path, serialise(next));
+        await writeFileAtomically(this.path, serialise(next));
         this.contents = next;
         this.stamp = stampOf(this.path);
       });
@@ -196,31 +197,6 @@ function stampOf(path: string): Stamp | undefined {
     return `${stat.ino}:${stat.size}:${stat.mtimeNs}`;
   } catch {
     return undefined;
-  }
-}
-
-async function writeAtomically(path: string, contents: string): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  const file = await open(temp, "w", 0o600);
-  try {
-    await file.writeFile(contents);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    // A pre-existing temp file keeps its old mode; make sure it is private before it goes live.
-    await chmod(temp, 0o600);
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
-  const directory = await open(dirname(path), "r");
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }
 

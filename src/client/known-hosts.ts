@@ -1,9 +1,9 @@
 // Trust-on-first-use certificate pins, one "host:port FINGERPRINT" line per server as in SSH's
 // known_hosts; it stores and compares pins and leaves deciding what to trust to its caller.
 
-import { randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
+import { writeFileAtomically } from "../files/atomic-write.ts";
 
 /** $XDG_CONFIG_HOME/tlschat/known_hosts, else $HOME/.config/tlschat/known_hosts. */
 export function knownHostsPath(env: { XDG_CONFIG_HOME?: string; HOME?: string }): string {
@@ -122,27 +122,9 @@ export class KnownHosts {
   // Re-reads the file before changing it so that pins another client added meanwhile survive.
   private async update(change: (lines: Line[]) => Line[]): Promise<void> {
     const lines = change(await readLines(this.path));
-    await writeAtomically(this.path, lines.map((line) => line.text + "\n").join(""));
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    await writeFileAtomically(this.path, lines.map((line) => line.text + "\n").join(""));
     this.lines = lines;
-  }
-}
-
-// A crash or a concurrent reader sees the old file or the new one, never half of one.
-async function writeAtomically(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${randomUUID()}.tmp`;
-  try {
-    const handle = await open(tmp, "wx", 0o600);
-    try {
-      await handle.writeFile(content, "utf8");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
   }
 }
 
