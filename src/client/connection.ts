@@ -5,7 +5,7 @@
 
 import type { Socket } from "bun";
 import { ChatError } from "../protocol/errors.ts";
-import { decodeLine, encodeFrame, parseServerFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.ts";
+import { decodeLine, encodeFrameBytes, parseServerFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/lines.ts";
 
 /** Server frames can be as long as the history frame: 100 messages of up to 16 KiB each. */
@@ -183,7 +183,7 @@ export class ClientConnection implements AsyncDisposable {
 
   send(frame: ClientFrame): void {
     if (this.ended) throw new ChatError("shutting_down", "The connection is closed");
-    this.outbound.push(new TextEncoder().encode(encodeFrame(frame)));
+    this.outbound.push(encodeFrameBytes(frame));
     this.flush();
   }
 

@@ -3,19 +3,13 @@
 // Frames that go to many peers are encoded once and the same bytes are queued everywhere.
 
 import { ChatError } from "../protocol/errors.ts";
-import { encodeFrame, type RoomMessage, type ServerFrame } from "../protocol/frames.ts";
+import { encodeFrameBytes, type RoomMessage, type ServerFrame } from "../protocol/frames.ts";
 import { userKey } from "../protocol/validate.ts";
 import type { Peer } from "./peer.ts";
 
 interface OnlineUser {
   name: string;
   peers: Set<Peer>;
-}
-
-const encoder = new TextEncoder();
-
-export function encodeToBytes(frame: ServerFrame): Uint8Array {
-  return encoder.encode(encodeFrame(frame));
 }
 
 export interface RoomOptions {
@@ -91,7 +85,7 @@ export class Room {
   dm(from: string, sender: Peer, to: string, text: string): void {
     const target = this.online.get(userKey(to));
     if (!target) throw new ChatError("no_such_user", `${to} is not online`);
-    const bytes = encodeToBytes({ type: "dm", from, to: target.name, text, ts: this.now() });
+    const bytes = encodeFrameBytes({ type: "dm", from, to: target.name, text, ts: this.now() });
     const recipients = new Set(target.peers);
     for (const peer of this.online.get(userKey(from))?.peers ?? []) recipients.add(peer);
     recipients.delete(sender);
@@ -115,7 +109,7 @@ export class Room {
 
   /** Sends one frame to every logged-in connection but `except`; returns its encoded size. */
   broadcast(frame: ServerFrame, except?: Peer): number {
-    const bytes = encodeToBytes(frame);
+    const bytes = encodeFrameBytes(frame);
     for (const user of this.online.values()) {
       for (const peer of user.peers) if (peer !== except) peer.send(bytes);
     }

@@ -3,11 +3,11 @@
 // wait (bounded), so a client may pipeline `login` and its first messages.
 
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
-import { decodeLine, parseClientFrame, type ClientFrame, type ClientFrameType } from "../protocol/frames.ts";
+import { decodeLine, encodeFrameBytes, parseClientFrame, type ClientFrame, type ClientFrameType, type ServerFrame } from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
 import type { Peer } from "./peer.ts";
 import { TokenBucket } from "./rate.ts";
-import { encodeToBytes, type Room } from "./room.ts";
+import type { Room } from "./room.ts";
 
 export interface LoginResult {
   user: string;
@@ -109,8 +109,8 @@ export class Session {
     if (this.user !== undefined) this.deps.room.leave(this.user, this.peer);
   }
 
-  reply(frame: Parameters<typeof encodeToBytes>[0]): void {
-    this.peer.send(encodeToBytes(frame));
+  reply(frame: ServerFrame): void {
+    this.peer.send(encodeFrameBytes(frame));
   }
 
   replyError(code: ErrorCode, message: string): void {

@@ -64,6 +64,13 @@ export function encodeFrame(frame: ClientFrame | ServerFrame): string {
   return JSON.stringify(frame) + "\n";
 }
 
+const utf8Encoder = new TextEncoder();
+
+/** The frame as the bytes that go on the wire. */
+export function encodeFrameBytes(frame: ClientFrame | ServerFrame): Uint8Array {
+  return utf8Encoder.encode(encodeFrame(frame));
+}
+
 type Fields = Record<string, unknown>;
 
 function parseObject(line: string): Fields {

@@ -6,8 +6,8 @@
 import type { Socket } from "bun";
 import type { Peer } from "../core/peer.ts";
 import type { Session } from "../core/session.ts";
-import { encodeToBytes } from "../core/room.ts";
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
+import { encodeFrameBytes } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/lines.ts";
 
 export interface ConnectionHost {
@@ -70,7 +70,7 @@ export class Connection implements Peer {
     if (this.closing || this.ended) return;
     this.reason = code ?? "quit";
     // The farewell frame may exceed the cap by its own size: it is the last thing queued.
-    if (code !== undefined) this.enqueue(encodeToBytes({ type: "error", code, message: message ?? "" }));
+    if (code !== undefined) this.enqueue(encodeFrameBytes({ type: "error", code, message: message ?? "" }));
     this.closing = true;
     this.graceTimer = setTimeout(() => this.terminate(), this.host.closeGraceMs);
     if (!this.handshakeDone) return; // `handshake` flushes and ends once TLS is up.
