@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
-import { plainLines, screenLines, type Style } from "../client/format.ts";
+import { localLine, plainLines, screenLines, type Style } from "../client/format.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
@@ -165,7 +165,7 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
     prompt: `${client.user}> `,
     completer: (line) => commands.complete(line, client.online()),
   });
-  const dim = (text: string) => (color ? `\x1b[2m${text}\x1b[0m` : text);
+  const dim = (text: string) => localLine(text, "status", color);
   let lastDmFrom: string | undefined;
 
   const show = (event: ChatEvent) => {
@@ -190,7 +190,7 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
       client.send(frame);
       echo(frame);
     },
-    print: (line, kind) => terminal.print(kind === "error" ? (color ? `\x1b[31m${line}\x1b[0m` : line) : dim(line)),
+    print: (line, kind) => terminal.print(localLine(line, kind ?? "status", color)),
     lastDmFrom: () => lastDmFrom,
     async changePassword() {
       const oldPassword = await terminal.readSecret("Current password: ");

@@ -57,6 +57,11 @@ function name(style: Style, user: string): string {
   return style.color ? `\x1b[${nameColor(user)}m${safe}${RESET}` : safe;
 }
 
+/** A line the client itself shows (status news dimmed, local errors red); never network text. */
+export function localLine(text: string, kind: "status" | "error", color: boolean): string {
+  return paint({ color, self: "" }, kind === "error" ? RED : DIM, text);
+}
+
 /** Screen lines for a frame in interactive mode; frames with nothing to show give none. */
 export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
   const time = `[${(style.clock ?? hhmm)(("ts" in frame ? frame.ts : undefined) ?? Date.now())}]`;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mentions, nameColor, plainLines, screenLines } from "../../src/client/format.ts";
+import { localLine, mentions, nameColor, plainLines, screenLines } from "../../src/client/format.ts";
 import type { ServerFrame } from "../../src/protocol/frames.ts";
 
 const plain = { color: false, self: "alice", clock: () => "12:34" };
@@ -63,4 +63,10 @@ test("mentions match whole names only", () => {
   expect(mentions("alice-bob", "alice")).toBe(false);
   expect(mentions("Alice", "alice")).toBe(true);
   expect(mentions("palice", "alice")).toBe(false);
+});
+
+test("local lines: status dimmed, errors red, plain without colour", () => {
+  expect(localLine("-- connected", "status", true)).toBe("\x1b[2m-- connected\x1b[0m");
+  expect(localLine("Unknown command", "error", true)).toBe("\x1b[31mUnknown command\x1b[0m");
+  expect(localLine("-- connected", "status", false)).toBe("-- connected");
 });
