@@ -95,7 +95,7 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     term.type("partial line typed");
     await term.waitFor((rows) => rows.at(-1) === "alice> partial line typed", "the typed text");
     for (const text of ["msg one", "msg two", "msg three"]) bob.send({ type: "say", text });
-    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "msg three")) >= 0, "bob's three messages");
+    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "msg three")) >= 0 && r.at(-1) === "alice> partial line typed", "bob's three messages and the redrawn input");
     expect(rows.at(-1)).toBe("alice> partial line typed");
     const positions = ["msg one", "msg two", "msg three"].map((text) => indexOf(rows, messageRow("bob", text)));
     expect(positions).toEqual([rows.length - 4, rows.length - 3, rows.length - 2]);
@@ -125,9 +125,10 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     term.type(long);
     await term.waitFor((r) => r.at(-1) === wrapped[1] && r.at(-2) === wrapped[0], "the wrapped input");
     for (const text of ["wrap one", "wrap two", "wrap three"]) bob.send({ type: "say", text });
+    // Messages and the prompt redraw are separate writes: wait for the screen to settle on both.
     const rows = await term.waitFor(
-      (r) => ["wrap one", "wrap two", "wrap three"].every((text) => indexOf(r, messageRow("bob", text)) >= 0),
-      "three messages while the input is wrapped",
+      (r) => ["wrap one", "wrap two", "wrap three"].every((text) => indexOf(r, messageRow("bob", text)) >= 0) && r.at(-1) === wrapped[1],
+      "three messages while the input is wrapped, and the input redrawn",
     );
     expect(rows.slice(-2)).toEqual(wrapped);
     const positions = ["earlier", "wrap one", "wrap two", "wrap three"].map((text) => indexOf(rows, messageRow("bob", text)));
@@ -145,13 +146,13 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     bob.send({ type: "say", text: "first line" });
     term.type("typing");
     bob.send({ type: "say", text: "evil \u202ereversed" });
-    const rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "evil <U+202E>reversed")) >= 0, "the bidi message");
+    const rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "evil <U+202E>reversed")) >= 0 && r.at(-1) === "alice> typing", "the bidi message and the redrawn input");
     expect(rows.at(-1)).toBe("alice> typing");
     // The server refuses control characters, so bob cannot clear alice's screen.
     bob.send({ type: "say", text: "\u001b[2Jcleared?" });
     expect(await bob.nextError()).toBe("invalid_text");
     bob.send({ type: "say", text: "last line" });
-    const after = await term.waitFor((r) => indexOf(r, messageRow("bob", "last line")) >= 0, "the next message");
+    const after = await term.waitFor((r) => indexOf(r, messageRow("bob", "last line")) >= 0 && r.at(-1) === "alice> typing", "the next message and the redrawn input");
     expect(indexOf(after, messageRow("bob", "first line"))).toBeGreaterThan(0);
     expect(after.some((row) => row.includes("cleared?"))).toBe(false);
     expect(after.at(-1)).toBe("alice> typing");
@@ -175,7 +176,7 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     hostile.send({ type: "msg", id: 2, from: "mallory", text: "\u001b[2J\u001b[Hgotcha \u202eevil\u0007 \u009b31m", ts });
     hostile.send({ type: "msg", id: 3, from: "mal\u001b[31mlory", text: "fake name", ts });
     hostile.send({ type: "dm", from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
-    const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")), "the hostile frames");
+    const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")) && r.at(-1) === "alice> still typing", "the hostile frames and the redrawn input");
 
     expect(indexOf(rows, messageRow("mallory", "before the attack"))).toBeGreaterThan(0);
     expect(indexOf(rows, messageRow("mallory", "^[[2J^[[Hgotcha <U+202E>evil^G <U+009B>31m"))).toBeGreaterThan(0);
