@@ -34,6 +34,8 @@ export interface SessionEvents {
 
 export interface SessionLimits {
   maxTextChars: number;
+  /** Advertised only: the server's sweep enforces it. */
+  idleTimeoutMs: number;
   /** Room messages and dms. */
   messageRatePerSec: number;
   messageBurst: number;
@@ -243,13 +245,13 @@ export class Session {
     const room = this.deps.room;
     // Joining first puts us in `online`; the join notice goes to the others, never to us.
     room.join(result.user, this.peer);
-    const { messageRatePerSec, messageBurst, maxTextChars } = this.deps.limits;
+    const { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs } = this.deps.limits;
     this.reply({
       type: "welcome",
       user: result.user,
       online: room.users(),
       token: result.token,
-      limits: { messageRatePerSec, messageBurst, maxTextChars },
+      limits: { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs },
     });
     this.reply({ type: "history", messages: room.recentMessages() });
     this.deps.events.authenticated(this, method);

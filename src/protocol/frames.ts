@@ -44,6 +44,8 @@ export interface ServerLimitsInfo {
   messageRatePerSec: number;
   messageBurst: number;
   maxTextChars: number;
+  /** A connection silent this long is closed; clients ping well inside it. */
+  idleTimeoutMs: number;
 }
 
 export type ClientFrameType = ClientFrame["type"];
@@ -118,6 +120,7 @@ function limitsField(fields: Fields): ServerLimitsInfo {
     messageRatePerSec: numberField(limits, "messageRatePerSec"),
     messageBurst: numberField(limits, "messageBurst"),
     maxTextChars: numberField(limits, "maxTextChars"),
+    idleTimeoutMs: numberField(limits, "idleTimeoutMs"),
   };
 }
 

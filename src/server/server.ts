@@ -150,6 +150,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     now,
     limits: {
       maxTextChars: limits.MAX_TEXT_CHARS,
+      idleTimeoutMs: config.idleTimeoutMs,
       messageRatePerSec: config.messageRatePerSec,
       messageBurst: config.messageBurst,
       // Never stricter than the message allowance, or raising that would not help.

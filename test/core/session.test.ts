@@ -44,6 +44,7 @@ function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"
     events: { authenticated() {}, registered() {}, refused() {}, crashed() {} },
     limits: {
       maxTextChars: 100,
+      idleTimeoutMs: 90_000,
       messageRatePerSec: 1,
       messageBurst: 3,
       frameRatePerSec: 1,

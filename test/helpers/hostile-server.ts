@@ -48,7 +48,7 @@ export async function startHostileServer(history: Array<{ from: string; text: st
               user,
               online: [user, "mallory"],
               token: "not-a-real-token",
-              limits: { messageRatePerSec: 10, messageBurst: 30, maxTextChars: 4096 },
+              limits: { messageRatePerSec: 10, messageBurst: 30, maxTextChars: 4096, idleTimeoutMs: 90_000 },
             });
             const ts = Date.now();
             write(socket, { type: "history", messages: history.map((m, i) => ({ type: "msg", id: i + 1, from: m.from, text: m.text, ts })) });

@@ -56,7 +56,7 @@ describe("parseClientFrame", () => {
 describe("parseServerFrame", () => {
   test("round-trips what the server encodes", () => {
     const frames: ServerFrame[] = [
-      { type: "welcome", user: "a", online: ["a"], token: "t", limits: { messageRatePerSec: 1, messageBurst: 2, maxTextChars: 3 } },
+      { type: "welcome", user: "a", online: ["a"], token: "t", limits: { messageRatePerSec: 1, messageBurst: 2, maxTextChars: 3, idleTimeoutMs: 4 } },
       { type: "history", messages: [{ type: "msg", id: 1, from: "a", text: "x", ts: 5 }] },
       { type: "error", code: "auth_failed", message: "no" },
       { type: "pong", id: "x" },
