@@ -31,6 +31,9 @@ interface ChatOptions extends ConnectionOptions {
   history: boolean;
 }
 
+/** Where a `say` without a room goes (the server's rule). */
+const LOBBY_ROOM = "#lobby";
+
 export function chatCommand(io: CliIO, exit: ExitCode): Command {
   return addConnectionOptions(
     new Command("chat")
@@ -182,7 +185,7 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
 
   const echo = (frame: ClientFrame) => {
     const ts = Date.now();
-    if (frame.type === "say") show({ kind: "frame", frame: { type: "msg", id: 0, from: client.user, text: frame.text, ts } });
+    if (frame.type === "say") show({ kind: "frame", frame: { type: "msg", id: 0, room: frame.room ?? LOBBY_ROOM, from: client.user, text: frame.text, ts } });
     if (frame.type === "dm") show({ kind: "frame", frame: { type: "dm", from: client.user, to: frame.to, text: frame.text, ts } });
   };
   const context: CommandContext = {

@@ -1,10 +1,13 @@
 // `tlschat serve`: runs the TLS chat server until SIGINT/SIGTERM. On a fresh checkout it needs no
 // arguments: a missing default certificate is generated and a missing store is created.
 
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { access, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
+import { USERNAME_PATTERN } from "../protocol/validate.ts";
+import { ChatDatabaseError, openChatDatabase } from "../store/sqlite/database.ts";
+import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import { startServer, type ServerLimits } from "../server/server.ts";
 import { generateSelfSigned, writeCertificatePair } from "../tls/certificate.ts";
@@ -17,6 +20,8 @@ export const DEFAULT_PORT = 7443;
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
 export const DEFAULT_DB = "data/users.json";
+export const DEFAULT_CHAT_DB = "data/chat.db";
+const DAY_MS = 24 * 60 * 60_000;
 
 interface ServeOptions {
   host: string;
@@ -24,6 +29,13 @@ interface ServeOptions {
   cert: string;
   key: string;
   db: string;
+  chatDb: string;
+  admin: string[];
+  roomExpiry?: number;
+  maxRooms?: number;
+  maxRoomsPerUser?: number;
+  maxRoomsCreated?: number;
+  presenceMax?: number;
   tlsMin?: TlsVersionName;
   tlsMax: TlsVersionName;
   ciphers?: string;
@@ -45,6 +57,13 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--cert <file>", "PEM certificate (generated if the default is missing)").default(DEFAULT_CERT).env("TLSCHAT_CERT"))
     .addOption(new Option("--key <file>", "PEM private key (generated if the default is missing)").default(DEFAULT_KEY).env("TLSCHAT_KEY"))
     .addOption(new Option("--db <file>", "account store (created if missing)").default(DEFAULT_DB).env("TLSCHAT_DB"))
+    .addOption(new Option("--chat-db <file>", "chat database: rooms, members, bans (created if missing)").default(DEFAULT_CHAT_DB).env("TLSCHAT_CHAT_DB"))
+    .addOption(new Option("--admin <user>", "server administrator (repeatable; env: comma-separated)").argParser(collectNames).default([]).env("TLSCHAT_ADMINS"))
+    .addOption(new Option("--room-expiry <days>", "remove rooms that have had no members this long").argParser(positiveDays).env("TLSCHAT_ROOM_EXPIRY"))
+    .addOption(new Option("--max-rooms <n>", "rooms on the server in total").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS"))
+    .addOption(new Option("--max-rooms-per-user <n>", "rooms one user may be in").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_PER_USER"))
+    .addOption(new Option("--max-rooms-created <n>", "existing rooms one user may have created").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_CREATED"))
+    .addOption(new Option("--presence-max <n>", "no presence or join/leave notices in rooms with more members online than this").argParser(positiveInteger).env("TLSCHAT_PRESENCE_MAX"))
     .addOption(new Option("--tls-min <version>", "lowest TLS version [default: 1.3, or 1.2 with --tls-max 1.2]").choices(["1.2", "1.3"]).env("TLSCHAT_TLS_MIN"))
     .addOption(new Option("--tls-max <version>", "highest TLS version").choices(["1.2", "1.3"]).default("1.3").env("TLSCHAT_TLS_MAX"))
     .addOption(new Option("--ciphers <list>", `TLS 1.2 cipher list [default: ${TLS12_MODERN_CIPHERS}]`).env("TLSCHAT_CIPHERS"))
@@ -102,6 +121,19 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.msgBurst !== undefined) limits.messageBurst = opts.msgBurst;
   if (opts.authTimeout !== undefined) limits.authTimeoutMs = opts.authTimeout * 1000;
   if (opts.idleTimeout !== undefined) limits.idleTimeoutMs = opts.idleTimeout * 1000;
+  if (opts.roomExpiry !== undefined) limits.roomExpiryMs = opts.roomExpiry * DAY_MS;
+  if (opts.maxRooms !== undefined) limits.maxRooms = opts.maxRooms;
+  if (opts.maxRoomsPerUser !== undefined) limits.maxRoomsPerUser = opts.maxRoomsPerUser;
+  if (opts.maxRoomsCreated !== undefined) limits.maxRoomsCreatedPerUser = opts.maxRoomsCreated;
+  if (opts.presenceMax !== undefined) limits.presenceMaxUsers = opts.presenceMax;
+  let rooms: SqliteRooms;
+  try {
+    rooms = SqliteRooms.load(await openChatDatabase(opts.chatDb));
+  } catch (error) {
+    await store.close();
+    if (error instanceof ChatDatabaseError) throw new CliError(error.message);
+    throw error;
+  }
 
   let server;
   try {
@@ -111,12 +143,14 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
       // Legacy mode (--tls-max 1.2) implies TLS 1.2 as the minimum unless said otherwise.
       tls: { cert, key, minVersion: opts.tlsMin ?? opts.tlsMax, maxVersion: opts.tlsMax, ciphers: opts.ciphers },
       store,
+      rooms,
+      admins: opts.admin,
       allowRegistration: opts.registration,
       limits,
       log,
     });
   } catch (error) {
-    await store.close();
+    await Promise.all([store.close(), rooms.close()]);
     if (error instanceof TlsConfigError) throw new CliError(error.message);
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
@@ -129,6 +163,21 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
   await server.stop();
   return EXIT_OK;
+}
+
+function positiveDays(value: string): number {
+  const days = Number(value);
+  if (!Number.isFinite(days) || days <= 0) throw new InvalidArgumentError("expected a positive number of days");
+  return days;
+}
+
+/** `--admin a --admin b` and `TLSCHAT_ADMINS=a,b` both give [a, b]; names are checked like usernames. */
+function collectNames(value: string, previous: string[]): string[] {
+  const names = value.split(",").map((name) => name.trim()).filter((name) => name.length > 0);
+  for (const name of names) {
+    if (!USERNAME_PATTERN.test(name)) throw new InvalidArgumentError(`"${name}" is not a valid username`);
+  }
+  return [...previous, ...names];
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -3,7 +3,7 @@
 // advertised rate so nothing is refused, pings so a dead server is noticed, and reconnects with
 // backoff, replaying history without repeating lines already shown.
 
-import { ChatError } from "../protocol/errors.ts";
+import { ChatError, isErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
 import { Backoff } from "./backoff.ts";
 import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
@@ -190,7 +190,7 @@ export class ChatClient {
     }
     const answer = await this.exchange(connection, { type: "login", user: this.user, password: this.password });
     if (answer.type === "welcome") return answer;
-    throw new ChatError(answer.code, answer.message);
+    throw new ChatError(isErrorCode(answer.code) ? answer.code : "internal_error", answer.message);
   }
 
   private async exchange(
@@ -227,20 +227,20 @@ export class ChatClient {
     switch (frame.type) {
       case "history": {
         const fresh = frame.messages.filter((message) => this.remember(message));
-        if (fresh.length > 0) this.emit({ kind: "frame", frame: { type: "history", messages: fresh } });
+        if (fresh.length > 0) this.emit({ kind: "frame", frame: { ...frame, messages: fresh } });
         return;
       }
       case "msg":
         this.remember(frame);
         break;
-      case "join":
+      case "online":
         if (!this.onlineUsers.includes(frame.user)) this.onlineUsers.push(frame.user);
         break;
-      case "leave":
+      case "offline":
         this.onlineUsers = this.onlineUsers.filter((user) => user !== frame.user);
         break;
       case "who":
-        this.onlineUsers = frame.users.slice();
+        if (frame.room === undefined) this.onlineUsers = frame.users.slice();
         break;
       case "password_changed":
         this.token = frame.token;

@@ -257,7 +257,8 @@ export class ClientConnection implements AsyncDisposable {
     try {
       this.decoder.push(chunk, (line) => {
         const frame = parseServerFrame(decodeLine(line));
-        for (const listener of this.frameListeners.slice()) listener(frame);
+        // A frame type from a newer server: nothing this client can show or act on.
+        if (frame) for (const listener of this.frameListeners.slice()) listener(frame);
         return !this.ended;
       });
     } catch (error) {

@@ -76,9 +76,23 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
       return [{ text: `${time} ${paint(style, BOLD, "[dm]")} ${direction}: ${sanitize(frame.text)}`, mention: frame.from !== style.self }];
     }
     case "join":
-      return notice(`* ${sanitizeName(frame.user)} joined`);
+      return notice(`* ${sanitizeName(frame.user)} joined ${sanitizeName(frame.room)}`);
     case "leave":
-      return notice(`* ${sanitizeName(frame.user)} left`);
+      return notice(`* ${sanitizeName(frame.user)} left ${sanitizeName(frame.room)}`);
+    case "online":
+      return notice(`* ${sanitizeName(frame.user)} is online`);
+    case "offline":
+      return notice(`* ${sanitizeName(frame.user)} went offline`);
+    case "joined":
+      return notice(`* You are in ${sanitizeName(frame.room)}${frame.topic ? `: ${sanitize(frame.topic)}` : ""}`);
+    case "parted":
+      return notice(`* You left ${sanitizeName(frame.room)}`);
+    case "topic":
+      return notice(`* ${sanitizeName(frame.by)} set the topic of ${sanitizeName(frame.room)}: ${sanitize(frame.topic)}`);
+    case "moderation":
+      return notice(`* ${sanitizeName(frame.by)}: ${frame.action} ${sanitizeName(frame.user ?? "")} ${sanitizeName(frame.room ?? "server-wide")}${frame.reason ? ` (${sanitize(frame.reason)})` : ""}`);
+    case "rooms":
+      return [{ text: `Rooms: ${frame.rooms.map((room) => `${sanitizeName(room.room)} (${room.members})`).join(", ")}`, mention: false }];
     case "who":
       return [{ text: `Online (${frame.users.length}): ${frame.users.map((user) => name(style, user)).join(", ")}`, mention: false }];
     case "error":

@@ -54,8 +54,31 @@ export const MAX_QUEUED_HASHES = 256;
 export const HISTORY_SIZE = 100;
 export const HISTORY_MAX_BYTES = 256 * 1024;
 
-/** Join and leave notices are broadcast while at most this many users are online. */
+/**
+ * Presence and membership notices (online/offline, join/leave) go to a room only while at most
+ * this many of its members are online: each notice reaches everyone, so a crowd logging in
+ * would cost N² deliveries.
+ */
 export const PRESENCE_NOTICE_MAX_USERS = 1_000;
+
+/** The room every account starts in. */
+export const LOBBY = "#lobby";
+/** Rooms one user may be a member of at once. */
+export const MAX_ROOMS_PER_USER = 100;
+/** Rooms on the server in total. */
+export const MAX_ROOMS = 10_000;
+/** Existing rooms one user may have created, so open registration cannot fill MAX_ROOMS. */
+export const MAX_ROOMS_CREATED_PER_USER = 10;
+/** Longest room topic, in Unicode code points. */
+export const MAX_TOPIC_CHARS = 300;
+/** A room with no members for this long is removed (never the lobby). */
+export const ROOM_EXPIRY_MS = 30 * 24 * 60 * 60_000;
+/** How often empty rooms are looked for. */
+export const ROOM_SWEEP_INTERVAL_MS = 60 * 60_000;
+/** Largest list reply (who, rooms, member lists, history): it must fit an outbound queue with room to spare. */
+export const MAX_LIST_REPLY_BYTES = 256 * 1024;
+/** Rooms per `rooms` reply unless the client asks for another page size. */
+export const DEFAULT_ROOMS_PAGE = 100;
 
 /** Password checks running at once for one client address; more wait their turn. */
 export const MAX_CONCURRENT_LOGINS_PER_IP = 4;

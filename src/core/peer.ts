@@ -8,6 +8,11 @@ export interface Peer {
   readonly id: number;
   /** Queues one or more encoded frames (each ending in a newline). Never blocks. */
   send(frame: Uint8Array): void;
+  /**
+   * Resolves once the outbound queue has room for another large reply (or the peer is gone), so
+   * bulk replies such as login history go out as the socket drains instead of all at once.
+   */
+  writable(): Promise<void>;
   /** Closes once queued frames are flushed, after an `error` frame when a code is given. */
   close(code?: ErrorCode, message?: string): void;
 }

@@ -1,13 +1,22 @@
-// One connection's protocol state: anonymous until it logs in, then a member of the room. Frames
-// are handled in order, one at a time; while a password is being hashed the following frames
-// wait (bounded), so a client may pipeline `login` and its first messages.
+// One connection's protocol state: anonymous until it logs in, then in all of its user's rooms.
+// Frames are handled in order, one at a time; while one is being worked on asynchronously (a
+// password hash, a stored room change) the following frames wait (bounded), so a client may
+// pipeline `login` and its first messages.
 
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
-import { decodeLine, encodeFrameBytes, parseClientFrame, type ClientFrame, type ClientFrameType, type ServerFrame } from "../protocol/frames.ts";
+import {
+  decodeLine,
+  encodeFrameBytes,
+  parseClientFrame,
+  type ClientFrame,
+  type ClientFrameType,
+  type ModerationRequest,
+  type ServerFrame,
+} from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
+import type { Hub } from "./hub.ts";
 import type { Peer } from "./peer.ts";
 import { TokenBucket } from "./rate.ts";
-import type { Room } from "./room.ts";
 
 export interface LoginResult {
   user: string;
@@ -45,10 +54,12 @@ export interface SessionLimits {
   maxRateViolations: number;
   /** Frames held while an earlier frame's password hash is running. */
   maxPendingFrames: number;
+  /** Rooms per `rooms` reply when the client names no limit. */
+  roomsPageSize: number;
 }
 
 export interface SessionDeps {
-  room: Room;
+  hub: Hub;
   accounts: Accounts;
   limits: SessionLimits;
   events: SessionEvents;
@@ -59,6 +70,8 @@ export interface SessionDeps {
 type Handler<T extends ClientFrameType> = (session: Session, frame: Extract<ClientFrame, { type: T }>) => void | Promise<void>;
 
 const ALLOWED_BEFORE_LOGIN: ReadonlySet<ClientFrameType> = new Set(["register", "login", "resume", "ping", "quit"]);
+/** Refusals after which the connection is closed, not just answered. */
+const CLOSING_CODES: ReadonlySet<ErrorCode> = new Set(["banned"]);
 
 export class Session {
   user: string | undefined;
@@ -75,7 +88,7 @@ export class Session {
   constructor(
     readonly peer: Peer,
     readonly address: string,
-    private readonly deps: SessionDeps,
+    readonly deps: SessionDeps,
   ) {
     this.openedAt = this.lastFrameAt = deps.now();
     const limits = deps.limits;
@@ -103,12 +116,12 @@ export class Session {
     this.handle(line);
   }
 
-  /** The connection is gone: leave the room and drop anything still waiting. */
+  /** The connection is gone: leave the user's rooms and drop anything still waiting. */
   ended(): void {
     this.closed = true;
     this.gone.abort();
     this.pending = [];
-    if (this.user !== undefined) this.deps.room.leave(this.user, this.peer);
+    if (this.user !== undefined) this.deps.hub.leave(this.user, this.peer);
   }
 
   reply(frame: ServerFrame): void {
@@ -187,7 +200,8 @@ export class Session {
       return;
     }
     if (frame !== undefined) this.deps.events.refused(this, frame, error.code);
-    this.replyError(error.code, error.message);
+    if (CLOSING_CODES.has(error.code)) this.close(error.code, error.message);
+    else this.replyError(error.code, error.message);
   }
 
   // Handlers, one per client frame type; `dispatch` below checks the table is exhaustive.
@@ -204,23 +218,38 @@ export class Session {
     login: async (session, frame) => {
       session.requireAnonymous();
       const result = await session.deps.accounts.login(frame.user, frame.password, session.address, session.gone.signal);
-      session.enterRoom(result, "password");
+      await session.enter(result, "password");
     },
-    resume: (session, frame) => {
+    resume: async (session, frame) => {
       session.requireAnonymous();
-      session.enterRoom(session.deps.accounts.resume(frame.user, frame.token, session.address), "token");
+      await session.enter(session.deps.accounts.resume(frame.user, frame.token, session.address), "token");
     },
     say: (session, frame) => {
       const text = checkText(frame.text, session.deps.limits.maxTextChars);
-      session.deps.room.say(session.user!, session.peer, text);
+      session.deps.hub.say(session.user!, session.peer, frame.room, text);
     },
     dm: (session, frame) => {
       const text = checkText(frame.text, session.deps.limits.maxTextChars);
-      session.deps.room.dm(session.user!, session.peer, frame.to, text);
+      session.deps.hub.dm(session.user!, session.peer, frame.to, text);
     },
-    who: (session) => {
-      session.reply({ type: "who", users: session.deps.room.users() });
+    join: (session, frame) => session.deps.hub.join(session.user!, session.peer, frame.room),
+    part: (session, frame) => session.deps.hub.part(session.user!, frame.room),
+    rooms: (session, frame) => {
+      session.reply(session.deps.hub.roomList(session.user!, frame.after, frame.limit ?? session.deps.limits.roomsPageSize));
     },
+    who: (session, frame) => {
+      session.reply(session.deps.hub.who(session.user!, frame.room));
+    },
+    topic: (session, frame) => session.deps.hub.setTopic(session.user!, frame.room, frame.topic),
+    mode: (session, frame) => session.deps.hub.setInviteOnly(session.user!, frame.room, frame.invite_only),
+    kick: moderate,
+    ban: moderate,
+    unban: moderate,
+    mute: moderate,
+    unmute: moderate,
+    op: moderate,
+    deop: moderate,
+    invite: moderate,
     ping: (session, frame) => {
       session.reply(frame.id === undefined ? { type: "pong" } : { type: "pong", id: frame.id });
     },
@@ -239,23 +268,39 @@ export class Session {
     if (this.authenticated) throw new ChatError("already_authenticated", `Already logged in as ${this.user}`);
   }
 
-  private enterRoom(result: LoginResult, method: "password" | "token"): void {
+  /**
+   * Puts the connection in all of the user's rooms, then sends `welcome` and one `history` frame
+   * per room, each once the socket has room for it.
+   */
+  private async enter(result: LoginResult, method: "password" | "token"): Promise<void> {
     if (this.closed) return;
+    const hub = this.deps.hub;
+    const entered = await hub.enter(result.user, this.peer);
+    if (this.closed) {
+      hub.leave(result.user, this.peer);
+      return;
+    }
     this.user = result.user;
-    const room = this.deps.room;
-    // Joining first puts us in `online`; the join notice goes to the others, never to us.
-    room.join(result.user, this.peer);
     const { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs } = this.deps.limits;
     this.reply({
       type: "welcome",
       user: result.user,
-      online: room.users(),
+      online: entered.online,
+      rooms: entered.rooms.map((room) => room.name),
       token: result.token,
       limits: { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs },
     });
-    this.reply({ type: "history", messages: room.recentMessages() });
     this.deps.events.authenticated(this, method);
+    for (const room of entered.rooms) {
+      await this.peer.writable();
+      if (this.closed) return;
+      this.reply(hub.history(room));
+    }
   }
+}
+
+function moderate(session: Session, frame: ModerationRequest): Promise<void> {
+  return session.deps.hub.moderate(session.user!, frame);
 }
 
 function dispatch(session: Session, frame: ClientFrame): void | Promise<void> {

@@ -22,6 +22,14 @@ export const ERROR_CODES = [
   "slow_consumer",
   "shutting_down",
   "internal_error",
+  "invalid_room",
+  "no_such_room",
+  "not_in_room",
+  "not_allowed",
+  "room_banned",
+  "banned",
+  "muted",
+  "too_many_rooms",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

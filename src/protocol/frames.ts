@@ -1,16 +1,38 @@
 // The wire protocol's frames: one JSON object per line with a string `type`. Client and server
 // frames are discriminated unions; the parsers validate untrusted input field by field and turn
-// anything malformed into a ChatError with the code the peer will see.
+// anything malformed into a ChatError with the code the peer will see. A client ignores frame
+// types and fields it does not know, so a newer server never breaks an older client.
 
-import { ChatError, isErrorCode, type ErrorCode } from "./errors.ts";
+import { ChatError, type ErrorCode } from "./errors.ts";
+
+/** Operator actions on one user in a room (or, for ban/unban with scope "server", everywhere). */
+export const MODERATION_ACTIONS = ["kick", "ban", "unban", "mute", "unmute", "op", "deop", "invite"] as const;
+export type ModerationAction = (typeof MODERATION_ACTIONS)[number];
+
+export interface ModerationRequest {
+  type: ModerationAction;
+  user: string;
+  /** A room name; absent only for a server-wide ban or unban. */
+  room?: string;
+  scope?: "server";
+  reason?: string;
+  /** Duration of a ban or mute; forever when absent. */
+  seconds?: number;
+}
 
 export type ClientFrame =
   | { type: "register"; user: string; password: string }
   | { type: "login"; user: string; password: string }
   | { type: "resume"; user: string; token: string }
-  | { type: "say"; text: string }
+  | { type: "say"; text: string; room?: string }
   | { type: "dm"; to: string; text: string }
-  | { type: "who" }
+  | { type: "join"; room: string }
+  | { type: "part"; room: string }
+  | { type: "rooms"; after?: string; limit?: number }
+  | { type: "who"; room?: string }
+  | { type: "topic"; room: string; topic: string }
+  | { type: "mode"; room: string; invite_only: boolean }
+  | ModerationRequest
   | { type: "ping"; id?: PingId }
   | { type: "passwd"; old: string; new: string }
   | { type: "quit" };
@@ -20,24 +42,58 @@ export type PingId = string | number;
 export interface RoomMessage {
   type: "msg";
   id: number;
+  room: string;
   from: string;
   text: string;
   ts: number;
 }
 
+export interface RoomSummary {
+  room: string;
+  members: number;
+  topic: string;
+}
+
+export interface ModerationNotice {
+  type: "moderation";
+  action: ModerationAction | "mode";
+  by: string;
+  ts: number;
+  room?: string;
+  scope?: "server";
+  user?: string;
+  reason?: string;
+  seconds?: number;
+  invite_only?: boolean;
+}
+
+/** An error as the client sees it: the code may be one this client does not know yet. */
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode | (string & {});
+  message: string;
+}
+
 export type ServerFrame =
   | { type: "registered"; user: string }
-  | { type: "welcome"; user: string; online: string[]; token: string; limits: ServerLimitsInfo }
-  | { type: "history"; messages: RoomMessage[] }
+  | { type: "welcome"; user: string; online: string[]; rooms: string[]; token: string; limits: ServerLimitsInfo }
+  | { type: "history"; room: string; messages: RoomMessage[]; more: boolean }
   | RoomMessage
   | { type: "dm"; from: string; to: string; text: string; ts: number }
-  | { type: "join"; user: string; ts: number }
-  | { type: "leave"; user: string; ts: number }
-  | { type: "who"; users: string[] }
+  | { type: "joined"; room: string; topic: string; invite_only: boolean; members: string[]; ops: string[] }
+  | { type: "parted"; room: string }
+  | { type: "join"; room: string; user: string; ts: number }
+  | { type: "leave"; room: string; user: string; ts: number }
+  | { type: "online"; user: string; ts: number }
+  | { type: "offline"; user: string; ts: number }
+  | { type: "rooms"; rooms: RoomSummary[]; more: boolean }
+  | { type: "who"; room?: string; users: string[]; more: boolean }
+  | { type: "topic"; room: string; topic: string; by: string; ts: number }
+  | ModerationNotice
   | { type: "pong"; id?: PingId }
   | { type: "password_changed"; token: string }
   | { type: "bye" }
-  | { type: "error"; code: ErrorCode; message: string };
+  | ErrorFrame;
 
 /** The limits a server enforces per connection, so clients can pace themselves instead of being refused. */
 export interface ServerLimitsInfo {
@@ -52,6 +108,12 @@ export type ClientFrameType = ClientFrame["type"];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const MAX_PING_ID_CHARS = 64;
+/** Longest moderation reason, in UTF-16 code units; it is shown to the whole room. */
+export const MAX_REASON_CHARS = 300;
+/** Longest ban or mute: ten years, in seconds (longer is "forever": leave `seconds` out). */
+export const MAX_MODERATION_SECONDS = 10 * 365 * 24 * 3600;
+/** Most rooms one `rooms` request may ask for. */
+export const MAX_ROOMS_PAGE = 1000;
 
 /** Decodes one line's bytes as UTF-8; invalid sequences are a `bad_frame`. */
 export function decodeLine(bytes: Uint8Array): string {
@@ -75,6 +137,10 @@ export function encodeFrameBytes(frame: ClientFrame | ServerFrame): Uint8Array {
 
 type Fields = Record<string, unknown>;
 
+function isPlainObject(value: unknown): value is Fields {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function parseObject(line: string): Fields {
   let value: unknown;
   try {
@@ -82,40 +148,78 @@ function parseObject(line: string): Fields {
   } catch {
     throw new ChatError("bad_frame", "Frame is not valid JSON");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ChatError("bad_frame", "Frame must be a JSON object");
-  }
-  return value as Fields;
+  if (!isPlainObject(value)) throw new ChatError("bad_frame", "Frame must be a JSON object");
+  return value;
+}
+
+function field(fields: Fields, name: string): unknown {
+  return Object.hasOwn(fields, name) ? fields[name] : undefined;
 }
 
 function stringField(fields: Fields, name: string): string {
-  const value = Object.hasOwn(fields, name) ? fields[name] : undefined;
+  const value = field(fields, name);
   if (typeof value !== "string") throw new ChatError("bad_frame", `Field "${name}" must be a string`);
   return value;
 }
 
+function optionalString(fields: Fields, name: string, maxChars = Number.POSITIVE_INFINITY): string | undefined {
+  if (field(fields, name) === undefined) return undefined;
+  const value = stringField(fields, name);
+  if (value.length > maxChars) throw new ChatError("bad_frame", `Field "${name}" is longer than ${maxChars} characters`);
+  return value;
+}
+
 function numberField(fields: Fields, name: string): number {
-  const value = Object.hasOwn(fields, name) ? fields[name] : undefined;
+  const value = field(fields, name);
   if (typeof value !== "number" || !Number.isFinite(value)) {
     throw new ChatError("bad_frame", `Field "${name}" must be a number`);
   }
   return value;
 }
 
+function optionalCount(fields: Fields, name: string, max: number): number | undefined {
+  const value = field(fields, name);
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new ChatError("bad_frame", `Field "${name}" must be a whole number from 1 to ${max}`);
+  }
+  return value;
+}
+
+function booleanField(fields: Fields, name: string): boolean {
+  const value = field(fields, name);
+  if (typeof value !== "boolean") throw new ChatError("bad_frame", `Field "${name}" must be true or false`);
+  return value;
+}
+
 function stringArrayField(fields: Fields, name: string): string[] {
-  const value = Object.hasOwn(fields, name) ? fields[name] : undefined;
+  const value = field(fields, name);
   if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
     throw new ChatError("bad_frame", `Field "${name}" must be an array of strings`);
   }
   return value;
 }
 
-function limitsField(fields: Fields): ServerLimitsInfo {
-  const value = Object.hasOwn(fields, "limits") ? fields.limits : undefined;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ChatError("bad_frame", 'Field "limits" must be an object');
+function objectArrayField<T>(fields: Fields, name: string, parse: (entry: Fields) => T): T[] {
+  const value = field(fields, name);
+  if (!Array.isArray(value)) throw new ChatError("bad_frame", `Field "${name}" must be an array`);
+  return value.map((entry) => {
+    if (!isPlainObject(entry)) throw new ChatError("bad_frame", `Entries of "${name}" must be objects`);
+    return parse(entry);
+  });
+}
+
+/** Copies the optional fields that are present, so a parsed frame has exactly the fields it was sent with. */
+function withOptional<T extends object>(frame: T, optional: Record<string, unknown>): T {
+  for (const [name, value] of Object.entries(optional)) {
+    if (value !== undefined) (frame as Record<string, unknown>)[name] = value;
   }
-  const limits = value as Fields;
+  return frame;
+}
+
+function limitsField(fields: Fields): ServerLimitsInfo {
+  const limits = field(fields, "limits");
+  if (!isPlainObject(limits)) throw new ChatError("bad_frame", 'Field "limits" must be an object');
   return {
     messageRatePerSec: numberField(limits, "messageRatePerSec"),
     messageBurst: numberField(limits, "messageBurst"),
@@ -133,9 +237,33 @@ function pingId(fields: Fields): PingId | undefined {
 }
 
 function frameType(fields: Fields): string {
-  const type = Object.hasOwn(fields, "type") ? fields.type : undefined;
+  const type = field(fields, "type");
   if (typeof type !== "string") throw new ChatError("bad_frame", 'Frame needs a string "type"');
   return type;
+}
+
+function isModerationAction(type: string): type is ModerationAction {
+  return (MODERATION_ACTIONS as readonly string[]).includes(type);
+}
+
+function moderationRequest(type: ModerationAction, fields: Fields): ModerationRequest {
+  const room = optionalString(fields, "room");
+  const scope = field(fields, "scope");
+  if (scope !== undefined && scope !== "server") throw new ChatError("bad_frame", 'Field "scope" can only be "server"');
+  if ((room === undefined) === (scope === undefined)) {
+    throw new ChatError("bad_frame", 'A moderation frame names either a "room" or "scope":"server"');
+  }
+  if (scope !== undefined && type !== "ban" && type !== "unban") {
+    throw new ChatError("bad_frame", 'Only ban and unban take "scope":"server"');
+  }
+  const seconds = optionalCount(fields, "seconds", MAX_MODERATION_SECONDS);
+  if (seconds !== undefined && type !== "ban" && type !== "mute") {
+    throw new ChatError("bad_frame", 'Only ban and mute take "seconds"');
+  }
+  return withOptional<ModerationRequest>(
+    { type, user: stringField(fields, "user") },
+    { room, scope, reason: optionalString(fields, "reason", MAX_REASON_CHARS), seconds },
+  );
 }
 
 /** Parses and shape-checks a frame sent by a client. Content rules (text, names) come later. */
@@ -149,10 +277,20 @@ export function parseClientFrame(line: string): ClientFrame {
     case "resume":
       return { type, user: stringField(fields, "user"), token: stringField(fields, "token") };
     case "say":
-      return { type, text: stringField(fields, "text") };
+      return withOptional({ type, text: stringField(fields, "text") }, { room: optionalString(fields, "room") });
     case "dm":
       return { type, to: stringField(fields, "to"), text: stringField(fields, "text") };
+    case "join":
+    case "part":
+      return { type, room: stringField(fields, "room") };
+    case "rooms":
+      return withOptional({ type }, { after: optionalString(fields, "after"), limit: optionalCount(fields, "limit", MAX_ROOMS_PAGE) });
     case "who":
+      return withOptional({ type }, { room: optionalString(fields, "room") });
+    case "topic":
+      return { type, room: stringField(fields, "room"), topic: stringField(fields, "topic") };
+    case "mode":
+      return { type, room: stringField(fields, "room"), invite_only: booleanField(fields, "invite_only") };
     case "quit":
       return { type };
     case "ping": {
@@ -162,6 +300,7 @@ export function parseClientFrame(line: string): ClientFrame {
     case "passwd":
       return { type, old: stringField(fields, "old"), new: stringField(fields, "new") };
     default:
+      if (isModerationAction(type)) return moderationRequest(type, fields);
       throw new ChatError("bad_frame", `Unknown frame type "${type.slice(0, 32)}"`);
   }
 }
@@ -171,14 +310,36 @@ function roomMessage(fields: Fields): RoomMessage {
   return {
     type: "msg",
     id: numberField(fields, "id"),
+    room: stringField(fields, "room"),
     from: stringField(fields, "from"),
     text: stringField(fields, "text"),
     ts: numberField(fields, "ts"),
   };
 }
 
-/** Parses a frame sent by a server; the client trusts the server's shapes no more than its text. */
-export function parseServerFrame(line: string): ServerFrame {
+function moderationNotice(fields: Fields): ModerationNotice {
+  const action = stringField(fields, "action");
+  if (action !== "mode" && !isModerationAction(action)) throw new ChatError("bad_frame", "Unknown moderation action");
+  const scope = field(fields, "scope");
+  const inviteOnly = field(fields, "invite_only");
+  return withOptional<ModerationNotice>(
+    { type: "moderation", action, by: stringField(fields, "by"), ts: numberField(fields, "ts") },
+    {
+      room: optionalString(fields, "room"),
+      scope: scope === "server" ? scope : undefined,
+      user: optionalString(fields, "user"),
+      reason: optionalString(fields, "reason"),
+      seconds: field(fields, "seconds") === undefined ? undefined : numberField(fields, "seconds"),
+      invite_only: inviteOnly === undefined ? undefined : booleanField(fields, "invite_only"),
+    },
+  );
+}
+
+/**
+ * Parses a frame sent by a server; the client trusts the server's shapes no more than its text.
+ * A frame type this client does not know is `undefined`: ignored, not fatal.
+ */
+export function parseServerFrame(line: string): ServerFrame | undefined {
   const fields = parseObject(line);
   const type = frameType(fields);
   switch (type) {
@@ -189,22 +350,17 @@ export function parseServerFrame(line: string): ServerFrame {
         type,
         user: stringField(fields, "user"),
         online: stringArrayField(fields, "online"),
+        rooms: stringArrayField(fields, "rooms"),
         token: stringField(fields, "token"),
         limits: limitsField(fields),
       };
-    case "history": {
-      const messages = Object.hasOwn(fields, "messages") ? fields.messages : undefined;
-      if (!Array.isArray(messages)) throw new ChatError("bad_frame", 'Field "messages" must be an array');
+    case "history":
       return {
         type,
-        messages: messages.map((entry) => {
-          if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-            throw new ChatError("bad_frame", "History entries must be objects");
-          }
-          return roomMessage(entry as Fields);
-        }),
+        room: stringField(fields, "room"),
+        messages: objectArrayField(fields, "messages", roomMessage),
+        more: booleanField(fields, "more"),
       };
-    }
     case "msg":
       return roomMessage(fields);
     case "dm":
@@ -215,11 +371,48 @@ export function parseServerFrame(line: string): ServerFrame {
         text: stringField(fields, "text"),
         ts: numberField(fields, "ts"),
       };
+    case "joined":
+      return {
+        type,
+        room: stringField(fields, "room"),
+        topic: stringField(fields, "topic"),
+        invite_only: booleanField(fields, "invite_only"),
+        members: stringArrayField(fields, "members"),
+        ops: stringArrayField(fields, "ops"),
+      };
+    case "parted":
+      return { type, room: stringField(fields, "room") };
     case "join":
     case "leave":
+      return { type, room: stringField(fields, "room"), user: stringField(fields, "user"), ts: numberField(fields, "ts") };
+    case "online":
+    case "offline":
       return { type, user: stringField(fields, "user"), ts: numberField(fields, "ts") };
+    case "rooms":
+      return {
+        type,
+        rooms: objectArrayField(fields, "rooms", (entry) => ({
+          room: stringField(entry, "room"),
+          members: numberField(entry, "members"),
+          topic: stringField(entry, "topic"),
+        })),
+        more: booleanField(fields, "more"),
+      };
     case "who":
-      return { type, users: stringArrayField(fields, "users") };
+      return withOptional(
+        { type, users: stringArrayField(fields, "users"), more: booleanField(fields, "more") },
+        { room: optionalString(fields, "room") },
+      );
+    case "topic":
+      return {
+        type,
+        room: stringField(fields, "room"),
+        topic: stringField(fields, "topic"),
+        by: stringField(fields, "by"),
+        ts: numberField(fields, "ts"),
+      };
+    case "moderation":
+      return moderationNotice(fields);
     case "pong": {
       const id = pingId(fields);
       return id === undefined ? { type } : { type, id };
@@ -228,12 +421,9 @@ export function parseServerFrame(line: string): ServerFrame {
       return { type, token: stringField(fields, "token") };
     case "bye":
       return { type };
-    case "error": {
-      const code = Object.hasOwn(fields, "code") ? fields.code : undefined;
-      if (!isErrorCode(code)) throw new ChatError("bad_frame", "Error frame has an unknown code");
-      return { type, code, message: stringField(fields, "message") };
-    }
+    case "error":
+      return { type, code: stringField(fields, "code"), message: stringField(fields, "message") };
     default:
-      throw new ChatError("bad_frame", `Unknown frame type "${type.slice(0, 32)}"`);
+      return undefined;
   }
 }

@@ -40,3 +40,22 @@ export function checkText(text: string, maxChars: number): string {
   if (CONTROL_CHARACTERS.test(text)) throw new ChatError("invalid_text", "Text contains control characters");
   return text;
 }
+
+export const ROOM_NAME_PATTERN = /^#[A-Za-z0-9_-]{1,32}$/;
+
+/** Case-insensitive identity of a room: "#Rust" and "#rust" are one room, shown as created. */
+export function roomKey(room: string): string {
+  return room.toLowerCase();
+}
+
+export function checkRoomName(room: string): string {
+  if (!ROOM_NAME_PATTERN.test(room)) {
+    throw new ChatError("invalid_room", "Room names are '#' and 1-32 letters, digits, '_' or '-'");
+  }
+  return room;
+}
+
+/** A room topic: like a message text but may be empty (which clears it). */
+export function checkTopic(topic: string, maxChars: number): string {
+  return topic.length === 0 ? topic : checkText(topic, maxChars);
+}

@@ -13,6 +13,8 @@ import { LineDecoder } from "../protocol/lines.ts";
 export interface ConnectionHost {
   maxLineBytes: number;
   maxOutboundBytes: number;
+  /** `writable()` resolves once the queue is at most this long. */
+  writableBelowBytes: number;
   maxWriteBytes: number;
   closeGraceMs: number;
   /** Asks for `flush()` to be called at the end of this event-loop turn. */
@@ -23,7 +25,7 @@ export interface ConnectionHost {
 export type CloseReason = ErrorCode | "client_closed" | "quit" | "tls_failed";
 
 export class Connection implements Peer {
-  session!: Session;
+  readonly session: Session;
   /** Why the connection ended, for the log. */
   reason: CloseReason = "client_closed";
   private handshakeDone = false;
@@ -36,18 +38,33 @@ export class Connection implements Peer {
   private closing = false;
   private ended = false;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  private writableWaiters: Array<() => void> = [];
 
   constructor(
     readonly id: number,
     readonly address: string,
     private readonly socket: Socket<Connection>,
     private readonly host: ConnectionHost,
+    createSession: (peer: Peer) => Session,
   ) {
     this.decoder = new LineDecoder(host.maxLineBytes);
+    this.session = createSession(this);
   }
 
   get isOpen(): boolean {
     return !this.closing && !this.ended;
+  }
+
+  get authenticated(): boolean {
+    return this.session.authenticated;
+  }
+
+  get openedAt(): number {
+    return this.session.openedAt;
+  }
+
+  get lastFrameAt(): number {
+    return this.session.lastFrameAt;
   }
 
   send(frame: Uint8Array): void {
@@ -64,6 +81,17 @@ export class Connection implements Peer {
       }
     }
     this.enqueue(frame);
+  }
+
+  writable(): Promise<void> {
+    if (this.ended || this.queuedBytes <= this.host.writableBelowBytes) return Promise.resolve();
+    return new Promise((resolve) => this.writableWaiters.push(resolve));
+  }
+
+  /** The TLS handshake failed; a connection already being closed keeps its reason. */
+  handshakeFailed(): void {
+    if (this.isOpen) this.reason = "tls_failed";
+    this.terminate();
   }
 
   close(code?: ErrorCode, message?: string): void {
@@ -128,10 +156,17 @@ export class Connection implements Peer {
       if (written < batch.length) {
         this.putBack(batch.subarray(written));
         this.waitingForDrain = true;
+        this.wakeWritableWaiters();
         return;
       }
     }
+    this.wakeWritableWaiters();
     if (this.closing) this.socket.end();
+  }
+
+  private wakeWritableWaiters(): void {
+    if (this.writableWaiters.length === 0 || (!this.ended && this.queuedBytes > this.host.writableBelowBytes)) return;
+    for (const resolve of this.writableWaiters.splice(0)) resolve();
   }
 
   private enqueue(frame: Uint8Array): void {
@@ -188,5 +223,6 @@ export class Connection implements Peer {
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
+    this.wakeWritableWaiters();
   }
 }

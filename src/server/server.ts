@@ -1,5 +1,5 @@
-// The TLS chat server: accepts connections with Bun's native TLS sockets, enforces connection
-// caps and timeouts, and wires each connection's session to the shared room and accounts.
+// The TLS chat server: accepts connections with Bun's native TLS sockets and wires each
+// connection's session to the chat hub (directory, rooms, message log, fanout) and accounts.
 
 import type { Socket, TCPSocketListener } from "bun";
 import { availableParallelism } from "node:os";
@@ -7,10 +7,17 @@ import { AccountService } from "../auth/accounts.ts";
 import { BoundedHasher } from "../auth/passwords.ts";
 import type { UserStore } from "../auth/store.ts";
 import { LoginThrottle, type ThrottlePolicy } from "../auth/throttle.ts";
+import { LocalDirectory } from "../core/directory.ts";
+import { LocalFanout } from "../core/fanout.ts";
+import { Hub } from "../core/hub.ts";
 import * as limits from "../core/limits.ts";
-import { Room } from "../core/room.ts";
-import { Session, type SessionEvents } from "../core/session.ts";
+import { MemoryMessageLog } from "../core/message-log.ts";
+import type { Rooms } from "../core/rooms.ts";
+import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
+import { userKey } from "../protocol/validate.ts";
+import { Admission } from "./admission.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
+import { FlushScheduler } from "./flush-scheduler.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
 
@@ -25,6 +32,10 @@ export interface ServerLimits {
   maxRateViolations: number;
   historySize: number;
   presenceMaxUsers: number;
+  maxRoomsPerUser: number;
+  maxRooms: number;
+  maxRoomsCreatedPerUser: number;
+  roomExpiryMs: number;
   maxConcurrentHashes: number;
   maxQueuedHashes: number;
   throttle: ThrottlePolicy;
@@ -42,6 +53,10 @@ export function defaultLimits(): ServerLimits {
     maxRateViolations: limits.MAX_RATE_VIOLATIONS,
     historySize: limits.HISTORY_SIZE,
     presenceMaxUsers: limits.PRESENCE_NOTICE_MAX_USERS,
+    maxRoomsPerUser: limits.MAX_ROOMS_PER_USER,
+    maxRooms: limits.MAX_ROOMS,
+    maxRoomsCreatedPerUser: limits.MAX_ROOMS_CREATED_PER_USER,
+    roomExpiryMs: limits.ROOM_EXPIRY_MS,
     // Leave a core for relaying: hashing must never stall message delivery.
     maxConcurrentHashes: Math.max(1, Math.min(limits.MAX_CONCURRENT_HASHES, availableParallelism() - 1)),
     maxQueuedHashes: limits.MAX_QUEUED_HASHES,
@@ -61,6 +76,10 @@ export interface ServerOptions {
   tls: TlsSettings;
   /** Opened by the caller; the server closes it on stop. */
   store: UserStore;
+  /** The room registry, opened by the caller; the server closes it on stop. */
+  rooms: Rooms;
+  /** Usernames of the server's administrators. */
+  admins?: readonly string[];
   allowRegistration?: boolean;
   limits?: Partial<ServerLimits>;
   log?: Logger;
@@ -91,15 +110,37 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
   });
-  const room = new Room({
-    historySize: config.historySize,
-    // A quarter of the outbound allowance: the history frame plus live traffic at login must fit.
-    historyMaxBytes: Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)),
-    presenceMaxUsers: config.presenceMaxUsers,
-    now,
+  const directory = new LocalDirectory();
+  const messageLog = new MemoryMessageLog({
+    perRoom: config.historySize,
+    // A quarter of the outbound allowance: a history frame plus live traffic at login must fit.
+    perRoomBytes: Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)),
   });
-  const connections = new Set<Connection>();
-  const perAddress = new Map<string, number>();
+  const hub = new Hub(
+    directory,
+    options.rooms,
+    messageLog,
+    new LocalFanout(directory),
+    {
+      lobby: limits.LOBBY,
+      admins: new Set((options.admins ?? []).map(userKey)),
+      maxRoomsPerUser: config.maxRoomsPerUser,
+      maxRooms: config.maxRooms,
+      maxRoomsCreatedPerUser: config.maxRoomsCreatedPerUser,
+      maxTopicChars: limits.MAX_TOPIC_CHARS,
+      presenceMaxAudience: config.presenceMaxUsers,
+      maxListBytes: Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4)),
+      roomExpiryMs: config.roomExpiryMs,
+    },
+    {
+      moderated(notice) {
+        const { action, room, scope, user, by, seconds, invite_only } = notice;
+        log.info("moderation", { action, room: room ?? scope, user, by, seconds, invite_only });
+      },
+    },
+    now,
+  );
+  await hub.open();
   let nextId = 1;
   let stopping: Promise<void> | undefined;
 
@@ -120,30 +161,21 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   };
 
-  // One flush per connection per event-loop turn: frames queued while handling a batch of reads
-  // leave in one write.
-  let dirty: Connection[] = [];
-  const flushDirty = () => {
-    const batch = dirty;
-    dirty = [];
-    for (const connection of batch) connection.flushScheduledWrites();
-  };
+  const flushes = new FlushScheduler();
   const host: ConnectionHost = {
     maxLineBytes: limits.MAX_LINE_BYTES,
     maxOutboundBytes: config.maxOutboundBytes,
+    writableBelowBytes: Math.floor(config.maxOutboundBytes / 4),
     maxWriteBytes: limits.MAX_WRITE_BYTES,
     closeGraceMs: limits.CLOSE_GRACE_MS,
-    scheduleFlush(connection) {
-      if (dirty.length === 0) setImmediate(flushDirty);
-      dirty.push(connection);
-    },
+    scheduleFlush: (connection) => flushes.schedule(connection),
     slowConsumer(connection) {
       log.warn("slow_consumer", { id: connection.id, user: connection.session.user, address: connection.address });
     },
   };
 
-  const sessionDeps = {
-    room,
+  const sessionDeps: SessionDeps = {
+    hub,
     accounts,
     events,
     allowRegistration: options.allowRegistration ?? true,
@@ -158,8 +190,26 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       frameBurst: Math.max(limits.FRAME_BURST, config.messageBurst * 2),
       maxRateViolations: config.maxRateViolations,
       maxPendingFrames: limits.MAX_PENDING_FRAMES,
+      roomsPageSize: limits.DEFAULT_ROOMS_PAGE,
     },
   };
+
+  const admission = new Admission<Connection>(
+    {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      refusalHeadroom: limits.REFUSAL_HEADROOM,
+      authTimeoutMs: config.authTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+    },
+    now,
+  );
+  const roomSweep = setInterval(() => {
+    hub.removeExpiredRooms().then(
+      (removed) => removed.length > 0 && log.info("rooms_expired", { count: removed.length }),
+      (error: unknown) => log.error("rooms_expiry_failed", { message: error instanceof Error ? error.message : String(error) }),
+    );
+  }, limits.ROOM_SWEEP_INTERVAL_MS);
 
   const listener: TCPSocketListener<Connection> = Bun.listen<Connection>({
     hostname: options.host ?? "0.0.0.0",
@@ -169,19 +219,15 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     socket: {
       open(socket: Socket<Connection>) {
         const address = socket.remoteAddress;
-        const connection = new Connection(nextId++, address, socket, host);
-        connection.session = new Session(connection, address, sessionDeps);
+        const connection = new Connection(nextId++, address, socket, host, (peer) => new Session(peer, address, sessionDeps));
         socket.data = connection;
         socket.setNoDelay(true);
-        const fromAddress = (perAddress.get(address) ?? 0) + 1;
-        perAddress.set(address, fromAddress);
-        connections.add(connection);
+        const verdict = admission.admit(connection);
         if (stopping) {
           connection.close("shutting_down", "Server is shutting down");
-        } else if (connections.size > config.maxConnections + limits.REFUSAL_HEADROOM) {
-          // Past the headroom even a polite refusal (a TLS handshake) costs too much.
+        } else if (verdict === "cut") {
           connection.terminate();
-        } else if (connections.size > config.maxConnections || fromAddress > config.maxConnectionsPerIp) {
+        } else if (verdict === "refuse") {
           log.warn("refused", { id: connection.id, address, code: "server_full" });
           connection.close("server_full", "Too many connections; try again later");
         } else {
@@ -190,13 +236,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       },
       handshake(socket, success) {
         // Never speak the protocol outside TLS: no version means no TLS session.
-        if (!success || !socket.getTLSVersion()) {
-          // A connection already being closed (login timeout, server full) keeps that reason.
-          if (socket.data.isOpen) socket.data.reason = "tls_failed";
-          socket.data.terminate();
-          return;
-        }
-        socket.data.onHandshake();
+        if (!success || !socket.getTLSVersion()) socket.data.handshakeFailed();
+        else socket.data.onHandshake();
       },
       data(socket, chunk) {
         socket.data.onData(chunk);
@@ -206,13 +247,10 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       },
       close(socket) {
         const connection = socket.data;
-        if (!connection || !connections.delete(connection)) return;
-        const left = (perAddress.get(connection.address) ?? 1) - 1;
-        if (left > 0) perAddress.set(connection.address, left);
-        else perAddress.delete(connection.address);
+        if (!connection || !admission.release(connection)) return;
         connection.onClosed();
         log.info("disconnect", { id: connection.id, user: connection.session.user, reason: connection.reason });
-        if (connections.size === 0) allClosed?.();
+        if (admission.connections.size === 0) allClosed?.();
       },
       error(socket, error) {
         log.warn("socket_error", { id: socket.data?.id, message: error.message });
@@ -220,35 +258,23 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   });
 
-  // Timeouts are checked by one sweep instead of a timer per connection.
-  const sweepMs = Math.min(1000, Math.max(20, Math.floor(Math.min(config.authTimeoutMs, config.idleTimeoutMs) / 4)));
-  const sweep = setInterval(() => {
-    const time = now();
-    for (const connection of connections) {
-      if (!connection.isOpen) continue;
-      const session = connection.session;
-      if (!session.authenticated && time - session.openedAt > config.authTimeoutMs) {
-        connection.close("timeout", "Log in within the time limit");
-      } else if (time - session.lastFrameAt > config.idleTimeoutMs) {
-        connection.close("timeout", "Idle for too long");
-      }
-    }
-  }, sweepMs);
   // A failed warm-up is retried by the first login that needs the dummy hash.
   hasher.warmUp().catch(() => undefined);
 
   let allClosed: (() => void) | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      clearInterval(sweep);
+      admission.stop();
+      clearInterval(roomSweep);
       listener.stop();
+      const connections = admission.connections;
       if (connections.size > 0) {
         const closed = new Promise<void>((resolve) => (allClosed = resolve));
         for (const connection of connections) connection.close("shutting_down", "Server is shutting down");
         await Promise.race([closed, Bun.sleep(limits.SHUTDOWN_GRACE_MS)]);
       }
       listener.stop(true);
-      await options.store.close();
+      await Promise.all([options.store.close(), options.rooms.close()]);
       log.info("stopped", {});
     })();
     return stopping;
@@ -261,7 +287,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     port: listener.port,
     fingerprint256: tls.fingerprint256,
     get connectionCount() {
-      return connections.size;
+      return admission.connections.size;
     },
     stop,
     [Symbol.asyncDispose]: stop,

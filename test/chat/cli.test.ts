@@ -130,7 +130,7 @@ describe("chat in scripts", () => {
 
       const bobIO = fedIO(envFor(dir, BOB));
       const bobRun = run(["chat", `bob@localhost:${server.port}`, "--ca", ca, "--json"], bobIO.io);
-      await alice.next("join");
+      await alice.next("online");
       alice.send({ type: "say", text: "live \u202e text" });
       alice.send({ type: "dm", to: "bob", text: "private" });
       await bobIO.waitForStdout('"private"');

@@ -245,7 +245,7 @@ describe("ChatClient", () => {
     expect(alice.client.connected).toBe(true);
     expect(alice.client.tlsSummary).toStartWith("TLSv1.3 ");
     expect(bob.client.online()).toEqual(["alice", "bob"]);
-    await alice.log.frame("join", (frame) => frame.user === "bob");
+    await alice.log.frame("online", (frame) => frame.user === "bob");
     expect(alice.client.online()).toEqual(["alice", "bob"]);
 
     alice.client.send({ type: "say", text: "hello bob" });
@@ -256,7 +256,7 @@ describe("ChatClient", () => {
     expect(await alice.log.frame("msg")).toMatchObject({ from: "bob", text: "hi alice" });
 
     await bob.client.quit();
-    await alice.log.frame("leave", (frame) => frame.user === "bob");
+    await alice.log.frame("offline", (frame) => frame.user === "bob");
     expect(alice.client.online()).toEqual(["alice"]);
     expect(bob.client.hasEnded).toBe(true);
     expect(await bob.client.ended).toBeUndefined();
@@ -274,7 +274,7 @@ describe("ChatClient", () => {
     await alice.log.frame("msg", (f) => f.text === "said live");
     // The history frame arrives before the live message, so it must have been shown by now.
     expect(alice.log.frames("history")).toEqual([
-      { type: "history", messages: [expect.objectContaining({ id: 1, from: "bob", text: "said before alice came" })] },
+      { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ id: 1, from: "bob", text: "said before alice came" })] },
     ]);
     expect(alice.log.roomTexts()).toEqual(["said before alice came", "said live"]);
   });
@@ -339,7 +339,7 @@ describe("ChatClient", () => {
 
       const beforeJoin = alice.log.events.length;
       await using bob2 = await loggedIn(second, "bob", BOB);
-      await alice.log.frame("join", (f) => f.user === "bob", 5_000, beforeJoin);
+      await alice.log.frame("online", (f) => f.user === "bob", 5_000, beforeJoin);
       expect(alice.client.online()).toEqual(["alice", "bob"]);
       // The message queued during the outage was sent once logged in again; the new server's
       // history had it before bob joined, so bob sees it in his login history.
@@ -412,7 +412,7 @@ describe("ChatClient", () => {
     // m1 and m2 were shown live before the drop; the history on reconnect adds only m3.
     expect(alice.log.roomTexts()).toEqual(["m1", "m2", "m3 while alice was away", "m4"]);
     expect(alice.log.frames("history")).toEqual([
-      { type: "history", messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
+      { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
     ]);
     expect(logEvents(server, "login").filter((e) => e.fields.user === "alice").map((e) => e.fields.method)).toEqual(["password", "token"]);
   });

@@ -4,7 +4,7 @@ import type { ServerFrame } from "../../src/protocol/frames.ts";
 
 const plain = { color: false, self: "alice", clock: () => "12:34" };
 const colored = { ...plain, color: true };
-const msg = (from: string, text: string): ServerFrame => ({ type: "msg", id: 1, from, text, ts: 0 });
+const msg = (from: string, text: string): ServerFrame => ({ type: "msg", id: 1, room: "#lobby", from, text, ts: 0 });
 
 describe("screenLines", () => {
   test("room messages are [HH:MM] name: text", () => {
@@ -21,8 +21,8 @@ describe("screenLines", () => {
   test("names get a stable colour; notices are dimmed; no colour codes without colour", () => {
     expect(nameColor("bob")).toBe(nameColor("BOB"));
     expect(screenLines(msg("bob", "x"), colored)[0]!.text).toContain(`\x1b[${nameColor("bob")}mbob`);
-    expect(screenLines({ type: "join", user: "bob", ts: 0 }, colored)[0]!.text).toStartWith("\x1b[2m");
-    for (const frame of [msg("bob", "x"), { type: "join", user: "bob", ts: 0 } as ServerFrame]) {
+    expect(screenLines({ type: "join", room: "#lobby", user: "bob", ts: 0 }, colored)[0]!.text).toStartWith("\x1b[2m");
+    for (const frame of [msg("bob", "x"), { type: "join", room: "#lobby", user: "bob", ts: 0 } as ServerFrame]) {
       expect(screenLines(frame, plain)[0]!.text).not.toContain("\x1b");
     }
   });
@@ -33,7 +33,7 @@ describe("screenLines", () => {
       msg("b\x1b[31mob", "x"),
       { type: "dm", from: "bob", to: "alice", text: "\u202etxt.exe", ts: 0 },
       { type: "error", code: "bad_frame", message: "\x07\x1b]0;title\x07" },
-      { type: "who", users: ["\x1b[H"] },
+      { type: "who", users: ["\x1b[H"], more: false },
     ];
     for (const frame of hostile) {
       for (const line of screenLines(frame, plain)) expect(line.text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
@@ -51,9 +51,9 @@ describe("screenLines", () => {
 describe("plainLines (scriptable mode)", () => {
   test("one name: text line per message, dms marked, nothing else", () => {
     expect(plainLines(msg("bob", "hi"))).toEqual(["bob: hi"]);
-    expect(plainLines({ type: "history", messages: [msg("a", "1") as never, msg("b", "/me waves") as never] })).toEqual(["a: 1", "* b waves"]);
+    expect(plainLines({ type: "history", room: "#lobby", more: false, messages: [msg("a", "1") as never, msg("b", "/me waves") as never] })).toEqual(["a: 1", "* b waves"]);
     expect(plainLines({ type: "dm", from: "bob", to: "alice", text: "psst", ts: 0 })).toEqual(["[dm] bob -> alice: psst"]);
-    expect(plainLines({ type: "join", user: "bob", ts: 0 })).toEqual([]);
+    expect(plainLines({ type: "join", room: "#lobby", user: "bob", ts: 0 })).toEqual([]);
     expect(plainLines(msg("bob", "a\nb"))).toEqual(["bob: a^Jb"]);
   });
 });

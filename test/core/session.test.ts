@@ -1,20 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import type { Peer } from "../../src/core/peer.ts";
-import { Room } from "../../src/core/room.ts";
 import { Session, type Accounts, type SessionDeps } from "../../src/core/session.ts";
-import { ChatError, type ErrorCode } from "../../src/protocol/errors.ts";
-
-class FakePeer implements Peer {
-  readonly id = 1;
-  frames: Array<Record<string, any>> = [];
-  closedWith: ErrorCode | "quit" | undefined;
-  send(frame: Uint8Array): void {
-    for (const line of new TextDecoder().decode(frame).split("\n")) if (line) this.frames.push(JSON.parse(line));
-  }
-  close(code?: ErrorCode): void {
-    this.closedWith = code ?? "quit";
-  }
-}
+import { ChatError } from "../../src/protocol/errors.ts";
+import { FakePeer } from "../helpers/fake-peer.ts";
+import { testHub } from "../helpers/hub.ts";
 
 /** Accounts whose login resolves when the test says so, to observe frames held meanwhile. */
 function deferredAccounts() {
@@ -33,11 +21,11 @@ function deferredAccounts() {
   return { accounts, release: () => pending.shift()?.() };
 }
 
-function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
+async function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
   const peer = new FakePeer();
-  const room = new Room({ historySize: 10, now: () => clock.now });
+  const { hub } = await testHub({}, clock);
   const session = new Session(peer, "127.0.0.1", {
-    room,
+    hub,
     accounts,
     allowRegistration: true,
     now: () => clock.now,
@@ -51,18 +39,19 @@ function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"
       frameBurst: 3,
       maxRateViolations: 3,
       maxPendingFrames: 2,
+      roomsPageSize: 10,
       ...overrides,
     },
   });
   const send = (frame: object) => session.receive(new TextEncoder().encode(JSON.stringify(frame)));
-  return { peer, room, session, send };
+  return { peer, hub, session, send };
 }
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("Session", () => {
-  test("frames other than register/login/resume/ping/quit need a login", () => {
-    const { peer, send } = makeSession(deferredAccounts().accounts, { messageBurst: 10 });
+  test("frames other than register/login/resume/ping/quit need a login", async () => {
+    const { peer, send } = await makeSession(deferredAccounts().accounts, { messageBurst: 10 });
     send({ type: "say", text: "hi" });
     send({ type: "ping", id: 1 });
     expect(peer.frames).toEqual([
@@ -73,9 +62,9 @@ describe("Session", () => {
 
   test("frames sent during a login are held and handled in order afterwards", async () => {
     const { accounts, release } = deferredAccounts();
-    const { peer, room, send } = makeSession(accounts, { messageBurst: 10 });
+    const { peer, hub, send } = await makeSession(accounts, { messageBurst: 10 });
     const other = new FakePeer();
-    room.join("bob", other);
+    await hub.enter("bob", other);
     send({ type: "login", user: "alice", password: "right password" });
     send({ type: "say", text: "first" });
     expect(peer.frames).toEqual([]);
@@ -85,17 +74,17 @@ describe("Session", () => {
     expect(other.frames.filter((f) => f.type === "msg").map((f) => f.text)).toEqual(["first"]);
   });
 
-  test("too many frames during a login close the connection", () => {
+  test("too many frames during a login close the connection", async () => {
     const { accounts } = deferredAccounts();
-    const { peer, send } = makeSession(accounts, { messageBurst: 10, maxPendingFrames: 2 });
+    const { peer, send } = await makeSession(accounts, { messageBurst: 10, maxPendingFrames: 2 });
     send({ type: "login", user: "alice", password: "right password" });
     for (let i = 0; i < 3; i++) send({ type: "ping" });
     expect(peer.closedWith).toBe("rate_limited");
   });
 
-  test("rate limit: a burst passes, then rate_limited, then a sustained flood is disconnected", () => {
+  test("rate limit: a burst passes, then rate_limited, then a sustained flood is disconnected", async () => {
     const clock = { now: 0 };
-    const { peer, send } = makeSession(deferredAccounts().accounts, {}, clock);
+    const { peer, send } = await makeSession(deferredAccounts().accounts, {}, clock);
     for (let i = 0; i < 3; i++) send({ type: "ping" });
     expect(peer.frames.map((f) => f.type)).toEqual(["pong", "pong", "pong"]);
     send({ type: "ping" });
@@ -106,9 +95,9 @@ describe("Session", () => {
     expect(peer.closedWith).toBe("rate_limited");
   });
 
-  test("the bucket refills over time", () => {
+  test("the bucket refills over time", async () => {
     const clock = { now: 0 };
-    const { peer, send } = makeSession(deferredAccounts().accounts, {}, clock);
+    const { peer, send } = await makeSession(deferredAccounts().accounts, {}, clock);
     for (let i = 0; i < 4; i++) send({ type: "ping" });
     expect(peer.frames.at(-1)?.code).toBe("rate_limited");
     clock.now = 1_000;
@@ -118,7 +107,7 @@ describe("Session", () => {
 
   test("welcome advertises the limits; a second login is already_authenticated", async () => {
     const { accounts, release } = deferredAccounts();
-    const { peer, send } = makeSession(accounts, { messageBurst: 10 });
+    const { peer, send } = await makeSession(accounts, { messageBurst: 10 });
     send({ type: "login", user: "alice", password: "right password" });
     release();
     await flush();
@@ -133,7 +122,7 @@ describe("Session", () => {
     accounts.register = async () => {
       throw new TypeError("boom");
     };
-    const { peer, send } = makeSession(accounts, { messageBurst: 10 });
+    const { peer, send } = await makeSession(accounts, { messageBurst: 10 });
     send({ type: "register", user: "alice", password: "whatever1" });
     await flush();
     send({ type: "ping", id: 1 });
@@ -144,8 +133,8 @@ describe("Session", () => {
     expect(peer.closedWith).toBeUndefined();
   });
 
-  test("quit says bye and closes without an error frame", () => {
-    const { peer, send } = makeSession(deferredAccounts().accounts);
+  test("quit says bye and closes without an error frame", async () => {
+    const { peer, send } = await makeSession(deferredAccounts().accounts);
     send({ type: "quit" });
     expect(peer.frames).toEqual([{ type: "bye" }]);
     expect(peer.closedWith).toBe("quit");

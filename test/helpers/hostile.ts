@@ -388,7 +388,7 @@ export class Bystanders implements AsyncDisposable {
     await receiver.register(receiverName, `${receiverName}-password`);
     await receiver.login(receiverName, `${receiverName}-password`);
     await sender.login(senderName, `${senderName}-password`);
-    await receiver.next("join");
+    await receiver.next("online");
     return new Bystanders(sender, receiver, senderName, receiverName);
   }
 

@@ -1,6 +1,8 @@
 // Starts a real tlschat server on 127.0.0.1:0 with a fresh store in a temp dir, for one test.
 
 import { JsonFileStore } from "../../src/auth/store.ts";
+import { openChatDatabase } from "../../src/store/sqlite/database.ts";
+import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import { startServer, type ChatServer, type ServerLimits } from "../../src/server/server.ts";
 import type { Logger, LogFields } from "../../src/server/log.ts";
 import type { TlsSettings } from "../../src/server/tls-config.ts";
@@ -17,6 +19,7 @@ export interface LogEntry {
 export interface TestServer extends ChatServer {
   dir: TempDir;
   storePath: string;
+  chatDbPath: string;
   certificate: CertificatePair;
   logs: LogEntry[];
 }
@@ -28,6 +31,9 @@ export interface TestServerOptions {
   keyType?: "ec" | "rsa";
   /** Reuse a store path (e.g. to restart on the same accounts). */
   storePath?: string;
+  /** Reuse a chat database (e.g. to restart on the same rooms). */
+  chatDbPath?: string;
+  admins?: string[];
   port?: number;
 }
 
@@ -35,6 +41,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const dir = await tempDir();
   const certificate = await testCertificate(options.keyType ?? "ec");
   const storePath = options.storePath ?? dir.file("users.json");
+  const chatDbPath = options.chatDbPath ?? dir.file("chat.db");
   const logs: LogEntry[] = [];
   const record =
     (level: LogEntry["level"]) =>
@@ -43,19 +50,24 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const log: Logger = { info: record("info"), warn: record("warn"), error: record("error") };
   let server: ChatServer;
   let store: JsonFileStore | undefined;
+  let rooms: SqliteRooms | undefined;
   try {
     store = await JsonFileStore.open(storePath);
+    rooms = SqliteRooms.load(await openChatDatabase(chatDbPath));
     server = await startServer({
       host: "127.0.0.1",
       port: options.port ?? 0,
       tls: { cert: certificate.certPem, key: certificate.keyPem, minVersion: "1.3", maxVersion: "1.3", ...options.tls },
       store,
+      rooms,
+      admins: options.admins,
       allowRegistration: options.allowRegistration ?? true,
       limits: options.limits,
       log,
     });
   } catch (error) {
     await store?.close();
+    await rooms?.close();
     await dir[Symbol.asyncDispose]();
     throw error;
   }
@@ -69,6 +81,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     fingerprint256: server.fingerprint256,
     dir,
     storePath,
+    chatDbPath,
     certificate,
     logs,
     stop,

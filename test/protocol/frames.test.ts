@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ChatError } from "../../src/protocol/errors.ts";
 import { decodeLine, encodeFrame, parseClientFrame, parseServerFrame, type ServerFrame } from "../../src/protocol/frames.ts";
-import { checkPassword, checkText, checkUsername } from "../../src/protocol/validate.ts";
+import { checkPassword, checkRoomName, checkText, checkUsername, roomKey } from "../../src/protocol/validate.ts";
 
 function codeOf(action: () => unknown): string {
   try {
@@ -25,6 +25,37 @@ describe("parseClientFrame", () => {
     expect(parseClientFrame('{"type":"ping"}')).toEqual({ type: "ping" });
     expect(parseClientFrame('{"type":"passwd","old":"a","new":"b"}')).toEqual({ type: "passwd", old: "a", new: "b" });
     expect(parseClientFrame('{"type":"quit"}')).toEqual({ type: "quit" });
+    expect(parseClientFrame('{"type":"say","room":"#r","text":"hi"}')).toEqual({ type: "say", room: "#r", text: "hi" });
+    expect(parseClientFrame('{"type":"join","room":"#r"}')).toEqual({ type: "join", room: "#r" });
+    expect(parseClientFrame('{"type":"part","room":"#r"}')).toEqual({ type: "part", room: "#r" });
+    expect(parseClientFrame('{"type":"rooms"}')).toEqual({ type: "rooms" });
+    expect(parseClientFrame('{"type":"rooms","after":"#m","limit":5}')).toEqual({ type: "rooms", after: "#m", limit: 5 });
+    expect(parseClientFrame('{"type":"who","room":"#r"}')).toEqual({ type: "who", room: "#r" });
+    expect(parseClientFrame('{"type":"topic","room":"#r","topic":""}')).toEqual({ type: "topic", room: "#r", topic: "" });
+    expect(parseClientFrame('{"type":"mode","room":"#r","invite_only":true}')).toEqual({ type: "mode", room: "#r", invite_only: true });
+    expect(parseClientFrame('{"type":"ban","room":"#r","user":"b","seconds":60,"reason":"spam"}')).toEqual({ type: "ban", room: "#r", user: "b", seconds: 60, reason: "spam" });
+    expect(parseClientFrame('{"type":"ban","scope":"server","user":"b"}')).toEqual({ type: "ban", scope: "server", user: "b" });
+    for (const action of ["kick", "unban", "mute", "unmute", "op", "deop", "invite"]) {
+      expect(parseClientFrame(`{"type":"${action}","room":"#r","user":"b"}`)).toEqual({ type: action, room: "#r", user: "b" } as never);
+    }
+  });
+
+  test("moderation frames name a room or the server scope, and only ban/mute take seconds", () => {
+    for (const line of [
+      '{"type":"ban","user":"b"}',
+      '{"type":"ban","room":"#r","scope":"server","user":"b"}',
+      '{"type":"kick","scope":"server","user":"b"}',
+      '{"type":"ban","scope":"planet","user":"b"}',
+      '{"type":"kick","room":"#r","user":"b","seconds":5}',
+      '{"type":"ban","room":"#r","user":"b","seconds":0}',
+      '{"type":"ban","room":"#r","user":"b","seconds":1.5}',
+      `{"type":"ban","room":"#r","user":"b","reason":"${"x".repeat(301)}"}`,
+      '{"type":"mode","room":"#r","invite_only":"yes"}',
+      '{"type":"rooms","limit":0}',
+      '{"type":"rooms","limit":1001}',
+    ]) {
+      expect(codeOf(() => parseClientFrame(line))).toBe("bad_frame");
+    }
   });
 
   test("rejects malformed frames with bad_frame", () => {
@@ -56,21 +87,47 @@ describe("parseClientFrame", () => {
 describe("parseServerFrame", () => {
   test("round-trips what the server encodes", () => {
     const frames: ServerFrame[] = [
-      { type: "welcome", user: "a", online: ["a"], token: "t", limits: { messageRatePerSec: 1, messageBurst: 2, maxTextChars: 3, idleTimeoutMs: 4 } },
-      { type: "history", messages: [{ type: "msg", id: 1, from: "a", text: "x", ts: 5 }] },
+      { type: "welcome", user: "a", online: ["a"], rooms: ["#lobby"], token: "t", limits: { messageRatePerSec: 1, messageBurst: 2, maxTextChars: 3, idleTimeoutMs: 4 } },
+      { type: "history", room: "#r", messages: [{ type: "msg", id: 1, room: "#r", from: "a", text: "x", ts: 5 }], more: false },
+      { type: "joined", room: "#r", topic: "t", invite_only: true, members: ["a", "b"], ops: ["a"] },
+      { type: "parted", room: "#r" },
+      { type: "join", room: "#r", user: "b", ts: 1 },
+      { type: "leave", room: "#r", user: "b", ts: 1 },
+      { type: "online", user: "b", ts: 1 },
+      { type: "offline", user: "b", ts: 1 },
+      { type: "rooms", rooms: [{ room: "#r", members: 2, topic: "" }], more: true },
+      { type: "who", room: "#r", users: ["a"], more: false },
+      { type: "who", users: ["a"], more: false },
+      { type: "topic", room: "#r", topic: "hello", by: "a", ts: 2 },
+      { type: "moderation", action: "ban", room: "#r", user: "b", by: "a", ts: 3, reason: "spam", seconds: 60 },
+      { type: "moderation", action: "ban", scope: "server", user: "b", by: "a", ts: 3 },
+      { type: "moderation", action: "mode", room: "#r", invite_only: true, by: "a", ts: 3 },
       { type: "error", code: "auth_failed", message: "no" },
       { type: "pong", id: "x" },
     ];
     for (const frame of frames) expect(parseServerFrame(encodeFrame(frame).trim())).toEqual(frame);
   });
 
-  test("refuses unknown error codes and malformed history", () => {
-    expect(codeOf(() => parseServerFrame('{"type":"error","code":"pwned","message":""}'))).toBe("bad_frame");
-    expect(codeOf(() => parseServerFrame('{"type":"history","messages":[{"type":"dm"}]}'))).toBe("bad_frame");
+  test("a newer server's frame types and fields are ignored, its error codes kept", () => {
+    expect(parseServerFrame('{"type":"hologram","data":1}')).toBeUndefined();
+    expect(parseServerFrame('{"type":"parted","room":"#r","colour":"red"}')).toEqual({ type: "parted", room: "#r" });
+    expect(parseServerFrame('{"type":"error","code":"quantum_flux","message":"new"}')).toEqual({ type: "error", code: "quantum_flux", message: "new" });
+  });
+
+  test("refuses malformed frames of known types", () => {
+    expect(codeOf(() => parseServerFrame('{"type":"error","code":5,"message":""}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame('{"type":"history","room":"#r","more":false,"messages":[{"type":"dm"}]}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame('{"type":"joined","room":"#r"}'))).toBe("bad_frame");
   });
 });
 
 describe("content rules", () => {
+  test("room names: # and 1-32 of letters, digits, _ -, one room whatever the case", () => {
+    for (const good of ["#a", "#Rust", "#a_b-c", `#${"x".repeat(32)}`]) expect(checkRoomName(good)).toBe(good);
+    for (const bad of ["", "#", "rust", "##x", `#${"x".repeat(33)}`, "#a b", "#a.b", "#é"]) expect(codeOf(() => checkRoomName(bad))).toBe("invalid_room");
+    expect(roomKey("#Rust")).toBe(roomKey("#rUST"));
+  });
+
   test("usernames: 1-32 of letters, digits, _ . -", () => {
     for (const good of ["a", "Alice_1.x-y", "x".repeat(32)]) expect(checkUsername(good)).toBe(good);
     for (const bad of ["", "x".repeat(33), "a b", "аlice", "al\u0000ice", "é"]) expect(codeOf(() => checkUsername(bad))).toBe("invalid_user");

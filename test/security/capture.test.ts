@@ -69,7 +69,7 @@ async function runSession(server: TestServer, tls: Record<string, unknown> = {})
   await b.register(bob, bobPassword);
   secrets.push((await a.login(alice, alicePassword)).token);
   secrets.push((await b.login(bob, bobPassword)).token);
-  expect((await a.next("join")).user).toBe(bob);
+  expect((await a.next("online")).user).toBe(bob);
 
   a.send({ type: "say", text: markers.aliceSays });
   expect(await b.next("msg")).toMatchObject({ from: alice, text: markers.aliceSays });

@@ -212,13 +212,30 @@ function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}${error instanceof ChatError ? `(${error.code})` : ""}: ${error.message}` : String(error);
 }
 
-const FIELDS: Record<ClientFrame["type"], Record<string, "string" | "id">> = {
+type FieldKind = "string" | "string?" | "count?" | "boolean" | "scope?" | "id";
+
+const MODERATION_FIELDS: Record<string, FieldKind> = { user: "string", room: "string?", scope: "scope?", reason: "string?", seconds: "count?" };
+
+const FIELDS: Record<ClientFrame["type"], Record<string, FieldKind>> = {
   register: { user: "string", password: "string" },
   login: { user: "string", password: "string" },
   resume: { user: "string", token: "string" },
-  say: { text: "string" },
+  say: { text: "string", room: "string?" },
   dm: { to: "string", text: "string" },
-  who: {},
+  join: { room: "string" },
+  part: { room: "string" },
+  rooms: { after: "string?", limit: "count?" },
+  who: { room: "string?" },
+  topic: { room: "string", topic: "string" },
+  mode: { room: "string", invite_only: "boolean" },
+  kick: MODERATION_FIELDS,
+  ban: MODERATION_FIELDS,
+  unban: MODERATION_FIELDS,
+  mute: MODERATION_FIELDS,
+  unmute: MODERATION_FIELDS,
+  op: MODERATION_FIELDS,
+  deop: MODERATION_FIELDS,
+  invite: MODERATION_FIELDS,
   ping: { id: "id" },
   passwd: { old: "string", new: "string" },
   quit: {},
@@ -235,7 +252,14 @@ function checkShape(frame: ClientFrame): void {
   }
   for (const [name, kind] of Object.entries(fields)) {
     const value = record[name];
+    const present = Object.hasOwn(record, name);
     if (kind === "string" && typeof value !== "string") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
+    if (kind === "boolean" && typeof value !== "boolean") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
+    if (kind === "string?" && present && typeof value !== "string") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
+    if (kind === "scope?" && present && value !== "server") throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
+    if (kind === "count?" && present && !(Number.isSafeInteger(value) && (value as number) >= 1)) {
+      throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
+    }
     if (kind === "id" && Object.hasOwn(record, name)) {
       const ok = (typeof value === "number" && Number.isFinite(value)) || (typeof value === "string" && value.length <= 64);
       if (!ok) throw new PropertyFailure(`ping id ${String(value)} is not allowed`);

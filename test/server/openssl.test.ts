@@ -32,7 +32,7 @@ test("openssl s_client registers, logs in and chats with a TestClient", async ()
   expect(welcome.user).toBe("oscar");
   expect([...welcome.online].sort()).toEqual(["bob", "oscar"]);
   await openssl.nextFrame("history");
-  expect((await bob.next("join")).user).toBe("oscar");
+  expect((await bob.next("online")).user).toBe("oscar");
 
   openssl.writeLine(JSON.stringify({ type: "say", text: "hello from openssl" }));
   expect(await bob.next("msg")).toMatchObject({ from: "oscar", text: "hello from openssl" });
@@ -42,7 +42,7 @@ test("openssl s_client registers, logs in and chats with a TestClient", async ()
 
   openssl.writeLine(JSON.stringify({ type: "quit" }));
   expect(await openssl.nextFrame("bye")).toEqual({ type: "bye" });
-  expect((await bob.next("leave")).user).toBe("oscar");
+  expect((await bob.next("offline")).user).toBe("oscar");
 }, 20_000);
 
 test("openssl s_client refuses the server when it does not trust the certificate", async () => {

@@ -52,17 +52,17 @@ describe("say", () => {
 });
 
 describe("one user, several connections", () => {
-  test("who lists the user once, join comes for the first connection and leave after the last", async () => {
+  test("who lists the user once, online comes for the first connection and offline after the last", async () => {
     await using server = await startTestServer();
     await using bob = (await newUser(server, "bob")).client;
     const first = await newUser(server, "alice");
-    expect((await bob.next("join")).user).toBe("alice");
+    expect((await bob.next("online")).user).toBe("alice");
 
     const second = await sibling(server, "alice", first.token);
     expect(second.welcome.user).toBe("alice");
     expect(second.welcome.online.filter((name: string) => name === "alice")).toHaveLength(1);
     await bob.sync();
-    expect(bob.take("join")).toEqual([]);
+    expect(bob.take("online")).toEqual([]);
 
     bob.send({ type: "who" });
     const who = await bob.next("who");
@@ -71,10 +71,10 @@ describe("one user, several connections", () => {
     await first.client.close();
     await until(() => server.connectionCount === 2, "the server to see the first connection close");
     await bob.sync();
-    expect(bob.take("leave")).toEqual([]);
+    expect(bob.take("offline")).toEqual([]);
 
     await second.client.close();
-    const leave = await bob.next("leave");
+    const leave = await bob.next("offline");
     expect(leave.user).toBe("alice");
     expect(typeof leave.ts).toBe("number");
   });
@@ -164,7 +164,7 @@ describe("who and welcome", () => {
     expect([...(await aliceClient.next("who")).users].sort()).toEqual(["alice", "bob"]);
 
     await bobClient.close();
-    await aliceClient.next("leave");
+    await aliceClient.next("offline");
     aliceClient.send({ type: "who" });
     expect((await aliceClient.next("who")).users).toEqual(["alice"]);
   });

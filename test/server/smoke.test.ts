@@ -12,7 +12,7 @@ test("two clients register, log in and chat", async () => {
   await bob.register("bob", "battery staple");
   await alice.login("alice", "correct horse");
   await bob.login("bob", "battery staple");
-  expect((await alice.next("join")).user).toBe("bob");
+  expect((await alice.next("online")).user).toBe("bob");
   alice.send({ type: "say", text: "hi bob" });
   const msg = await bob.next("msg");
   expect(msg).toMatchObject({ from: "alice", text: "hi bob", id: 1 });

@@ -3,6 +3,7 @@
 // refuse to start instead of serving something weaker or plaintext.
 
 import { describe, expect, test } from "bun:test";
+import { MemoryRooms } from "../../src/core/rooms.ts";
 import { JsonFileStore } from "../../src/auth/store.ts";
 import { startServer } from "../../src/server/server.ts";
 import { TlsConfigError, type TlsSettings } from "../../src/server/tls-config.ts";
@@ -144,7 +145,7 @@ describe("configurations that must not start", () => {
     const port = probe.port;
     probe.stop(true);
     try {
-      const error = await startServer({ host: "127.0.0.1", port, tls, store }).then(
+      const error = await startServer({ host: "127.0.0.1", port, tls, store, rooms: new MemoryRooms() }).then(
         async (server) => {
           await server.stop();
           return undefined;

@@ -1,0 +1,68 @@
+// Delivery: turns an accepted event into bytes for this node's connections. A frame for many
+// peers is encoded once and the same bytes are queued on each; each room keeps a flat set of its
+// online connections so a room message walks one set.
+
+import { encodeFrameBytes, type ServerFrame } from "../protocol/frames.ts";
+import { userKey } from "../protocol/validate.ts";
+import type { Directory } from "./directory.ts";
+import type { Peer } from "./peer.ts";
+
+export interface Fanout {
+  /** The connection now receives what is sent to the room. */
+  attach(room: string, peer: Peer): void;
+  detach(room: string, peer: Peer): void;
+  /** Connections receiving the room's traffic. */
+  audience(room: string): number;
+  toRoom(room: string, frame: ServerFrame, except?: Peer): void;
+  /** One delivery per connection, however many of the rooms it is in. */
+  toRooms(rooms: Iterable<string>, frame: ServerFrame, exceptUser?: string): void;
+  /** Every connection of the user (but `except`). */
+  toUser(user: string, frame: ServerFrame, except?: Peer): void;
+}
+
+export class LocalFanout implements Fanout {
+  private readonly rooms = new Map<string, Set<Peer>>();
+
+  constructor(private readonly directory: Directory) {}
+
+  attach(room: string, peer: Peer): void {
+    let peers = this.rooms.get(room);
+    if (!peers) this.rooms.set(room, (peers = new Set()));
+    peers.add(peer);
+  }
+
+  detach(room: string, peer: Peer): void {
+    const peers = this.rooms.get(room);
+    if (!peers?.delete(peer)) return;
+    if (peers.size === 0) this.rooms.delete(room);
+  }
+
+  audience(room: string): number {
+    return this.rooms.get(room)?.size ?? 0;
+  }
+
+  toRoom(room: string, frame: ServerFrame, except?: Peer): void {
+    const peers = this.rooms.get(room);
+    if (!peers) return;
+    const bytes = encodeFrameBytes(frame);
+    for (const peer of peers) if (peer !== except) peer.send(bytes);
+  }
+
+  toRooms(rooms: Iterable<string>, frame: ServerFrame, exceptUser?: string): void {
+    const skip = exceptUser === undefined ? undefined : this.directory.find(exceptUser)?.peers;
+    const recipients = new Set<Peer>();
+    for (const room of rooms) {
+      for (const peer of this.rooms.get(room) ?? []) if (!skip?.has(peer)) recipients.add(peer);
+    }
+    if (recipients.size === 0) return;
+    const bytes = encodeFrameBytes(frame);
+    for (const peer of recipients) peer.send(bytes);
+  }
+
+  toUser(user: string, frame: ServerFrame, except?: Peer): void {
+    const online = this.directory.find(userKey(user));
+    if (!online) return;
+    const bytes = encodeFrameBytes(frame);
+    for (const peer of online.peers) if (peer !== except) peer.send(bytes);
+  }
+}

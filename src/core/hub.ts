@@ -1,0 +1,387 @@
+// The chat's operations on behalf of a logged-in user: rooms (join, part, say), dms, lists and
+// moderation, with the rules of who may do what. It talks only to the directory, the room
+// registry, the message log and the fanout, so where state lives is not its concern, and it
+// never sees sockets: a connection is a Peer.
+
+import { ChatError } from "../protocol/errors.ts";
+import { encodeFrameBytes, type ModerationNotice, type ModerationRequest, type RoomMessage, type RoomSummary, type ServerFrame } from "../protocol/frames.ts";
+import { checkRoomName, checkTopic, checkUsername, roomKey, userKey } from "../protocol/validate.ts";
+import type { Directory } from "./directory.ts";
+import type { Fanout } from "./fanout.ts";
+import type { MessageLog } from "./message-log.ts";
+import type { Peer } from "./peer.ts";
+import { inForce, type Restriction, type RoomView, type Rooms } from "./rooms.ts";
+
+export interface HubPolicy {
+  lobby: string;
+  /** Keys of the server's administrators: operators everywhere, and the only ones who ban server-wide. */
+  admins: ReadonlySet<string>;
+  maxRoomsPerUser: number;
+  maxRooms: number;
+  maxRoomsCreatedPerUser: number;
+  maxTopicChars: number;
+  /** Presence and membership notices go to a room only while its online audience is at most this. */
+  presenceMaxAudience: number;
+  /** Largest list in one reply (who, rooms, members), in encoded bytes. */
+  maxListBytes: number;
+  roomExpiryMs: number;
+}
+
+/** What the hub reports for the server's log: moderation is always written down. */
+export interface HubEvents {
+  moderated(notice: ModerationNotice): void;
+}
+
+export interface Entered {
+  rooms: RoomView[];
+  /** Online users for `welcome`, capped like any list. */
+  online: string[];
+}
+
+/** Bytes of a JSON string item beyond its characters: quotes and a comma. */
+const LIST_ITEM_OVERHEAD_BYTES = 3;
+/** Bytes of one rooms entry beyond its name and topic. */
+const ROOM_SUMMARY_OVERHEAD_BYTES = 48;
+/** Usernames and room names are ASCII; a topic may take up to 3 bytes per UTF-16 unit. */
+const MAX_BYTES_PER_TOPIC_UNIT = 3;
+
+export class Hub {
+  constructor(
+    private readonly directory: Directory,
+    private readonly rooms: Rooms,
+    private readonly log: MessageLog,
+    private readonly fanout: Fanout,
+    private readonly policy: HubPolicy,
+    private readonly events: HubEvents,
+    private readonly now: () => number,
+  ) {}
+
+  /** Creates the lobby on a new server. */
+  async open(): Promise<void> {
+    if (!this.rooms.get(this.policy.lobby)) await this.rooms.create(this.policy.lobby, "", this.now());
+  }
+
+  isAdmin(user: string): boolean {
+    return this.policy.admins.has(userKey(user));
+  }
+
+  // Connections
+
+  /** A logged-in connection enters: it joins all of the user's rooms. `banned` if banned server-wide. */
+  async enter(user: string, peer: Peer): Promise<Entered> {
+    const ban = this.rooms.serverBan(user);
+    if (inForce(ban, this.now())) throw new ChatError("banned", banMessage("this server", ban));
+    if (!this.rooms.knows(user)) await this.rooms.welcomeUser(user, this.policy.lobby, this.now());
+    const first = this.directory.add(user, peer);
+    const rooms = this.rooms.roomsOf(user);
+    for (const room of rooms) this.fanout.attach(room.key, peer);
+    if (first) this.announcePresence(user, rooms, "online");
+    return { rooms, online: this.cappedList(Array.from(this.directory.users(), (online) => online.name)).items };
+  }
+
+  leave(user: string, peer: Peer): void {
+    const rooms = this.rooms.roomsOf(user);
+    for (const room of rooms) this.fanout.detach(room.key, peer);
+    if (this.directory.remove(user, peer)) this.announcePresence(user, rooms, "offline");
+  }
+
+  /** The recent history of a room, for login and join. */
+  history(room: RoomView): ServerFrame {
+    return { type: "history", room: room.name, messages: this.log.recent(room.key), more: false };
+  }
+
+  // Talking
+
+  /** Relays a room message to the room's other connections (the sender's own included). */
+  say(user: string, peer: Peer, roomName: string | undefined, text: string): RoomMessage {
+    const room = this.roomFor(roomName ?? this.policy.lobby);
+    const key = userKey(user);
+    const now = this.now();
+    if (inForce(room.bans.get(key), now)) throw new ChatError("room_banned", banMessage(room.name, room.bans.get(key)!));
+    if (!room.members.has(key)) throw notInRoom(room.name);
+    const mute = room.mutes.get(key);
+    if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
+    const message = this.log.append(room.key, { type: "msg", room: room.name, from: user, text, ts: now });
+    this.fanout.toRoom(room.key, message, peer);
+    return message;
+  }
+
+  /** Delivers a dm to every connection of the target and to the sender's other connections. */
+  dm(user: string, peer: Peer, to: string, text: string): void {
+    const target = this.directory.find(to);
+    if (!target) throw new ChatError("no_such_user", `${to} is not online`);
+    const frame: ServerFrame = { type: "dm", from: user, to: target.name, text, ts: this.now() };
+    this.fanout.toUser(target.name, frame, peer);
+    if (userKey(target.name) !== userKey(user)) this.fanout.toUser(user, frame, peer);
+  }
+
+  // Rooms
+
+  async join(user: string, peer: Peer, roomName: string): Promise<void> {
+    checkRoomName(roomName);
+    const key = userKey(user);
+    const admin = this.isAdmin(user);
+    let room = this.rooms.get(roomName);
+    if (room?.members.has(key)) {
+      // Already a member: answer this connection again, change nothing.
+      this.sendJoined(room, (frame) => peer.send(encodeFrameBytes(frame)));
+      return;
+    }
+    if (room && !admin) {
+      const ban = room.bans.get(key);
+      if (inForce(ban, this.now())) throw new ChatError("room_banned", banMessage(room.name, ban));
+      if (room.inviteOnly && !room.invites.has(key)) throw new ChatError("not_allowed", `${room.name} is invite-only`);
+    }
+    if (this.rooms.roomsOf(user).length >= this.policy.maxRoomsPerUser) {
+      throw new ChatError("too_many_rooms", `You are in ${this.policy.maxRoomsPerUser} rooms already; part one first`);
+    }
+    const creating = room === undefined;
+    if (creating) {
+      if (this.rooms.count >= this.policy.maxRooms) throw new ChatError("too_many_rooms", "This server has as many rooms as it allows");
+      if (!admin && this.rooms.createdBy(user) >= this.policy.maxRoomsCreatedPerUser) {
+        throw new ChatError("too_many_rooms", `You have created ${this.policy.maxRoomsCreatedPerUser} rooms already`);
+      }
+      room = await this.rooms.create(roomName, user, this.now());
+    }
+    const joined = room!;
+    await this.rooms.addMember(joined.key, user);
+    if (creating) await this.rooms.setOp(joined.key, user, true);
+    if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
+    this.attachUser(user, joined.key);
+    this.sendJoined(joined, (frame) => this.fanout.toUser(user, frame));
+    this.announceMembership(joined, { type: "join", room: joined.name, user, ts: this.now() }, user);
+  }
+
+  async part(user: string, roomName: string): Promise<void> {
+    const room = this.roomFor(roomName);
+    if (!room.members.has(userKey(user))) throw notInRoom(room.name);
+    await this.removeFromRoom(room, user);
+    this.announceMembership(room, { type: "leave", room: room.name, user, ts: this.now() }, user);
+  }
+
+  who(user: string, roomName: string | undefined): ServerFrame {
+    if (roomName === undefined) {
+      const { items, more } = this.cappedList(Array.from(this.directory.users(), (online) => online.name));
+      return { type: "who", users: items, more };
+    }
+    const room = this.visibleRoom(user, roomName);
+    const online: string[] = [];
+    if (this.directory.size < room.members.size) {
+      for (const entry of this.directory.users()) if (room.members.has(userKey(entry.name))) online.push(entry.name);
+    } else {
+      for (const name of room.members.values()) if (this.directory.find(name)) online.push(name);
+    }
+    const { items, more } = this.cappedList(online);
+    return { type: "who", room: room.name, users: items, more };
+  }
+
+  /** A page of rooms: public ones and the user's own, in name order. */
+  roomList(user: string, after: string | undefined, limit: number): ServerFrame {
+    const key = userKey(user);
+    const admin = this.isAdmin(user);
+    const rooms: RoomSummary[] = [];
+    let bytes = 0;
+    let more = false;
+    for (const room of this.rooms.list(after === undefined ? undefined : roomKey(after))) {
+      if (room.inviteOnly && !admin && !room.members.has(key)) continue;
+      const size = ROOM_SUMMARY_OVERHEAD_BYTES + room.name.length + room.topic.length * MAX_BYTES_PER_TOPIC_UNIT;
+      if (rooms.length === limit || bytes + size > this.policy.maxListBytes) {
+        more = true;
+        break;
+      }
+      bytes += size;
+      rooms.push({ room: room.name, members: room.members.size, topic: room.topic });
+    }
+    return { type: "rooms", rooms, more };
+  }
+
+  async setTopic(user: string, roomName: string, topic: string): Promise<void> {
+    const room = this.operatedRoom(user, roomName);
+    checkTopic(topic, this.policy.maxTopicChars);
+    await this.rooms.setTopic(room.key, topic);
+    const frame: ServerFrame = { type: "topic", room: room.name, topic, by: user, ts: this.now() };
+    this.toRoomAndActor(room, user, frame);
+  }
+
+  async setInviteOnly(user: string, roomName: string, inviteOnly: boolean): Promise<void> {
+    const room = this.operatedRoom(user, roomName);
+    await this.rooms.setInviteOnly(room.key, inviteOnly);
+    this.announceModeration(room, { type: "moderation", action: "mode", room: room.name, invite_only: inviteOnly, by: user, ts: this.now() });
+  }
+
+  // Moderation
+
+  async moderate(actor: string, request: ModerationRequest): Promise<void> {
+    const target = checkUsername(request.user);
+    if (request.scope === "server") return this.moderateServer(actor, request, target);
+    const room = this.operatedRoom(actor, request.room!);
+    const targetKey = userKey(target);
+    const isMember = room.members.has(targetKey);
+    const name = room.members.get(targetKey) ?? target;
+    const now = this.now();
+    if (this.isAdmin(target) && !this.isAdmin(actor) && request.type !== "invite" && request.type !== "op") {
+      throw new ChatError("not_allowed", `${name} is a server administrator`);
+    }
+    const needsMember = request.type === "kick" || request.type === "op" || request.type === "deop";
+    if (needsMember && !isMember) throw new ChatError("not_in_room", `${name} is not in ${room.name}`);
+    const notice = noticeFor(request, actor, room.name, name, now);
+    switch (request.type) {
+      case "kick":
+        this.announceModeration(room, notice);
+        await this.removeFromRoom(room, name);
+        return;
+      case "ban":
+        await this.rooms.restrict("ban", room.key, name, restrictionOf(request, actor, now));
+        this.announceModeration(room, notice);
+        if (isMember) await this.removeFromRoom(room, name);
+        return;
+      case "mute":
+        await this.rooms.restrict("mute", room.key, name, restrictionOf(request, actor, now));
+        break;
+      case "unban":
+        await this.rooms.lift("ban", room.key, name);
+        break;
+      case "unmute":
+        await this.rooms.lift("mute", room.key, name);
+        break;
+      case "op":
+      case "deop":
+        await this.rooms.setOp(room.key, name, request.type === "op");
+        break;
+      case "invite":
+        await this.rooms.setInvited(room.key, name, true);
+        // The invitee hears of it even though they are not in the room yet.
+        if (!isMember) this.fanout.toUser(name, notice);
+        break;
+      default: {
+        const unreachable: never = request.type;
+        throw new Error(`unhandled moderation ${String(unreachable)}`);
+      }
+    }
+    this.announceModeration(room, notice);
+  }
+
+  private async moderateServer(actor: string, request: ModerationRequest, target: string): Promise<void> {
+    if (!this.isAdmin(actor)) throw new ChatError("not_allowed", "Only server administrators ban server-wide");
+    if (request.type === "unban") {
+      await this.rooms.unbanServerWide(target);
+      this.reportModeration(actor, noticeFor(request, actor, undefined, target, this.now()));
+      return;
+    }
+    if (this.isAdmin(target)) throw new ChatError("not_allowed", `${target} is a server administrator`);
+    const restriction = restrictionOf(request, actor, this.now());
+    await this.rooms.banServerWide(target, restriction);
+    const notice = noticeFor(request, actor, undefined, target, this.now());
+    this.fanout.toRooms(this.rooms.roomsOf(target).map((room) => room.key), notice, target);
+    this.reportModeration(actor, notice);
+    for (const peer of [...(this.directory.find(target)?.peers ?? [])]) peer.close("banned", banMessage("this server", restriction));
+  }
+
+  /** Removes rooms that have had no members for the expiry time; returns their keys. */
+  async removeExpiredRooms(): Promise<string[]> {
+    const removed = await this.rooms.removeEmpty(this.now() - this.policy.roomExpiryMs, this.policy.lobby);
+    for (const key of removed) this.log.drop(key);
+    return removed;
+  }
+
+  // Helpers
+
+  private roomFor(roomName: string): RoomView {
+    checkRoomName(roomName);
+    const room = this.rooms.get(roomName);
+    if (!room) throw new ChatError("no_such_room", `There is no room ${roomName}`);
+    return room;
+  }
+
+  /** A room the user may look into: public, or one they are in. */
+  private visibleRoom(user: string, roomName: string): RoomView {
+    const room = this.roomFor(roomName);
+    if (room.inviteOnly && !room.members.has(userKey(user)) && !this.isAdmin(user)) throw notInRoom(room.name);
+    return room;
+  }
+
+  private operatedRoom(user: string, roomName: string): RoomView {
+    const room = this.roomFor(roomName);
+    if (!room.ops.has(userKey(user)) && !this.isAdmin(user)) throw new ChatError("not_allowed", `You are not an operator of ${room.name}`);
+    return room;
+  }
+
+  private attachUser(user: string, room: string): void {
+    for (const peer of this.directory.find(user)?.peers ?? []) this.fanout.attach(room, peer);
+  }
+
+  private async removeFromRoom(room: RoomView, user: string): Promise<void> {
+    await this.rooms.removeMember(room.key, user, this.now());
+    for (const peer of this.directory.find(user)?.peers ?? []) this.fanout.detach(room.key, peer);
+    this.fanout.toUser(user, { type: "parted", room: room.name });
+  }
+
+  private sendJoined(room: RoomView, send: (frame: ServerFrame) => void): void {
+    const members = this.cappedList([...room.members.values()]).items;
+    const ops = [...room.ops].map((key) => room.members.get(key) ?? key);
+    send({ type: "joined", room: room.name, topic: room.topic, invite_only: room.inviteOnly, members, ops });
+    send(this.history(room));
+  }
+
+  private announceMembership(room: RoomView, frame: ServerFrame, user: string): void {
+    if (this.fanout.audience(room.key) <= this.policy.presenceMaxAudience) this.fanout.toRooms([room.key], frame, user);
+  }
+
+  private announcePresence(user: string, rooms: RoomView[], type: "online" | "offline"): void {
+    const quiet = rooms.filter((room) => this.fanout.audience(room.key) <= this.policy.presenceMaxAudience);
+    if (quiet.length > 0) this.fanout.toRooms(quiet.map((room) => room.key), { type, user, ts: this.now() }, user);
+  }
+
+  private announceModeration(room: RoomView, notice: ModerationNotice): void {
+    this.toRoomAndActor(room, notice.by, notice);
+    this.events.moderated(notice);
+  }
+
+  private reportModeration(actor: string, notice: ModerationNotice): void {
+    this.fanout.toUser(actor, notice);
+    this.events.moderated(notice);
+  }
+
+  /** To the room, and to the actor's connections if they act from outside it (an admin). */
+  private toRoomAndActor(room: RoomView, actor: string, frame: ServerFrame): void {
+    this.fanout.toRoom(room.key, frame);
+    if (!room.members.has(userKey(actor))) this.fanout.toUser(actor, frame);
+  }
+
+  private cappedList(names: string[]): { items: string[]; more: boolean } {
+    let bytes = 0;
+    for (let i = 0; i < names.length; i++) {
+      bytes += names[i]!.length + LIST_ITEM_OVERHEAD_BYTES;
+      if (bytes > this.policy.maxListBytes) return { items: names.slice(0, i), more: true };
+    }
+    return { items: names, more: false };
+  }
+}
+
+function notInRoom(room: string): ChatError {
+  return new ChatError("not_in_room", `You are not in ${room}`);
+}
+
+function untilText(restriction: Restriction): string {
+  return restriction.until === undefined ? "" : ` until ${new Date(restriction.until).toISOString()}`;
+}
+
+function banMessage(where: string, ban: Restriction): string {
+  return `You are banned from ${where}${untilText(ban)}${ban.reason ? ` (${ban.reason})` : ""}`;
+}
+
+function restrictionOf(request: ModerationRequest, actor: string, now: number): Restriction {
+  const restriction: Restriction = { by: actor };
+  if (request.seconds !== undefined) restriction.until = now + request.seconds * 1000;
+  if (request.reason !== undefined) restriction.reason = request.reason;
+  return restriction;
+}
+
+function noticeFor(request: ModerationRequest, actor: string, room: string | undefined, user: string, now: number): ModerationNotice {
+  const notice: ModerationNotice = { type: "moderation", action: request.type, user, by: actor, ts: now };
+  if (room !== undefined) notice.room = room;
+  else notice.scope = "server";
+  if (request.reason !== undefined) notice.reason = request.reason;
+  if (request.seconds !== undefined) notice.seconds = request.seconds;
+  return notice;
+}

@@ -1,0 +1,94 @@
+// The chat database file (`data/chat.db`, bun:sqlite in WAL mode): opening it safely and bringing
+// its schema up to date through numbered migrations recorded in `PRAGMA user_version`. A file
+// that is not a database, or one written by a newer version, stops start-up and is never
+// overwritten.
+
+import { Database } from "bun:sqlite";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+
+/** Start-up problems with the chat database: the operator reads them as they are. */
+export class ChatDatabaseError extends Error {
+  override name = "ChatDatabaseError";
+}
+
+/**
+ * Each entry moves the schema from version i to i + 1, inside one transaction. Never edit a
+ * released entry: add the next one (and a test that upgrades a file of the previous version).
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE rooms (
+     key TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     topic TEXT NOT NULL DEFAULT '',
+     invite_only INTEGER NOT NULL DEFAULT 0,
+     created_by TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     empty_since INTEGER
+   ) STRICT;
+   CREATE TABLE members (
+     room TEXT NOT NULL REFERENCES rooms(key) ON DELETE CASCADE,
+     user TEXT NOT NULL,
+     name TEXT NOT NULL,
+     op INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (room, user)
+   ) STRICT;
+   CREATE INDEX members_by_user ON members(user);
+   CREATE TABLE restrictions (
+     room TEXT NOT NULL REFERENCES rooms(key) ON DELETE CASCADE,
+     user TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('ban', 'mute')),
+     until INTEGER,
+     by TEXT NOT NULL,
+     reason TEXT,
+     PRIMARY KEY (room, user, kind)
+   ) STRICT;
+   CREATE TABLE invites (
+     room TEXT NOT NULL REFERENCES rooms(key) ON DELETE CASCADE,
+     user TEXT NOT NULL,
+     PRIMARY KEY (room, user)
+   ) STRICT;
+   CREATE TABLE known_users (user TEXT PRIMARY KEY, first_seen INTEGER NOT NULL) STRICT;
+   CREATE TABLE server_bans (user TEXT PRIMARY KEY, until INTEGER, by TEXT NOT NULL, reason TEXT) STRICT;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Opens (creating it 0600 in a 0700 directory if missing) and migrates the chat database. */
+export async function openChatDatabase(path: string): Promise<Database> {
+  const absolute = resolve(path);
+  await mkdir(dirname(absolute), { recursive: true, mode: 0o700 });
+  // SQLite creates its -wal and -shm files with the database file's mode: make that 0600 first.
+  if (!existsSync(absolute)) closeSync(openSync(absolute, "a", 0o600));
+  let db: Database;
+  try {
+    db = new Database(absolute, { strict: true });
+  } catch (error) {
+    throw new ChatDatabaseError(`Cannot open the chat database ${absolute}: ${(error as Error).message}`);
+  }
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec("PRAGMA busy_timeout = 5000");
+    migrate(db, absolute);
+  } catch (error) {
+    db.close();
+    if (error instanceof ChatDatabaseError) throw error;
+    throw new ChatDatabaseError(`The chat database ${absolute} is unreadable (${(error as Error).message}); it was left as it is`);
+  }
+  return db;
+}
+
+function migrate(db: Database, path: string): void {
+  const { user_version: version } = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!;
+  if (version > SCHEMA_VERSION) {
+    throw new ChatDatabaseError(`The chat database ${path} has schema version ${version}, newer than this tlschat (${SCHEMA_VERSION}); it was left as it is`);
+  }
+  for (let next = version; next < SCHEMA_VERSION; next++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[next]!);
+      db.exec(`PRAGMA user_version = ${next + 1}`);
+    })();
+  }
+}
