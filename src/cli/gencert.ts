@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { join } from "node:path";
 import {
+  CertificateFileError,
   generateSelfSigned,
   parseSubjectAltName,
   writeCertificatePair,
@@ -62,6 +63,9 @@ Example:
         printLine(io.stdout, `private key: ${keyPath}`);
         printLine(io.stdout, `SHA256 Fingerprint=${pair.fingerprint256}`);
       } catch (error) {
+        if (error instanceof CertificateFileError && error.kind === "exists") {
+          throw new CliError(`${error.message}; use --force to replace it`);
+        }
         throw new CliError(error instanceof Error ? error.message : String(error));
       }
       exit.value = EXIT_OK;

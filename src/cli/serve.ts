@@ -117,7 +117,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     });
   } catch (error) {
     await store.close();
-    if (error instanceof TlsConfigError) throw new CliError(error.message);
+    if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
   if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
@@ -129,6 +129,23 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
   await server.stop();
   return EXIT_OK;
+}
+
+/** The TLS settings problem in terms of the options that caused it. */
+function tlsConfigMessage(error: TlsConfigError): string {
+  const problem = error.problem;
+  switch (problem.kind) {
+    case "min_above_max":
+      return `--tls-min ${problem.minVersion} is above --tls-max ${problem.maxVersion}`;
+    case "ciphers_without_tls12":
+      return "--ciphers only applies to TLS 1.2; add --tls-max 1.2 (legacy) or --tls-min 1.2";
+    case "ciphers_empty":
+      return "--ciphers is empty";
+    case "ciphers_unfit_for_key":
+      return problem.keyType === "ec" ? `${error.message} (tlschat gencert --key-type rsa)` : error.message;
+    default:
+      return error.message;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -33,6 +33,17 @@ export interface WriteOptions {
   force: boolean;
 }
 
+/** Why a certificate pair was not written: `path` already exists, or is both the cert and the key path. */
+export class CertificateFileError extends Error {
+  override name = "CertificateFileError";
+  constructor(
+    readonly kind: "exists" | "same_path",
+    readonly path: string,
+  ) {
+    super(kind === "exists" ? `${path} already exists` : `certificate and key cannot both be written to ${path}`);
+  }
+}
+
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Clients whose clock runs a little behind would otherwise reject a certificate made just now.
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
@@ -113,13 +124,11 @@ export async function writeCertificatePair(
   pair: Pick<CertificatePair, "certPem" | "keyPem">,
   opts: WriteOptions,
 ): Promise<void> {
-  if (opts.certPath === opts.keyPath) {
-    throw new Error(`certificate and key cannot both be written to ${opts.certPath}`);
-  }
+  if (opts.certPath === opts.keyPath) throw new CertificateFileError("same_path", opts.certPath);
   // Check both first, so a refusal leaves neither file touched.
   if (!opts.force) {
     for (const path of [opts.certPath, opts.keyPath]) {
-      if (await exists(path)) throw new Error(`${path} already exists; use --force to replace it`);
+      if (await exists(path)) throw new CertificateFileError("exists", path);
     }
   }
   await writeExact(opts.certPath, pair.certPem, 0o644, opts.force);
@@ -212,9 +221,7 @@ async function writeExact(path: string, data: string, mode: number, replace: boo
     // "wx" also makes the no-replace case atomic: a file that appeared since the check is kept.
     handle = await open(target, "wx", mode);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new Error(`${path} already exists; use --force to replace it`);
-    }
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new CertificateFileError("exists", path);
     throw error;
   }
   try {
