@@ -4,6 +4,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { join } from "node:path";
 import {
   CertificateFileError,
+  DEFAULT_SANS,
+  DEFAULT_VALIDITY_DAYS,
   generateSelfSigned,
   parseSubjectAltName,
   writeCertificatePair,
@@ -14,7 +16,6 @@ import type { ExitCode } from "./program.ts";
 
 export const CERT_FILE = "cert.pem";
 export const KEY_FILE = "key.pem";
-const DEFAULT_SANS: readonly string[] = ["localhost", "127.0.0.1", "::1"];
 // Longer than this and the certificate outlives any sensible rotation habit.
 const MAX_DAYS = 3650;
 
@@ -41,7 +42,7 @@ export function gencertCommand(io: CliIO, exit: ExitCode): Command {
         .default(DEFAULT_SANS, DEFAULT_SANS.join(", ")),
     )
     .addOption(
-      new Option("--days <n>", `validity in days (1 to ${MAX_DAYS})`).argParser(parseDays).default(397),
+      new Option("--days <n>", `validity in days (1 to ${MAX_DAYS})`).argParser(parseDays).default(DEFAULT_VALIDITY_DAYS),
     )
     .option("--force", "replace existing certificate and key files")
     .addHelpText(
@@ -57,7 +58,7 @@ Example:
       const certPath = join(opts.out, CERT_FILE);
       const keyPath = join(opts.out, KEY_FILE);
       try {
-        const pair = await generateSelfSigned({ keyType: opts.keyType, sans: [...opts.san], days: opts.days });
+        const pair = await generateSelfSigned({ keyType: opts.keyType, sans: opts.san, days: opts.days });
         await writeCertificatePair(pair, { certPath, keyPath, force: opts.force === true });
         printLine(io.stdout, `certificate: ${certPath}`);
         printLine(io.stdout, `private key: ${keyPath}`);

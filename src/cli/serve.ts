@@ -2,18 +2,24 @@
 // arguments: a missing default certificate is generated and a missing store is created.
 
 import { Command, Option } from "commander";
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import { startServer, type ServerLimits } from "../server/server.ts";
-import { generateSelfSigned, writeCertificatePair } from "../tls/certificate.ts";
+import { DEFAULT_PORT } from "../protocol/transport.ts";
+import {
+  DEFAULT_SANS,
+  DEFAULT_VALIDITY_DAYS,
+  generateSelfSigned,
+  pairFilesExist,
+  writeCertificatePair,
+} from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
 import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
 import type { ExitCode } from "./program.ts";
 
-export const DEFAULT_PORT = 7443;
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
 export const DEFAULT_DB = "data/users.json";
@@ -74,7 +80,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   const log = createLogger(io.stderr, opts.logFormat);
   const certGiven = command.getOptionValueSource("cert") !== "default";
   const keyGiven = command.getOptionValueSource("key") !== "default";
-  const [certExists, keyExists] = await Promise.all([exists(opts.cert), exists(opts.key)]);
+  const { cert: certExists, key: keyExists } = await pairFilesExist({ certPath: opts.cert, keyPath: opts.key });
   if (!certExists || !keyExists) {
     if (certGiven || keyGiven) {
       throw new CliError(`${!certExists ? opts.cert : opts.key} does not exist (make one with: tlschat gencert --out ${dirname(opts.cert)})`);
@@ -82,7 +88,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     if (certExists !== keyExists) {
       throw new CliError(`${certExists ? opts.key : opts.cert} is missing but ${certExists ? opts.cert : opts.key} exists; restore it or run tlschat gencert --force`);
     }
-    const pair = await generateSelfSigned({ keyType: "ec", sans: ["localhost", "127.0.0.1", "::1"], days: 397 });
+    const pair = await generateSelfSigned({ keyType: "ec", sans: DEFAULT_SANS, days: DEFAULT_VALIDITY_DAYS });
     await writeCertificatePair(pair, { certPath: opts.cert, keyPath: opts.key, force: false });
     log.info("certificate_generated", { cert: opts.cert, key: opts.key, fingerprint: pair.fingerprint256 });
   }
@@ -145,15 +151,6 @@ function tlsConfigMessage(error: TlsConfigError): string {
       return problem.keyType === "ec" ? `${error.message} (tlschat gencert --key-type rsa)` : error.message;
     default:
       return error.message;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

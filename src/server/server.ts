@@ -10,6 +10,7 @@ import { LoginThrottle, type ThrottlePolicy } from "../auth/throttle.ts";
 import * as limits from "../core/limits.ts";
 import { Room } from "../core/room.ts";
 import { Session, type SessionEvents } from "../core/session.ts";
+import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
@@ -163,7 +164,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
 
   const listener: TCPSocketListener<Connection> = Bun.listen<Connection>({
     hostname: options.host ?? "0.0.0.0",
-    port: options.port ?? 7443,
+    port: options.port ?? DEFAULT_PORT,
     // The extra fields (minVersion, maxVersion) are real Bun options missing from its types.
     tls: tls.options as unknown as Bun.TLSOptions,
     socket: {

@@ -13,7 +13,7 @@ export type KeyType = "ec" | "rsa";
 export interface SelfSignedOptions {
   keyType: KeyType;
   /** Host names and IP addresses the certificate is valid for; IPs become IP SANs. */
-  sans: string[];
+  sans: readonly string[];
   /** Validity from now, in days. */
   days: number;
   /** Defaults to the first SAN. */
@@ -43,6 +43,11 @@ export class CertificateFileError extends Error {
     super(kind === "exists" ? `${path} already exists` : `certificate and key cannot both be written to ${path}`);
   }
 }
+
+/** What a server certificate made without further instructions is valid for: this machine. */
+export const DEFAULT_SANS: readonly string[] = ["localhost", "127.0.0.1", "::1"];
+// Browsers and Apple platforms reject server certificates valid for more than 398 days.
+export const DEFAULT_VALIDITY_DAYS = 397;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Clients whose clock runs a little behind would otherwise reject a certificate made just now.
@@ -127,12 +132,18 @@ export async function writeCertificatePair(
   if (opts.certPath === opts.keyPath) throw new CertificateFileError("same_path", opts.certPath);
   // Check both first, so a refusal leaves neither file touched.
   if (!opts.force) {
-    for (const path of [opts.certPath, opts.keyPath]) {
-      if (await exists(path)) throw new CertificateFileError("exists", path);
-    }
+    const present = await pairFilesExist(opts);
+    if (present.cert) throw new CertificateFileError("exists", opts.certPath);
+    if (present.key) throw new CertificateFileError("exists", opts.keyPath);
   }
   await writeExact(opts.certPath, pair.certPem, 0o644, opts.force);
   await writeExact(opts.keyPath, pair.keyPem, 0o600, opts.force);
+}
+
+/** Which of the two files exist; failing to look (other than "no such file") throws rather than counting as absent. */
+export async function pairFilesExist(paths: Pick<WriteOptions, "certPath" | "keyPath">): Promise<{ cert: boolean; key: boolean }> {
+  const [cert, key] = await Promise.all([exists(paths.certPath), exists(paths.keyPath)]);
+  return { cert, key };
 }
 
 export interface SanEntry {
