@@ -11,8 +11,7 @@ import {
   writeCertificatePair,
   type KeyType,
 } from "../tls/certificate.ts";
-import { CliError, EXIT_OK, printLine, type CliIO } from "./io.ts";
-import type { ExitCode } from "./program.ts";
+import { CliError, EXIT_OK, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 export const CERT_FILE = "cert.pem";
 export const KEY_FILE = "key.pem";

@@ -4,16 +4,11 @@
 import { Command, CommanderError, type OutputConfiguration } from "commander";
 import { chatCommand } from "./chat.ts";
 import { gencertCommand } from "./gencert.ts";
-import { CliError, EXIT_FAILURE, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
+import { CliError, EXIT_FAILURE, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 import { readBooleanEnvStrictly } from "./options.ts";
 import { registerCommand } from "./register.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./version.ts";
-
-/** Holds the exit code an action decided on; commander's action callbacks return nothing useful. */
-export interface ExitCode {
-  value: number;
-}
 
 export function createProgram(io: CliIO, exit: ExitCode): Command {
   const program = new Command("tlschat")

@@ -15,10 +15,9 @@ import {
   pairFilesExist,
   writeCertificatePair,
 } from "../tls/certificate.ts";
-import { CliError, EXIT_OK, type CliIO } from "./io.ts";
+import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
 import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
-import type { ExitCode } from "./program.ts";
 
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
