@@ -21,8 +21,7 @@ import {
   type ConnectionOptions,
   type Target,
 } from "./connect.ts";
-import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
-import type { ExitCode } from "./program.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 interface ChatOptions extends ConnectionOptions {
   json?: boolean;

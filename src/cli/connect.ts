@@ -7,12 +7,12 @@ import { readFile } from "node:fs/promises";
 import { ConnectError, type Verification } from "../client/connection.ts";
 import { hostKey, KnownHosts, knownHostsPath, normalizeFingerprint } from "../client/known-hosts.ts";
 import { pinVerification } from "../client/trust.ts";
+import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { CliError, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
 import { parsePort } from "./options.ts";
 import { confirm, readPassword, readStdinLine } from "./prompt.ts";
 
 export const DEFAULT_SERVER_HOST = "localhost";
-export const DEFAULT_SERVER_PORT = 7443;
 
 export interface ConnectionOptions {
   host?: string;
@@ -34,7 +34,7 @@ export interface Target {
 export function addConnectionOptions(command: Command): Command {
   return command
     .addOption(new Option("--host <host>", "server host name or address").env("TLSCHAT_SERVER"))
-    .addOption(new Option("--port <port>", `server port [default: ${DEFAULT_SERVER_PORT}]`).argParser(parsePort).env("TLSCHAT_SERVER_PORT"))
+    .addOption(new Option("--port <port>", `server port [default: ${DEFAULT_PORT}]`).argParser(parsePort).env("TLSCHAT_SERVER_PORT"))
     .addOption(new Option("--ca <file>", "verify the server's certificate chain and host name against this CA file").env("TLSCHAT_CA"))
     .addOption(new Option("--server-name <name>", "host name to verify and send as SNI (default: the host)").env("TLSCHAT_SERVER_NAME"))
     .addOption(new Option("--fingerprint <sha256>", "trust the server only if its certificate has this SHA-256 fingerprint").env("TLSCHAT_FINGERPRINT"))
@@ -66,7 +66,7 @@ export function resolveTarget(target: string | undefined, opts: ConnectionOption
     }
     if (user === "") user = undefined;
   }
-  return { user, host: host ?? opts.host ?? DEFAULT_SERVER_HOST, port: port ?? opts.port ?? DEFAULT_SERVER_PORT };
+  return { user, host: host ?? opts.host ?? DEFAULT_SERVER_HOST, port: port ?? opts.port ?? DEFAULT_PORT };
 }
 
 /** Builds the server check the options ask for; verification is on unless --insecure. */

@@ -3,17 +3,18 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { join } from "node:path";
 import {
+  CertificateFileError,
+  DEFAULT_SANS,
+  DEFAULT_VALIDITY_DAYS,
   generateSelfSigned,
   parseSubjectAltName,
   writeCertificatePair,
   type KeyType,
 } from "../tls/certificate.ts";
-import { CliError, EXIT_OK, printLine, type CliIO } from "./io.ts";
-import type { ExitCode } from "./program.ts";
+import { CliError, EXIT_OK, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 export const CERT_FILE = "cert.pem";
 export const KEY_FILE = "key.pem";
-const DEFAULT_SANS: readonly string[] = ["localhost", "127.0.0.1", "::1"];
 // Longer than this and the certificate outlives any sensible rotation habit.
 const MAX_DAYS = 3650;
 
@@ -40,7 +41,7 @@ export function gencertCommand(io: CliIO, exit: ExitCode): Command {
         .default(DEFAULT_SANS, DEFAULT_SANS.join(", ")),
     )
     .addOption(
-      new Option("--days <n>", `validity in days (1 to ${MAX_DAYS})`).argParser(parseDays).default(397),
+      new Option("--days <n>", `validity in days (1 to ${MAX_DAYS})`).argParser(parseDays).default(DEFAULT_VALIDITY_DAYS),
     )
     .option("--force", "replace existing certificate and key files")
     .addHelpText(
@@ -56,12 +57,15 @@ Example:
       const certPath = join(opts.out, CERT_FILE);
       const keyPath = join(opts.out, KEY_FILE);
       try {
-        const pair = await generateSelfSigned({ keyType: opts.keyType, sans: [...opts.san], days: opts.days });
+        const pair = await generateSelfSigned({ keyType: opts.keyType, sans: opts.san, days: opts.days });
         await writeCertificatePair(pair, { certPath, keyPath, force: opts.force === true });
         printLine(io.stdout, `certificate: ${certPath}`);
         printLine(io.stdout, `private key: ${keyPath}`);
         printLine(io.stdout, `SHA256 Fingerprint=${pair.fingerprint256}`);
       } catch (error) {
+        if (error instanceof CertificateFileError && error.kind === "exists") {
+          throw new CliError(`${error.message}; use --force to replace it`);
+        }
         throw new CliError(error instanceof Error ? error.message : String(error));
       }
       exit.value = EXIT_OK;

@@ -22,6 +22,11 @@ export class CliError extends Error {
   }
 }
 
+/** Holds the exit code an action decided on; commander's action callbacks return nothing useful. */
+export interface ExitCode {
+  value: number;
+}
+
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;

@@ -1,19 +1,14 @@
 // Builds the commander program. A fresh program per run, so tests can call `run` many times in
 // one process; commands return exit codes instead of exiting.
 
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, type OutputConfiguration } from "commander";
 import { chatCommand } from "./chat.ts";
 import { gencertCommand } from "./gencert.ts";
-import { CliError, EXIT_FAILURE, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
+import { CliError, EXIT_FAILURE, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 import { readBooleanEnvStrictly } from "./options.ts";
 import { registerCommand } from "./register.ts";
 import { serveCommand } from "./serve.ts";
 import { VERSION } from "./version.ts";
-
-/** Holds the exit code an action decided on; commander's action callbacks return nothing useful. */
-export interface ExitCode {
-  value: number;
-}
 
 export function createProgram(io: CliIO, exit: ExitCode): Command {
   const program = new Command("tlschat")
@@ -24,12 +19,7 @@ export function createProgram(io: CliIO, exit: ExitCode): Command {
     // Commander reads option variables from process.env, so the strict reading does too.
     .hook("preAction", (_program, action) => readBooleanEnvStrictly(action, process.env))
     .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      // One line for usage errors: commander's message already names the problem.
-      outputError: (text, write) => write(text.trimEnd().split("\n")[0] + "\n"),
-    })
+    .configureOutput(outputTo(io))
     .addHelpText(
       "after",
       `
@@ -41,17 +31,18 @@ Examples:
     );
 
   for (const make of [serveCommand, chatCommand, registerCommand, gencertCommand]) {
-    program.addCommand(
-      make(io, exit)
-        .exitOverride()
-        .configureOutput({
-          writeOut: (text) => io.stdout.write(text),
-          writeErr: (text) => io.stderr.write(text),
-          outputError: (text, write) => write(text.trimEnd().split("\n")[0] + "\n"),
-        }),
-    );
+    program.addCommand(make(io, exit).exitOverride().configureOutput(outputTo(io)));
   }
   return program;
+}
+
+function outputTo(io: CliIO): OutputConfiguration {
+  return {
+    writeOut: (text) => io.stdout.write(text),
+    writeErr: (text) => io.stderr.write(text),
+    // One line for usage errors: commander's message already names the problem.
+    outputError: (text, write) => write(text.trimEnd().split("\n")[0] + "\n"),
+  };
 }
 
 /** Runs the CLI with user arguments (no runtime/script prefix) and returns the exit code. */

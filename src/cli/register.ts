@@ -16,8 +16,7 @@ import {
   resolveTarget,
   type ConnectionOptions,
 } from "./connect.ts";
-import { CliError, EXIT_OK, EXIT_USAGE, printLine, type CliIO } from "./io.ts";
-import type { ExitCode } from "./program.ts";
+import { CliError, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 const REPLY_TIMEOUT_MS = 30_000;
 

@@ -2,7 +2,7 @@
 // arguments: a missing default certificate is generated and a missing store is created.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { USERNAME_PATTERN } from "../protocol/validate.ts";
@@ -10,13 +10,18 @@ import { ChatDatabaseError, openChatDatabase } from "../store/sqlite/database.ts
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import { startServer, type ServerLimits } from "../server/server.ts";
-import { generateSelfSigned, writeCertificatePair } from "../tls/certificate.ts";
-import { CliError, EXIT_OK, type CliIO } from "./io.ts";
+import { DEFAULT_PORT } from "../protocol/transport.ts";
+import {
+  DEFAULT_SANS,
+  DEFAULT_VALIDITY_DAYS,
+  generateSelfSigned,
+  pairFilesExist,
+  writeCertificatePair,
+} from "../tls/certificate.ts";
+import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
 import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
-import type { ExitCode } from "./program.ts";
 
-export const DEFAULT_PORT = 7443;
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
 export const DEFAULT_DB = "data/users.json";
@@ -93,7 +98,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   const log = createLogger(io.stderr, opts.logFormat);
   const certGiven = command.getOptionValueSource("cert") !== "default";
   const keyGiven = command.getOptionValueSource("key") !== "default";
-  const [certExists, keyExists] = await Promise.all([exists(opts.cert), exists(opts.key)]);
+  const { cert: certExists, key: keyExists } = await pairFilesExist({ certPath: opts.cert, keyPath: opts.key });
   if (!certExists || !keyExists) {
     if (certGiven || keyGiven) {
       throw new CliError(`${!certExists ? opts.cert : opts.key} does not exist (make one with: tlschat gencert --out ${dirname(opts.cert)})`);
@@ -101,7 +106,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     if (certExists !== keyExists) {
       throw new CliError(`${certExists ? opts.key : opts.cert} is missing but ${certExists ? opts.cert : opts.key} exists; restore it or run tlschat gencert --force`);
     }
-    const pair = await generateSelfSigned({ keyType: "ec", sans: ["localhost", "127.0.0.1", "::1"], days: 397 });
+    const pair = await generateSelfSigned({ keyType: "ec", sans: DEFAULT_SANS, days: DEFAULT_VALIDITY_DAYS });
     await writeCertificatePair(pair, { certPath: opts.cert, keyPath: opts.key, force: false });
     log.info("certificate_generated", { cert: opts.cert, key: opts.key, fingerprint: pair.fingerprint256 });
   }
@@ -151,7 +156,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     });
   } catch (error) {
     await Promise.all([store.close(), rooms.close()]);
-    if (error instanceof TlsConfigError) throw new CliError(error.message);
+    if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
   if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
@@ -180,12 +185,20 @@ function collectNames(value: string, previous: string[]): string[] {
   return [...previous, ...names];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
+/** The TLS settings problem in terms of the options that caused it. */
+function tlsConfigMessage(error: TlsConfigError): string {
+  const problem = error.problem;
+  switch (problem.kind) {
+    case "min_above_max":
+      return `--tls-min ${problem.minVersion} is above --tls-max ${problem.maxVersion}`;
+    case "ciphers_without_tls12":
+      return "--ciphers only applies to TLS 1.2; add --tls-max 1.2 (legacy) or --tls-min 1.2";
+    case "ciphers_empty":
+      return "--ciphers is empty";
+    case "ciphers_unfit_for_key":
+      return problem.keyType === "ec" ? `${error.message} (tlschat gencert --key-type rsa)` : error.message;
+    default:
+      return error.message;
   }
 }
 

@@ -16,6 +16,7 @@ import type { Rooms } from "../core/rooms.ts";
 import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
 import { userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
+import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
 import { silentLogger, type Logger } from "./log.ts";
@@ -213,7 +214,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
 
   const listener: TCPSocketListener<Connection> = Bun.listen<Connection>({
     hostname: options.host ?? "0.0.0.0",
-    port: options.port ?? 7443,
+    port: options.port ?? DEFAULT_PORT,
     // The extra fields (minVersion, maxVersion) are real Bun options missing from its types.
     tls: tls.options as unknown as Bun.TLSOptions,
     socket: {

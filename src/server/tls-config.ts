@@ -24,8 +24,53 @@ export interface BunTlsOptions {
   ciphers?: string;
 }
 
+/** What is wrong with the settings, with the facts a caller needs to word it for its own users. */
+export type TlsConfigProblem =
+  | { kind: "certificate_missing" }
+  | { kind: "key_missing" }
+  | { kind: "certificate_unparsable"; reason: string }
+  | { kind: "key_unparsable"; reason: string }
+  | { kind: "key_mismatch" }
+  | { kind: "min_above_max"; minVersion: TlsVersionName; maxVersion: TlsVersionName }
+  | { kind: "ciphers_without_tls12" }
+  | { kind: "ciphers_empty" }
+  | { kind: "ciphers_unfit_for_key"; ciphers: string; keyType: string };
+
 export class TlsConfigError extends Error {
   override name = "TlsConfigError";
+  constructor(readonly problem: TlsConfigProblem) {
+    super(describeProblem(problem));
+  }
+}
+
+function describeProblem(problem: TlsConfigProblem): string {
+  switch (problem.kind) {
+    case "certificate_missing":
+      return "The certificate is missing or is not a PEM certificate";
+    case "key_missing":
+      return "The private key is missing or is not a PEM private key";
+    case "certificate_unparsable":
+      return `The certificate cannot be parsed: ${problem.reason}`;
+    case "key_unparsable":
+      return `The private key cannot be parsed: ${problem.reason}`;
+    case "key_mismatch":
+      return "The private key does not belong to the certificate";
+    case "min_above_max":
+      return `The lowest TLS version ${problem.minVersion} is above the highest ${problem.maxVersion}`;
+    case "ciphers_without_tls12":
+      return "A cipher list only applies to TLS 1.2, which these settings do not allow";
+    case "ciphers_empty":
+      return "The cipher list is empty";
+    case "ciphers_unfit_for_key":
+      return (
+        `None of the ciphers ${problem.ciphers} works with this ${problem.keyType.toUpperCase()} key` +
+        (problem.keyType === "ec" ? "; AES128-SHA and other RSA suites need an RSA certificate" : "")
+      );
+    default: {
+      const unreachable: never = problem;
+      throw new Error(`Unknown TLS configuration problem ${JSON.stringify(unreachable)}`);
+    }
+  }
 }
 
 const VERSION_NUMBER: Record<TlsVersionName, number> = { "1.2": 771, "1.3": 772 };
@@ -50,48 +95,41 @@ export interface ServerTls {
 
 export function buildServerTls(settings: TlsSettings): ServerTls {
   if (typeof settings.cert !== "string" || !settings.cert.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new TlsConfigError("The certificate is missing or is not a PEM certificate");
+    throw new TlsConfigError({ kind: "certificate_missing" });
   }
   if (typeof settings.key !== "string" || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(settings.key)) {
-    throw new TlsConfigError("The private key is missing or is not a PEM private key");
+    throw new TlsConfigError({ kind: "key_missing" });
   }
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(settings.cert);
   } catch (error) {
-    throw new TlsConfigError(`The certificate cannot be parsed: ${(error as Error).message}`);
+    throw new TlsConfigError({ kind: "certificate_unparsable", reason: (error as Error).message });
   }
   let keyType: string;
   try {
     const key = createPrivateKey(settings.key);
     keyType = key.asymmetricKeyType ?? "unknown";
-    if (!certificate.checkPrivateKey(key)) throw new TlsConfigError("The private key does not belong to the certificate");
+    if (!certificate.checkPrivateKey(key)) throw new TlsConfigError({ kind: "key_mismatch" });
   } catch (error) {
     if (error instanceof TlsConfigError) throw error;
-    throw new TlsConfigError(`The private key cannot be parsed: ${(error as Error).message}`);
+    throw new TlsConfigError({ kind: "key_unparsable", reason: (error as Error).message });
   }
 
   const minVersion = VERSION_NUMBER[settings.minVersion];
   const maxVersion = VERSION_NUMBER[settings.maxVersion];
   if (minVersion > maxVersion) {
-    throw new TlsConfigError(`--tls-min ${settings.minVersion} is above --tls-max ${settings.maxVersion}`);
+    throw new TlsConfigError({ kind: "min_above_max", minVersion: settings.minVersion, maxVersion: settings.maxVersion });
   }
   const warnings: string[] = [];
   const options: BunTlsOptions = { cert: settings.cert, key: settings.key, minVersion, maxVersion };
   const allowsTls12 = minVersion <= VERSION_NUMBER["1.2"];
   if (settings.ciphers !== undefined) {
-    if (!allowsTls12) {
-      throw new TlsConfigError("--ciphers only applies to TLS 1.2; add --tls-max 1.2 (legacy) or --tls-min 1.2");
-    }
+    if (!allowsTls12) throw new TlsConfigError({ kind: "ciphers_without_tls12" });
     const ciphers = settings.ciphers.split(":").filter((name) => name.length > 0);
-    if (ciphers.length === 0) throw new TlsConfigError("--ciphers is empty");
+    if (ciphers.length === 0) throw new TlsConfigError({ kind: "ciphers_empty" });
     const usable = ciphers.filter((name) => cipherFitsKey(name, keyType));
-    if (usable.length === 0) {
-      throw new TlsConfigError(
-        `None of the ciphers ${settings.ciphers} works with this ${keyType.toUpperCase()} key` +
-          (keyType === "ec" ? "; AES128-SHA and other RSA suites need an RSA certificate (tlschat gencert --key-type rsa)" : ""),
-      );
-    }
+    if (usable.length === 0) throw new TlsConfigError({ kind: "ciphers_unfit_for_key", ciphers: settings.ciphers, keyType });
     const withoutForwardSecrecy = ciphers.filter((name) => !/^(ECDHE|DHE)-/.test(name));
     if (withoutForwardSecrecy.length > 0) {
       warnings.push(

@@ -13,7 +13,7 @@ export type KeyType = "ec" | "rsa";
 export interface SelfSignedOptions {
   keyType: KeyType;
   /** Host names and IP addresses the certificate is valid for; IPs become IP SANs. */
-  sans: string[];
+  sans: readonly string[];
   /** Validity from now, in days. */
   days: number;
   /** Defaults to the first SAN. */
@@ -32,6 +32,22 @@ export interface WriteOptions {
   keyPath: string;
   force: boolean;
 }
+
+/** Why a certificate pair was not written: `path` already exists, or is both the cert and the key path. */
+export class CertificateFileError extends Error {
+  override name = "CertificateFileError";
+  constructor(
+    readonly kind: "exists" | "same_path",
+    readonly path: string,
+  ) {
+    super(kind === "exists" ? `${path} already exists` : `certificate and key cannot both be written to ${path}`);
+  }
+}
+
+/** What a server certificate made without further instructions is valid for: this machine. */
+export const DEFAULT_SANS: readonly string[] = ["localhost", "127.0.0.1", "::1"];
+// Browsers and Apple platforms reject server certificates valid for more than 398 days.
+export const DEFAULT_VALIDITY_DAYS = 397;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Clients whose clock runs a little behind would otherwise reject a certificate made just now.
@@ -113,17 +129,21 @@ export async function writeCertificatePair(
   pair: Pick<CertificatePair, "certPem" | "keyPem">,
   opts: WriteOptions,
 ): Promise<void> {
-  if (opts.certPath === opts.keyPath) {
-    throw new Error(`certificate and key cannot both be written to ${opts.certPath}`);
-  }
+  if (opts.certPath === opts.keyPath) throw new CertificateFileError("same_path", opts.certPath);
   // Check both first, so a refusal leaves neither file touched.
   if (!opts.force) {
-    for (const path of [opts.certPath, opts.keyPath]) {
-      if (await exists(path)) throw new Error(`${path} already exists; use --force to replace it`);
-    }
+    const present = await pairFilesExist(opts);
+    if (present.cert) throw new CertificateFileError("exists", opts.certPath);
+    if (present.key) throw new CertificateFileError("exists", opts.keyPath);
   }
   await writeExact(opts.certPath, pair.certPem, 0o644, opts.force);
   await writeExact(opts.keyPath, pair.keyPem, 0o600, opts.force);
+}
+
+/** Which of the two files exist; failing to look (other than "no such file") throws rather than counting as absent. */
+export async function pairFilesExist(paths: Pick<WriteOptions, "certPath" | "keyPath">): Promise<{ cert: boolean; key: boolean }> {
+  const [cert, key] = await Promise.all([exists(paths.certPath), exists(paths.keyPath)]);
+  return { cert, key };
 }
 
 export interface SanEntry {
@@ -212,9 +232,7 @@ async function writeExact(path: string, data: string, mode: number, replace: boo
     // "wx" also makes the no-replace case atomic: a file that appeared since the check is kept.
     handle = await open(target, "wx", mode);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new Error(`${path} already exists; use --force to replace it`);
-    }
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new CertificateFileError("exists", path);
     throw error;
   }
   try {

@@ -9,7 +9,8 @@ import { loggedIn, registerUsers, writeCa } from "../helpers/chat-support.ts";
 import { startHostileServer } from "../helpers/hostile-server.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
-import { TmuxSession, tmuxAvailable } from "../helpers/tmux.ts";
+import { TmuxSession } from "../helpers/tmux.ts";
+import { requireTool } from "../helpers/tools.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BINARY = join(ROOT, "dist/tlschat");
@@ -26,8 +27,7 @@ function newestSourceMtime(dir: string): number {
   return newest;
 }
 
-const haveTmux = tmuxAvailable();
-if (!haveTmux) console.warn("SKIPPING test/chat/tmux.test.ts: `tmux` is not on PATH (apt-get install tmux)");
+const haveTmux = requireTool({ name: "tmux", debianPackage: "tmux", what: "terminal tests" });
 
 beforeAll(() => {
   if (!haveTmux) return;

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { run } from "../../src/cli/program.ts";
 import { TestClient } from "../helpers/client.ts";
 import { testCertificate } from "../helpers/certs.ts";
+import { captureIO } from "../helpers/cli-io.ts";
 import { spawnTlschat } from "../helpers/process.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -106,6 +108,31 @@ describe("tlschat serve (the real process)", () => {
     for (const line of lines) expect(JSON.parse(line)).toHaveProperty("event");
     expect(lines.map((line) => JSON.parse(line).event)).toContain("certificate_generated");
   });
+});
+
+describe("TLS settings that cannot work are refused in terms of the options that chose them", () => {
+  const refusals: Array<[options: string[], message: string]> = [
+    [["--tls-min", "1.3", "--tls-max", "1.2"], "tlschat: --tls-min 1.3 is above --tls-max 1.2\n"],
+    [["--ciphers", "AES128-SHA"], "tlschat: --ciphers only applies to TLS 1.2; add --tls-max 1.2 (legacy) or --tls-min 1.2\n"],
+    [["--tls-min", "1.2", "--ciphers", ":"], "tlschat: --ciphers is empty\n"],
+    [
+      ["--tls-max", "1.2", "--ciphers", "AES128-SHA"],
+      "tlschat: None of the ciphers AES128-SHA works with this EC key; AES128-SHA and other RSA suites need an RSA certificate (tlschat gencert --key-type rsa)\n",
+    ],
+  ];
+  for (const [options, message] of refusals) {
+    test(options.join(" "), async () => {
+      await using dir = await tempDir();
+      const ec = await testCertificate("ec");
+      await writeFile(dir.file("cert.pem"), ec.certPem);
+      await writeFile(dir.file("key.pem"), ec.keyPem);
+      const cli = captureIO();
+      const files = ["--cert", dir.file("cert.pem"), "--key", dir.file("key.pem"), "--db", dir.file("users.json")];
+      const code = await run(["serve", "--host", "127.0.0.1", "--port", "0", ...files, ...options], cli.io);
+      expect(code).toBe(1);
+      expect(cli.stderr()).toBe(message);
+    });
+  }
 });
 
 describe("boolean environment variables", () => {

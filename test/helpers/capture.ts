@@ -4,24 +4,32 @@
 
 import type { Subprocess } from "bun";
 import { readFile } from "node:fs/promises";
+import { requireTool } from "./tools.ts";
 
-export const TSHARK = "tshark";
-/** Set to 1 to skip the capture tests on machines without tshark (CI installs it). */
-export const SKIP_ENV = "TLSCHAT_SKIP_CAPTURE";
+const TSHARK = "tshark";
+const CAPTURE_INTERFACE = "lo";
+// Only a hung tshark reaches this: listing the link types takes it well under a second.
+const PERMISSION_PROBE_TIMEOUT_MS = 10_000;
 
-export type TsharkAvailability = { ok: true; path: string } | { ok: false; skip: boolean; reason: string };
+/** Whether capture tests can run here: tshark is installed and may capture on `lo` (see tools.ts). */
+export function captureUsable(): boolean {
+  return requireTool({ name: TSHARK, debianPackage: "tshark", what: "capture tests", unusable: cannotCapture });
+}
 
-/** Whether capture tests can run; missing tshark is an error unless TLSCHAT_SKIP_CAPTURE=1. */
-export function tsharkAvailability(): TsharkAvailability {
-  const path = Bun.which(TSHARK);
-  if (path) return { ok: true, path };
-  return {
-    ok: false,
-    skip: process.env[SKIP_ENV] === "1",
-    reason:
-      `${TSHARK} is not on PATH: install it (apt-get install -y tshark) to run the capture check, ` +
-      `or set ${SKIP_ENV}=1 to skip it`,
-  };
+// `-L` opens the interface to ask for its link types, so it fails exactly when a capture would
+// for want of rights, without starting one.
+function cannotCapture(tsharkPath: string): string | undefined {
+  const probe = Bun.spawnSync([tsharkPath, "-L", "-i", CAPTURE_INTERFACE], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+    timeout: PERMISSION_PROBE_TIMEOUT_MS,
+  });
+  if (probe.exitCode === 0) return undefined;
+  return (
+    `no permission to capture on ${CAPTURE_INTERFACE}: run as root or join the wireshark group ` +
+    "(Debian: dpkg-reconfigure wireshark-common, then usermod -aG wireshark $USER)"
+  );
 }
 
 const START_DEADLINE_MS = 15_000;
@@ -78,12 +86,10 @@ export class Capture implements AsyncDisposable {
 
   /** Starts tshark and returns once a probe connection has been captured. */
   static async start(options: CaptureOptions): Promise<Capture> {
-    const availability = tsharkAvailability();
-    if (!availability.ok) throw new Error(availability.reason);
     const proc = Bun.spawn(
       [
-        availability.path,
-        "-i", options.interface ?? "lo",
+        TSHARK,
+        "-i", options.interface ?? CAPTURE_INTERFACE,
         "-f", `tcp port ${options.port}`,
         "-w", options.file,
         "-q", // no running packet count
@@ -275,9 +281,7 @@ function isSet(value: string | undefined): boolean {
 
 /** Runs `tshark -r FILE ...` to completion (bounded) and returns stdout; stderr only in errors. */
 export async function tsharkRead(file: string, args: string[]): Promise<string> {
-  const availability = tsharkAvailability();
-  if (!availability.ok) throw new Error(availability.reason);
-  const proc = Bun.spawn([availability.path, "-r", file, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([TSHARK, "-r", file, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), READ_DEADLINE_MS);
   try {
     const [stdout, stderr, code] = await Promise.all([

@@ -7,10 +7,6 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export function tmuxAvailable(): boolean {
-  return Bun.which("tmux") !== null;
-}
-
 function tmux(socket: string, args: string[]): { code: number; stdout: string; stderr: string } {
   const result = Bun.spawnSync(["tmux", "-L", socket, ...args], { stdout: "pipe", stderr: "pipe" });
   return { code: result.exitCode ?? -1, stdout: result.stdout.toString(), stderr: result.stderr.toString() };

@@ -5,19 +5,18 @@
 // protocol JSON appears anywhere in the raw capture bytes. A plaintext control run shows that the
 // same procedure does find a marker and does flag non-TLS bytes, so a pass is not vacuous.
 //
-// Needs tshark and capture rights on `lo` (root or the wireshark group). Without tshark the tests
-// fail, unless TLSCHAT_SKIP_CAPTURE=1.
+// Needs tshark and capture rights on `lo` (root or the wireshark group); without either the file
+// skips with one line saying what is missing, or fails if TLSCHAT_REQUIRE_TOOLS names tshark.
 
 import { describe, expect, test } from "bun:test";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
-import { Capture, inspectCapture, recordSequenceProblem, tsharkAvailability, type CaptureReport } from "../helpers/capture.ts";
+import { Capture, captureUsable, inspectCapture, recordSequenceProblem, type CaptureReport } from "../helpers/capture.ts";
 import { TestClient, withTimeout } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const TEST_TIMEOUT_MS = 60_000;
-const availability = tsharkAvailability();
-const skipping = !availability.ok && availability.skip;
+const canCapture = captureUsable();
 
 /** JSON fragments of the protocol: if any shows up in the capture, frames went out in clear. */
 const PROTOCOL_FRAGMENTS = [
@@ -135,11 +134,7 @@ function expectOnlyTls(report: CaptureReport, port: number, connections: number,
   expect(report.flows.every((flow) => flow.srcPort === port || flow.dstPort === port)).toBe(true);
 }
 
-describe.skipIf(skipping)("Wireshark check (tshark on lo)", () => {
-  test("tshark is installed", () => {
-    if (!availability.ok) throw new Error(availability.reason);
-  });
-
+describe.skipIf(!canCapture)("Wireshark check (tshark on lo)", () => {
   test(
     "TLS 1.3 session: only hellos in clear, then application data; no secret in the capture bytes",
     async () => {
