@@ -3,7 +3,7 @@
 
 import type { Accounts, LoginResult } from "../core/session.ts";
 import { ChatError } from "../protocol/errors.ts";
-import { checkPassword, checkUsername, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
+import { checkPassword, checkUsername, MAX_PASSWORD_BYTES, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { LoginThrottle } from "./throttle.ts";
 import { Slots } from "./slots.ts";
@@ -11,8 +11,6 @@ import { checkToken, issueToken } from "./tokens.ts";
 import type { UserStore } from "./store.ts";
 
 export interface AccountPolicy {
-  minPasswordBytes: number;
-  maxPasswordBytes: number;
   tokenTtlMs: number;
   /** Password checks running at once for one client address. */
   maxLoginsPerAddress: number;
@@ -36,7 +34,7 @@ export class AccountService implements Accounts {
 
   async register(user: string, password: string, _address: string, signal?: AbortSignal): Promise<string> {
     checkUsername(user);
-    checkPassword(password, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    checkPassword(password);
     const key = userKey(user);
     // The name is reserved before the slow hash, so of two racing registrations exactly one wins.
     if (this.store.get(user) || this.registering.has(key)) {
@@ -68,7 +66,7 @@ export class AccountService implements Accounts {
   }
 
   async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
-    checkPassword(newPassword, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    checkPassword(newPassword);
     const record = this.store.get(user);
     if (!record || !(await this.checkPassword(address, userKey(user), oldPassword, record.hash, signal))) {
       throw new ChatError("auth_failed", "The old password is wrong");
@@ -129,7 +127,7 @@ export class AccountService implements Accounts {
 
   private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {
     // Passwords longer than any that can be registered cannot match; skip the work they'd cost.
-    if (password.length > this.policy.maxPasswordBytes) return false;
+    if (password.length > MAX_PASSWORD_BYTES) return false;
     try {
       return await this.hasher.verify(password, hash, signal);
     } catch (error) {

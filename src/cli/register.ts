@@ -5,7 +5,6 @@ import { Command, Option } from "commander";
 import { BoundedHasher } from "../auth/passwords.ts";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { ClientConnection } from "../client/connection.ts";
-import { MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername } from "../protocol/validate.ts";
 import {
@@ -63,7 +62,7 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   const verification = opts.db === undefined ? await buildVerification(io, opts, target) : undefined;
   const password = await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
   try {
-    checkPassword(password, MIN_PASSWORD_BYTES, MAX_PASSWORD_BYTES);
+    checkPassword(password);
   } catch (error) {
     throw new CliError(`weak_password: ${(error as ChatError).message}`);
   }

@@ -85,8 +85,6 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
 
   const hasher = new BoundedHasher(config.maxConcurrentHashes, config.maxQueuedHashes);
   const accounts = new AccountService(options.store, hasher, new LoginThrottle(config.throttle, now), {
-    minPasswordBytes: limits.MIN_PASSWORD_BYTES,
-    maxPasswordBytes: limits.MAX_PASSWORD_BYTES,
     tokenTtlMs: limits.RESUME_TOKEN_TTL_MS,
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
