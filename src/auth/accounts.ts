@@ -32,7 +32,7 @@ export class AccountService implements Accounts {
     private readonly policy: AccountPolicy,
   ) {}
 
-  async register(user: string, password: string, _address: string, signal?: AbortSignal): Promise<string> {
+  async register(user: string, password: string, signal?: AbortSignal): Promise<string> {
     checkUsername(user);
     checkPassword(password);
     const key = userKey(user);
@@ -53,7 +53,7 @@ export class AccountService implements Accounts {
   async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    const matches = await this.checkPassword(address, throttleKey, password, record?.hash);
+    const matches = await this.verifyUnderThrottle(address, throttleKey, password, record?.hash);
     if (!record || !matches) throw new ChatError("auth_failed", AUTH_FAILED);
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
@@ -68,7 +68,7 @@ export class AccountService implements Accounts {
   async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
     checkPassword(newPassword);
     const record = this.store.get(user);
-    if (!record || !(await this.checkPassword(address, userKey(user), oldPassword, record.hash, signal))) {
+    if (!record || !(await this.verifyUnderThrottle(address, userKey(user), oldPassword, record.hash, signal))) {
       throw new ChatError("auth_failed", "The old password is wrong");
     }
     const hash = await this.hasher.hash(newPassword, signal);
@@ -86,7 +86,7 @@ export class AccountService implements Accounts {
    * Verifies a password under the throttle; without a stored hash (unknown user) it burns the
    * same time on a dummy hash, so the answer's timing does not tell whether the user exists.
    */
-  private async checkPassword(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
+  private async verifyUnderThrottle(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
     // A throttled attempt is refused at once, without queueing for a slot.
     this.throttle.check(address, throttleKey);
     return this.inAddressSlot(
