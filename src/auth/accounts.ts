@@ -7,7 +7,7 @@ import { checkPassword, checkUsername, MAX_PASSWORD_BYTES, userKey, USERNAME_PAT
 import type { PasswordHasher } from "./passwords.ts";
 import type { LoginThrottle } from "./throttle.ts";
 import { Slots } from "./slots.ts";
-import { checkToken, issueToken } from "./tokens.ts";
+import { checkToken, issueToken, tokenRefusal } from "./tokens.ts";
 import type { UserStore } from "./store.ts";
 
 export interface AccountPolicy {
@@ -60,7 +60,7 @@ export class AccountService implements Accounts {
 
   resume(user: string, token: string): LoginResult {
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    if (!record) throw new ChatError("auth_failed", "Resume token is invalid or expired; log in with the password");
+    if (!record) throw tokenRefusal();
     checkToken(this.store.secret, record.name, record.epoch, token, this.policy.now());
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
