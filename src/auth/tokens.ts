@@ -3,6 +3,7 @@
 // storm costs no password hashing; bumping the epoch (on `passwd`) revokes every older token.
 
 import { hmac } from "@noble/hashes/hmac.js";
+import { timingSafeEqual } from "node:crypto";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ChatError } from "../protocol/errors.ts";
 import { userKey } from "../protocol/validate.ts";
@@ -36,12 +37,7 @@ export function checkToken(secret: Uint8Array, user: string, epoch: number, toke
   // Compare the encoded form: decoding would accept several spellings of the same MAC.
   const presented = encoder.encode(parts[3]!);
   const expected = encoder.encode(Buffer.from(mac(secret, user, expiresAt, tokenEpoch)).toString("base64url"));
-  if (!constantTimeEqual(presented, expected) || tokenEpoch !== epoch || expiresAt <= now) throw tokenRefusal();
-}
-
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
+  // timingSafeEqual throws on unequal lengths; the length of a MAC is no secret.
+  const macMatches = presented.length === expected.length && timingSafeEqual(presented, expected);
+  if (!macMatches || tokenEpoch !== epoch || expiresAt <= now) throw tokenRefusal();
 }
