@@ -4,8 +4,8 @@
 import type { Accounts, LoginResult } from "../core/session.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername, MAX_PASSWORD_BYTES, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
-import type { PasswordHasher } from "./passwords.ts";
-import type { LoginThrottle } from "./throttle.ts";
+import { BoundedHasher, type PasswordHasher } from "./passwords.ts";
+import { LoginThrottle, type ThrottlePolicy } from "./throttle.ts";
 import { Slots } from "./slots.ts";
 import { checkToken, issueToken, tokenRefusal } from "./tokens.ts";
 import type { UserStore } from "./store.ts";
@@ -15,6 +15,24 @@ export interface AccountPolicy {
   /** Password checks running at once for one client address. */
   maxLoginsPerAddress: number;
   now: () => number;
+}
+
+/** The server's limits on password checking: the hasher's sizes and the failed-login throttle. */
+export interface LoginLimits {
+  maxConcurrentHashes: number;
+  maxQueuedHashes: number;
+  throttle: ThrottlePolicy;
+}
+
+/**
+ * The one way to build the account service, so an account created by the server and one created
+ * offline in its store file go through the same checks, hashing and name reservation. The hasher
+ * comes back too, for the server to warm up.
+ */
+export function createAccountService(store: UserStore, limits: LoginLimits, policy: AccountPolicy): { accounts: AccountService; hasher: BoundedHasher } {
+  const hasher = new BoundedHasher(limits.maxConcurrentHashes, limits.maxQueuedHashes);
+  const accounts = new AccountService(store, hasher, new LoginThrottle(limits.throttle, policy.now), policy);
+  return { accounts, hasher };
 }
 
 const AUTH_FAILED = "Wrong username or password";

@@ -3,10 +3,9 @@
 
 import type { Socket, TCPSocketListener } from "bun";
 import { availableParallelism } from "node:os";
-import { AccountService } from "../auth/accounts.ts";
-import { BoundedHasher } from "../auth/passwords.ts";
+import { createAccountService } from "../auth/accounts.ts";
 import type { UserStore } from "../auth/store.ts";
-import { LoginThrottle, type ThrottlePolicy } from "../auth/throttle.ts";
+import type { ThrottlePolicy } from "../auth/throttle.ts";
 import * as limits from "../core/limits.ts";
 import { Room } from "../core/room.ts";
 import { Session, type SessionEvents } from "../core/session.ts";
@@ -83,8 +82,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const config: ServerLimits = { ...defaultLimits(), ...options.limits };
   const now = Date.now;
 
-  const hasher = new BoundedHasher(config.maxConcurrentHashes, config.maxQueuedHashes);
-  const accounts = new AccountService(options.store, hasher, new LoginThrottle(config.throttle, now), {
+  const { accounts, hasher } = createAccountService(options.store, config, {
     tokenTtlMs: limits.RESUME_TOKEN_TTL_MS,
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
