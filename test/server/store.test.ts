@@ -168,39 +168,40 @@ describe("opening", () => {
 });
 
 describe("changes made by another process", () => {
-  test("a name not in memory is looked up in the file at once, so an account added offline can log in straight away", async () => {
-    await using dir = await tempDir();
+  /** A server's store on a clock the test moves, and an offline writer on the same file. */
+  async function serverAndOfflineStores() {
+    const dir = await tempDir();
     const path = dir.file("users.json");
     const clock = { now: 0 };
     const server = await JsonFileStore.open(path, { now: () => clock.now });
     const offline = await JsonFileStore.open(path);
-    try {
-      expect(server.get("bob")).toBeUndefined();
-      await offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1 });
-      expect(server.get("bob")?.hash).toBe("$argon2id$b");
-    } finally {
-      await server.close();
-      await offline.close();
-    }
+    return {
+      server,
+      offline,
+      clock,
+      async [Symbol.asyncDispose]() {
+        await server.close();
+        await offline.close();
+        await dir[Symbol.asyncDispose]();
+      },
+    };
+  }
+
+  test("a name not in memory is looked up in the file at once, so an account added offline can log in straight away", async () => {
+    await using stores = await serverAndOfflineStores();
+    expect(stores.server.get("bob")).toBeUndefined();
+    await stores.offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1 });
+    expect(stores.server.get("bob")?.hash).toBe("$argon2id$b");
   });
 
   test(`a name found in memory is served from memory for ${STORE_REFRESH_MS} ms, then the file is looked at again`, async () => {
-    await using dir = await tempDir();
-    const path = dir.file("users.json");
-    const clock = { now: 0 };
-    const server = await JsonFileStore.open(path, { now: () => clock.now });
-    const offline = await JsonFileStore.open(path);
-    try {
-      await server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
-      await offline.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 });
-      clock.now = STORE_REFRESH_MS - 1;
-      expect(server.get("alice")?.hash).toBe("$argon2id$a");
-      clock.now = STORE_REFRESH_MS;
-      expect(server.get("alice")?.hash).toBe("$argon2id$a2");
-    } finally {
-      await server.close();
-      await offline.close();
-    }
+    await using stores = await serverAndOfflineStores();
+    await stores.server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    await stores.offline.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 });
+    stores.clock.now = STORE_REFRESH_MS - 1;
+    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a");
+    stores.clock.now = STORE_REFRESH_MS;
+    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a2");
   });
 });
 
