@@ -3,20 +3,36 @@
 
 import type { Accounts, LoginResult } from "../core/session.ts";
 import { ChatError } from "../protocol/errors.ts";
-import { checkPassword, checkUsername, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
-import type { PasswordHasher } from "./passwords.ts";
-import type { LoginThrottle } from "./throttle.ts";
+import { checkPassword, checkUsername, MAX_PASSWORD_BYTES, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
+import { BoundedHasher, type PasswordHasher } from "./passwords.ts";
+import { LoginThrottle, type ThrottlePolicy } from "./throttle.ts";
 import { Slots } from "./slots.ts";
-import { checkToken, issueToken } from "./tokens.ts";
+import { checkToken, issueToken, tokenRefusal } from "./tokens.ts";
 import type { UserStore } from "./store.ts";
 
 export interface AccountPolicy {
-  minPasswordBytes: number;
-  maxPasswordBytes: number;
   tokenTtlMs: number;
   /** Password checks running at once for one client address. */
   maxLoginsPerAddress: number;
   now: () => number;
+}
+
+/** The server's limits on password checking: the hasher's sizes and the failed-login throttle. */
+export interface LoginLimits {
+  maxConcurrentHashes: number;
+  maxQueuedHashes: number;
+  throttle: ThrottlePolicy;
+}
+
+/**
+ * The one way to build the account service, so an account created by the server and one created
+ * offline in its store file go through the same checks, hashing and name reservation. The hasher
+ * comes back too, for the server to warm up.
+ */
+export function createAccountService(store: UserStore, limits: LoginLimits, policy: AccountPolicy): { accounts: AccountService; hasher: BoundedHasher } {
+  const hasher = new BoundedHasher(limits.maxConcurrentHashes, limits.maxQueuedHashes);
+  const accounts = new AccountService(store, hasher, new LoginThrottle(limits.throttle, policy.now), policy);
+  return { accounts, hasher };
 }
 
 const AUTH_FAILED = "Wrong username or password";
@@ -34,9 +50,9 @@ export class AccountService implements Accounts {
     private readonly policy: AccountPolicy,
   ) {}
 
-  async register(user: string, password: string, _address: string, signal?: AbortSignal): Promise<string> {
+  async register(user: string, password: string, signal?: AbortSignal): Promise<string> {
     checkUsername(user);
-    checkPassword(password, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    checkPassword(password);
     const key = userKey(user);
     // The name is reserved before the slow hash, so of two racing registrations exactly one wins.
     if (this.store.get(user) || this.registering.has(key)) {
@@ -55,22 +71,22 @@ export class AccountService implements Accounts {
   async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    const matches = await this.checkPassword(address, throttleKey, password, record?.hash);
+    const matches = await this.verifyUnderThrottle(address, throttleKey, password, record?.hash);
     if (!record || !matches) throw new ChatError("auth_failed", AUTH_FAILED);
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
   resume(user: string, token: string): LoginResult {
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    if (!record) throw new ChatError("auth_failed", "Resume token is invalid or expired; log in with the password");
+    if (!record) throw tokenRefusal();
     checkToken(this.store.secret, record.name, record.epoch, token, this.policy.now());
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
   async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
-    checkPassword(newPassword, this.policy.minPasswordBytes, this.policy.maxPasswordBytes);
+    checkPassword(newPassword);
     const record = this.store.get(user);
-    if (!record || !(await this.checkPassword(address, userKey(user), oldPassword, record.hash, signal))) {
+    if (!record || !(await this.verifyUnderThrottle(address, userKey(user), oldPassword, record.hash, signal))) {
       throw new ChatError("auth_failed", "The old password is wrong");
     }
     const hash = await this.hasher.hash(newPassword, signal);
@@ -88,7 +104,7 @@ export class AccountService implements Accounts {
    * Verifies a password under the throttle; without a stored hash (unknown user) it burns the
    * same time on a dummy hash, so the answer's timing does not tell whether the user exists.
    */
-  private async checkPassword(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
+  private async verifyUnderThrottle(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
     // A throttled attempt is refused at once, without queueing for a slot.
     this.throttle.check(address, throttleKey);
     return this.inAddressSlot(
@@ -129,7 +145,7 @@ export class AccountService implements Accounts {
 
   private async verify(password: string, hash: string, signal?: AbortSignal): Promise<boolean> {
     // Passwords longer than any that can be registered cannot match; skip the work they'd cost.
-    if (password.length > this.policy.maxPasswordBytes) return false;
+    if (password.length > MAX_PASSWORD_BYTES) return false;
     try {
       return await this.hasher.verify(password, hash, signal);
     } catch (error) {

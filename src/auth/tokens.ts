@@ -3,6 +3,7 @@
 // storm costs no password hashing; bumping the epoch (on `passwd`) revokes every older token.
 
 import { hmac } from "@noble/hashes/hmac.js";
+import { timingSafeEqual } from "node:crypto";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ChatError } from "../protocol/errors.ts";
 import { userKey } from "../protocol/validate.ts";
@@ -18,23 +19,25 @@ export function issueToken(secret: Uint8Array, user: string, epoch: number, expi
   return `${TOKEN_VERSION}.${expiresAt}.${epoch}.${Buffer.from(mac(secret, user, expiresAt, epoch)).toString("base64url")}`;
 }
 
+/**
+ * The one answer to every unusable token, for an unknown user too: a refusal does not tell which
+ * check failed or whether the account exists.
+ */
+export function tokenRefusal(): ChatError {
+  return new ChatError("auth_failed", "Resume token is invalid or expired; log in with the password");
+}
+
 /** Throws `auth_failed` unless the token was issued for this user and epoch and has not expired. */
 export function checkToken(secret: Uint8Array, user: string, epoch: number, token: string, now: number): void {
   const parts = token.split(".");
-  const refuse = () => new ChatError("auth_failed", "Resume token is invalid or expired; log in with the password");
-  if (parts.length !== 4 || parts[0] !== TOKEN_VERSION) throw refuse();
+  if (parts.length !== 4 || parts[0] !== TOKEN_VERSION) throw tokenRefusal();
   const expiresAt = Number(parts[1]);
   const tokenEpoch = Number(parts[2]);
-  if (!Number.isSafeInteger(expiresAt) || !Number.isSafeInteger(tokenEpoch)) throw refuse();
+  if (!Number.isSafeInteger(expiresAt) || !Number.isSafeInteger(tokenEpoch)) throw tokenRefusal();
   // Compare the encoded form: decoding would accept several spellings of the same MAC.
   const presented = encoder.encode(parts[3]!);
   const expected = encoder.encode(Buffer.from(mac(secret, user, expiresAt, tokenEpoch)).toString("base64url"));
-  if (!constantTimeEqual(presented, expected) || tokenEpoch !== epoch || expiresAt <= now) throw refuse();
-}
-
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
+  // timingSafeEqual throws on unequal lengths; the length of a MAC is no secret.
+  const macMatches = presented.length === expected.length && timingSafeEqual(presented, expected);
+  if (!macMatches || tokenEpoch !== epoch || expiresAt <= now) throw tokenRefusal();
 }

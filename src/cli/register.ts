@@ -2,12 +2,13 @@
 // with --db, directly in a store file (a server running on that file picks the account up).
 
 import { Command, Option } from "commander";
-import { BoundedHasher } from "../auth/passwords.ts";
+import { createAccountService } from "../auth/accounts.ts";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { ClientConnection } from "../client/connection.ts";
-import { MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES } from "../core/limits.ts";
+import { MAX_CONCURRENT_LOGINS_PER_IP, RESUME_TOKEN_TTL_MS } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername } from "../protocol/validate.ts";
+import { defaultLimits } from "../server/server.ts";
 import {
   addConnectionOptions,
   buildVerification,
@@ -62,7 +63,7 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   const verification = opts.db === undefined ? await buildVerification(io, opts, target) : undefined;
   const password = await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
   try {
-    checkPassword(password, MIN_PASSWORD_BYTES, MAX_PASSWORD_BYTES);
+    checkPassword(password);
   } catch (error) {
     throw new CliError(`weak_password: ${(error as ChatError).message}`);
   }
@@ -97,6 +98,7 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   }
 }
 
+/** Registers through the same account service a server builds on this file, so the rules match. */
 async function registerInStore(path: string, user: string, password: string): Promise<void> {
   let store: JsonFileStore;
   try {
@@ -106,8 +108,12 @@ async function registerInStore(path: string, user: string, password: string): Pr
     throw error;
   }
   try {
-    const hash = await new BoundedHasher(1, 0).hash(password);
-    await store.add({ name: user, hash, epoch: 0, createdAt: Date.now() });
+    const { accounts } = createAccountService(store, defaultLimits(), {
+      tokenTtlMs: RESUME_TOKEN_TTL_MS,
+      maxLoginsPerAddress: MAX_CONCURRENT_LOGINS_PER_IP,
+      now: Date.now,
+    });
+    await accounts.register(user, password);
   } catch (error) {
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
     throw error;

@@ -5,9 +5,6 @@
 export const MAX_LINE_BYTES = 16 * 1024;
 /** Longest room message or dm text, in Unicode code points. */
 export const MAX_TEXT_CHARS = 4096;
-/** Password length bounds, in UTF-8 bytes. */
-export const MIN_PASSWORD_BYTES = 8;
-export const MAX_PASSWORD_BYTES = 1024;
 
 /** Time a fresh connection has to log in, register-and-log-in, or resume. */
 export const AUTH_TIMEOUT_MS = 10_000;

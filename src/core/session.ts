@@ -26,7 +26,7 @@ export interface LoginResult {
 /** Account operations; every failure is a ChatError whose code goes on the wire. */
 export interface Accounts {
   /** `signal` aborts when the connection goes, so queued password hashing can be skipped. */
-  register(user: string, password: string, address: string, signal: AbortSignal): Promise<string>;
+  register(user: string, password: string, signal: AbortSignal): Promise<string>;
   login(user: string, password: string, address: string, signal: AbortSignal): Promise<LoginResult>;
   resume(user: string, token: string, address: string): LoginResult;
   changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
@@ -211,7 +211,7 @@ export class Session {
       if (!session.deps.allowRegistration) {
         throw new ChatError("registration_closed", "This server does not accept registrations");
       }
-      const user = await session.deps.accounts.register(frame.user, frame.password, session.address, session.gone.signal);
+      const user = await session.deps.accounts.register(frame.user, frame.password, session.gone.signal);
       session.deps.events.registered(session, user);
       session.reply({ type: "registered", user });
     },

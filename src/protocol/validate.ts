@@ -17,12 +17,16 @@ export function checkUsername(user: string): string {
   return user;
 }
 
+/** Password length bounds, in UTF-8 bytes. */
+export const MIN_PASSWORD_BYTES = 8;
+export const MAX_PASSWORD_BYTES = 1024;
+
 const encoder = new TextEncoder();
 
-export function checkPassword(password: string, minBytes: number, maxBytes: number): string {
+export function checkPassword(password: string): string {
   const bytes = encoder.encode(password).length;
-  if (bytes < minBytes || bytes > maxBytes) {
-    throw new ChatError("weak_password", `Passwords are ${minBytes} to ${maxBytes} bytes long`);
+  if (bytes < MIN_PASSWORD_BYTES || bytes > MAX_PASSWORD_BYTES) {
+    throw new ChatError("weak_password", `Passwords are ${MIN_PASSWORD_BYTES} to ${MAX_PASSWORD_BYTES} bytes long`);
   }
   return password;
 }

@@ -3,10 +3,9 @@
 
 import type { Socket, TCPSocketListener } from "bun";
 import { availableParallelism } from "node:os";
-import { AccountService } from "../auth/accounts.ts";
-import { BoundedHasher } from "../auth/passwords.ts";
+import { createAccountService } from "../auth/accounts.ts";
 import type { UserStore } from "../auth/store.ts";
-import { LoginThrottle, type ThrottlePolicy } from "../auth/throttle.ts";
+import type { ThrottlePolicy } from "../auth/throttle.ts";
 import { LocalDirectory } from "../core/directory.ts";
 import { LocalFanout } from "../core/fanout.ts";
 import { Hub } from "../core/hub.ts";
@@ -103,10 +102,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const config: ServerLimits = { ...defaultLimits(), ...options.limits };
   const now = Date.now;
 
-  const hasher = new BoundedHasher(config.maxConcurrentHashes, config.maxQueuedHashes);
-  const accounts = new AccountService(options.store, hasher, new LoginThrottle(config.throttle, now), {
-    minPasswordBytes: limits.MIN_PASSWORD_BYTES,
-    maxPasswordBytes: limits.MAX_PASSWORD_BYTES,
+  const { accounts, hasher } = createAccountService(options.store, config, {
     tokenTtlMs: limits.RESUME_TOKEN_TTL_MS,
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,

@@ -1,11 +1,11 @@
 // The account store as the server uses it: what lands on disk, refusal of corrupt files, two
-// writers sharing one file through the lock, stale-lock takeover, and a write failure that must
-// not take the server down.
+// writers sharing one file through the lock, stale-lock takeover, how soon another process's
+// changes are seen, and a write failure that must not take the server down.
 
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
-import { JsonFileStore, StoreError } from "../../src/auth/store.ts";
+import { JsonFileStore, STORE_REFRESH_MS, StoreError } from "../../src/auth/store.ts";
 import type { ChatError } from "../../src/protocol/errors.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -164,6 +164,44 @@ describe("opening", () => {
     expect((refused as ChatError).code).toBe("store_unavailable");
     expect(await readFile(path, "utf8")).toBe("{broken");
     await store.close();
+  });
+});
+
+describe("changes made by another process", () => {
+  /** A server's store on a clock the test moves, and an offline writer on the same file. */
+  async function serverAndOfflineStores() {
+    const dir = await tempDir();
+    const path = dir.file("users.json");
+    const clock = { now: 0 };
+    const server = await JsonFileStore.open(path, { now: () => clock.now });
+    const offline = await JsonFileStore.open(path);
+    return {
+      server,
+      offline,
+      clock,
+      async [Symbol.asyncDispose]() {
+        await server.close();
+        await offline.close();
+        await dir[Symbol.asyncDispose]();
+      },
+    };
+  }
+
+  test("a name not in memory is looked up in the file at once, so an account added offline can log in straight away", async () => {
+    await using stores = await serverAndOfflineStores();
+    expect(stores.server.get("bob")).toBeUndefined();
+    await stores.offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1 });
+    expect(stores.server.get("bob")?.hash).toBe("$argon2id$b");
+  });
+
+  test(`a name found in memory is served from memory for ${STORE_REFRESH_MS} ms, then the file is looked at again`, async () => {
+    await using stores = await serverAndOfflineStores();
+    await stores.server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    await stores.offline.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 });
+    stores.clock.now = STORE_REFRESH_MS - 1;
+    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a");
+    stores.clock.now = STORE_REFRESH_MS;
+    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a2");
   });
 });
 
