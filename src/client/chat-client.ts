@@ -62,6 +62,7 @@ export class ChatClient {
   private outboxDrained: Array<() => void> = [];
   private password: string;
   private pendingPassword: string | undefined;
+  private lastDmSender: string | undefined;
   private resolveEnded!: (error: Error | undefined) => void;
   /** Resolves when the session is over, with the reason when that was not the user's choice. */
   readonly ended = new Promise<Error | undefined>((resolve) => (this.resolveEnded = resolve));
@@ -86,6 +87,11 @@ export class ChatClient {
 
   online(): readonly string[] {
     return this.onlineUsers;
+  }
+
+  /** Who sent the most recent direct message we received, for /reply. */
+  get lastDmFrom(): string | undefined {
+    return this.lastDmSender;
   }
 
   get hasEnded(): boolean {
@@ -253,6 +259,8 @@ export class ChatClient {
       case "registered":
         return;
       case "dm":
+        if (frame.from !== this.user) this.lastDmSender = frame.from;
+        break;
       case "error":
         break;
     }
