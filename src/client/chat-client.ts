@@ -5,6 +5,7 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
+import { TokenBucket } from "../protocol/rate.ts";
 import { Backoff } from "./backoff.ts";
 import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
 
@@ -49,10 +50,9 @@ export class ChatClient {
   private onlineUsers: string[] = [];
   private seen = new Set<string>();
   private outbox: ClientFrame[] = [];
-  private tokens = 0;
+  private bucket: TokenBucket | undefined;
   private limits: ServerLimitsInfo | undefined;
   private textLimit = 0;
-  private lastRefill = 0;
   private pacingTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private lastFrameAt = 0;
@@ -219,8 +219,12 @@ export class ChatClient {
     this.onlineUsers = welcome.online.slice();
     this.limits = welcome.limits;
     this.textLimit = welcome.limits.maxTextChars;
-    this.tokens = Math.max(1, Math.floor(welcome.limits.messageBurst * RATE_SAFETY));
-    this.lastRefill = Date.now();
+    // The server gives every connection a full bucket; ours mirrors it, a little smaller.
+    this.bucket = new TokenBucket(
+      welcome.limits.messageRatePerSec * RATE_SAFETY,
+      Math.max(1, Math.floor(welcome.limits.messageBurst * RATE_SAFETY)),
+      Date.now(),
+    );
     this.lastFrameAt = Date.now();
     this.backoff.reset();
     connection.onClose((error) => this.onConnectionLost(connection, error));
@@ -278,35 +282,25 @@ export class ChatClient {
 
   private pump(): void {
     const connection = this.connection;
-    if (!connection?.isOpen || !this.limits || this.pacingTimer) return;
+    const bucket = this.bucket;
+    if (!connection?.isOpen || !this.limits || !bucket || this.pacingTimer) return;
     while (this.outbox.length > 0) {
       const frame = this.outbox[0]!;
       if (frame.type === "say" || frame.type === "dm") {
-        this.refill();
-        if (this.tokens < 1) {
-          const rate = this.limits.messageRatePerSec * RATE_SAFETY;
-          const waitMs = Math.ceil(((1 - this.tokens) * 1000) / rate);
+        const now = Date.now();
+        if (!bucket.take(now)) {
           this.pacingTimer = setTimeout(() => {
             this.pacingTimer = undefined;
             this.pump();
-          }, waitMs);
+          }, bucket.msUntilToken(now));
           return;
         }
-        this.tokens -= 1;
       }
       this.outbox.shift();
       connection.send(frame);
     }
     const waiters = this.outboxDrained.splice(0);
     if (waiters.length > 0) void connection.flushed().then(() => waiters.forEach((resolve) => resolve()));
-  }
-
-  private refill(): void {
-    const now = Date.now();
-    const rate = this.limits!.messageRatePerSec * RATE_SAFETY;
-    const burst = Math.max(1, Math.floor(this.limits!.messageBurst * RATE_SAFETY));
-    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
-    this.lastRefill = now;
   }
 
   private startPinging(connection: ClientConnection): void {

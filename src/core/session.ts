@@ -6,7 +6,7 @@ import { ChatError, type ErrorCode } from "../protocol/errors.ts";
 import { decodeLine, encodeFrameBytes, parseClientFrame, type ClientFrame, type ClientFrameType, type ServerFrame } from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
 import type { Peer } from "./peer.ts";
-import { TokenBucket } from "./rate.ts";
+import { TokenBucket } from "../protocol/rate.ts";
 import type { Room } from "./room.ts";
 
 export interface LoginResult {
