@@ -171,17 +171,17 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   const onAbort = () => lines.close();
   io.signal.addEventListener("abort", onAbort, { once: true });
   // A lost connection ends the script now, not when stdin next has a line.
-  void client.ended.then(onAbort);
+  void client.finished.then(onAbort);
   try {
     for await (const line of lines) {
-      if (quitTyped || client.hasEnded) break;
+      if (quitTyped || client.isFinished) break;
       await commands.dispatch(line, context);
     }
   } finally {
     io.signal.removeEventListener("abort", onAbort);
   }
-  if (!client.hasEnded) await client.quit();
-  const lostError = await client.ended;
+  if (!client.isFinished) await client.quit();
+  const lostError = await client.finished;
   if (lostError) {
     printLine(io.stderr, `tlschat: ${lostError.message}`);
     return EXIT_FAILURE;
@@ -231,7 +231,7 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   io.signal.addEventListener("abort", onAbort, { once: true });
   terminal.start();
 
-  const finalError = await client.ended;
+  const finalError = await client.finished;
   io.signal.removeEventListener("abort", onAbort);
   terminal.close();
   if (finalError) {

@@ -12,6 +12,8 @@ import { PacedOutbox } from "./paced-outbox.ts";
 
 /** How long the server gets to answer a login or resume. */
 export const LOGIN_TIMEOUT_MS = 30_000;
+/** After saying `quit`, how long to wait for the server to close before giving up on it. */
+export const QUIT_GRACE_MS = 2_000;
 /** Messages remembered to recognise history already shown after a reconnect. */
 const SEEN_MESSAGES = 1_000;
 
@@ -50,15 +52,15 @@ export class ChatClient {
   private keepalive: Keepalive | undefined;
   /** As the server last advertised them; kept while reconnecting. */
   private limits: ServerLimitsInfo | undefined;
-  private stopping = false;
-  private finished = false;
+  /** "stopping": quit is saying goodbye; nothing more is sent, and a lost connection stays lost. */
+  private lifecycle: "running" | "stopping" | "finished" = "running";
   private readonly backoff: Backoff;
   private password: string;
   private pendingPassword: string | undefined;
   private lastDmSender: string | undefined;
-  private resolveEnded!: (error: Error | undefined) => void;
+  private resolveFinished!: (error: Error | undefined) => void;
   /** Resolves when the session is over, with the reason when that was not the user's choice. */
-  readonly ended = new Promise<Error | undefined>((resolve) => (this.resolveEnded = resolve));
+  readonly finished = new Promise<Error | undefined>((resolve) => (this.resolveFinished = resolve));
 
   private constructor(private readonly options: ChatClientOptions) {
     this.user = options.user;
@@ -87,8 +89,8 @@ export class ChatClient {
     return this.lastDmSender;
   }
 
-  get hasEnded(): boolean {
-    return this.finished;
+  get isFinished(): boolean {
+    return this.lifecycle === "finished";
   }
 
   /** Logged in on an open connection (a connection is adopted only once logged in). */
@@ -106,16 +108,12 @@ export class ChatClient {
     return connection ? `${connection.tlsVersion} ${connection.cipher}` : "not connected";
   }
 
-  get fingerprint(): string | undefined {
-    return this.connection?.peer.fingerprint256;
-  }
-
   /**
    * Queues a frame. Room messages and dms wait their turn under the server's rate; a frame
    * queued while disconnected goes out after the next login.
    */
   send(frame: ClientFrame): void {
-    if (this.finished || this.stopping) throw new ChatError("shutting_down", "The session has ended");
+    if (this.lifecycle !== "running") throw new ChatError("shutting_down", "The session has ended");
     this.outbox.push(frame);
   }
 
@@ -133,22 +131,21 @@ export class ChatClient {
 
   /** Sends what is queued, says `quit`, and waits for the server to close. */
   async quit(): Promise<void> {
-    if (this.finished) return;
+    if (this.lifecycle === "finished") return;
     // While disconnected nothing can be delivered: quitting then drops what is queued.
     if (this.connected) await this.drained();
-    this.stopping = true;
+    this.lifecycle = "stopping";
     const connection = this.connection;
     if (connection?.isOpen) {
       const closed = new Promise<void>((resolve) => connection.onClose(() => resolve()));
       connection.send({ type: "quit" });
-      await Promise.race([closed, Bun.sleep(2_000)]);
+      await Promise.race([closed, Bun.sleep(QUIT_GRACE_MS)]);
     }
     this.finish(undefined);
   }
 
   /** Ends at once, dropping anything queued. */
   async stop(): Promise<void> {
-    this.stopping = true;
     const connection = this.connection;
     this.finish(undefined);
     await connection?.close();
@@ -276,7 +273,7 @@ export class ChatClient {
     if (connection !== this.connection) return;
     this.keepalive?.stop();
     this.outbox.pause();
-    if (this.stopping || this.finished) {
+    if (this.lifecycle !== "running") {
       this.finish(undefined);
       return;
     }
@@ -289,11 +286,11 @@ export class ChatClient {
   }
 
   private async reconnectLoop(): Promise<void> {
-    while (!this.stopping && !this.finished) {
+    while (this.lifecycle === "running") {
       const delay = this.backoff.next();
       this.emit({ kind: "status", text: `Reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.backoff.attempts})` });
       await Bun.sleep(delay);
-      if (this.stopping || this.finished) return;
+      if (this.lifecycle !== "running") return;
       try {
         await this.connectOnce();
         this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` });
@@ -313,10 +310,10 @@ export class ChatClient {
   }
 
   private finish(error: Error | undefined): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.lifecycle === "finished") return;
+    this.lifecycle = "finished";
     this.keepalive?.stop();
     this.outbox.close();
-    this.resolveEnded(error);
+    this.resolveFinished(error);
   }
 }

@@ -258,8 +258,8 @@ describe("ChatClient", () => {
     await bob.client.quit();
     await alice.log.frame("leave", (frame) => frame.user === "bob");
     expect(alice.client.online()).toEqual(["alice"]);
-    expect(bob.client.hasEnded).toBe(true);
-    expect(await bob.client.ended).toBeUndefined();
+    expect(bob.client.isFinished).toBe(true);
+    expect(await bob.client.finished).toBeUndefined();
     expect([...alice.log.frames("error"), ...bob.log.frames("error")]).toEqual([]);
   });
 
@@ -351,7 +351,7 @@ describe("ChatClient", () => {
       alice.client.send({ type: "say", text: "after 2" });
       expect((await bob2.next("msg")).text).toBe("after 2");
       expect(alice.log.roomTexts()).toEqual(["before 1", "before 2", "after 1"]);
-      expect(alice.client.hasEnded).toBe(false);
+      expect(alice.client.isFinished).toBe(false);
       await bob1.close();
     } finally {
       await first.stop();
@@ -425,7 +425,7 @@ describe("ChatClient", () => {
     // Control: a client told to ping only every minute is dropped for idling, twice over.
     for (let round = 0; round < 2; round++) {
       await using idle = await startChat(chatOptions(server, "idle", "idle-password", { pingIntervalMs: 60_000 }));
-      const closed = await withTimeout(idle.client.ended, 5_000, "the idle client to be dropped");
+      const closed = await withTimeout(idle.client.finished, 5_000, "the idle client to be dropped");
       expect(closed).toBeInstanceOf(ConnectError);
       expect(idle.log.frames("error")).toEqual([expect.objectContaining({ code: "timeout" })]);
     }
