@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
-import { localLine, plainLines, screenLines, type Style } from "../client/format.ts";
+import { localLine, ownMessageLine, plainLines, screenLines, type Style } from "../client/format.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
@@ -29,9 +29,6 @@ interface ChatOptions extends ConnectionOptions {
   bell?: boolean;
   history: boolean;
 }
-
-/** Where a `say` without a room goes (the server's rule). */
-const LOBBY_ROOM = "#lobby";
 
 export function chatCommand(io: CliIO, exit: ExitCode): Command {
   return addConnectionOptions(
@@ -106,6 +103,36 @@ async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<num
   return EXIT_OK;
 }
 
+/** The parts of the command context that differ between a terminal and a script. */
+interface CommandSurface {
+  print(line: string, style: "status" | "error"): void;
+  /** Shows a frame the user just sent; the server does not echo our own messages. */
+  showSent(frame: ClientFrame): void;
+  readSecret(prompt: string): Promise<string>;
+  quit(): void;
+}
+
+/** The one CommandContext of `chat`: frames go to the session, local output to `surface`. */
+function commandContext(client: ChatClient, surface: CommandSurface): CommandContext {
+  return {
+    send(frame) {
+      client.send(frame);
+      surface.showSent(frame);
+    },
+    print: (line, style) => surface.print(line, style ?? "status"),
+    lastDmFrom: () => client.lastDmFrom,
+    async changePassword() {
+      const oldPassword = await surface.readSecret("Current password: ");
+      const newPassword = await surface.readSecret("New password: ");
+      if ((await surface.readSecret("Repeat the new password: ")) !== newPassword) {
+        throw new Error("The new passwords do not match; nothing was changed");
+      }
+      client.changePassword(oldPassword, newPassword);
+    },
+    quit: () => surface.quit(),
+  };
+}
+
 async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   let refusals = 0;
   const show = (event: ChatEvent) => {
@@ -122,34 +149,38 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   for (const event of early.splice(0)) show(event);
   client.on(show);
 
+  const lines = createInterface({ input: io.stdin, terminal: false });
+  // In a script, /quit ends the input as EOF would; lines after it are not sent.
+  let quitTyped = false;
   const commands = defaultCommands({ maxTextChars: client.maxTextChars });
-  const context: CommandContext = {
-    send: (frame) => client.send(frame),
-    print: (line, kind) => {
+  const context = commandContext(client, {
+    print: (line, style) => {
       // A line the client refused to send (bad text, unknown command) fails the script.
-      if (kind === "error") refusals += 1;
+      if (style === "error") refusals += 1;
       printLine(io.stderr, line);
     },
-    lastDmFrom: () => undefined,
-    changePassword: () => Promise.reject(new Error("/passwd needs a terminal")),
-    quit: () => undefined,
-  };
-  const lines = createInterface({ input: io.stdin, terminal: false });
+    // A script's stdout is what was received; what it sent is its own input.
+    showSent: () => undefined,
+    readSecret: () => Promise.reject(new Error("/passwd needs a terminal")),
+    quit: () => {
+      quitTyped = true;
+      lines.close();
+    },
+  });
   const onAbort = () => lines.close();
   io.signal.addEventListener("abort", onAbort, { once: true });
   // A lost connection ends the script now, not when stdin next has a line.
-  void client.ended.then(onAbort);
+  void client.finished.then(onAbort);
   try {
     for await (const line of lines) {
-      if (client.hasEnded) break;
-      if (line.trim() === "/quit" || line.trim() === "/exit") break;
+      if (quitTyped || client.isFinished) break;
       await commands.dispatch(line, context);
     }
   } finally {
     io.signal.removeEventListener("abort", onAbort);
   }
-  if (!client.hasEnded) await client.quit();
-  const lostError = await client.ended;
+  if (!client.isFinished) await client.quit();
+  const lostError = await client.finished;
   if (lostError) {
     printLine(io.stderr, `tlschat: ${lostError.message}`);
     return EXIT_FAILURE;
@@ -168,13 +199,11 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
     completer: (line) => commands.complete(line, client.online()),
   });
   const dim = (text: string) => localLine(text, "status", color);
-  let lastDmFrom: string | undefined;
 
   const show = (event: ChatEvent) => {
     if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
     const frame = event.frame;
     if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
-    if (frame.type === "dm" && frame.from !== client.user) lastDmFrom = frame.from;
     if (frame.type === "history" && !opts.history) return;
     const lines = screenLines(frame, style());
     if (lines.length === 0) return;
@@ -182,41 +211,26 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
     if (opts.bell && lines.some((line) => line.mention)) terminal.bell();
   };
 
-  const echo = (frame: ClientFrame) => {
-    const ts = Date.now();
-    if (frame.type === "say") show({ kind: "frame", frame: { type: "msg", id: 0, room: frame.room ?? LOBBY_ROOM, from: client.user, text: frame.text, ts } });
-    if (frame.type === "dm") show({ kind: "frame", frame: { type: "dm", from: client.user, to: frame.to, text: frame.text, ts } });
-  };
-  const context: CommandContext = {
-    send(frame) {
-      client.send(frame);
-      echo(frame);
+  const context = commandContext(client, {
+    print: (line, style) => terminal.print(localLine(line, style, color)),
+    showSent: (frame) => {
+      const line = ownMessageLine(frame, style());
+      if (line !== undefined) terminal.print(line);
     },
-    print: (line, kind) => terminal.print(localLine(line, kind ?? "status", color)),
-    lastDmFrom: () => lastDmFrom,
-    async changePassword() {
-      const oldPassword = await terminal.readSecret("Current password: ");
-      const newPassword = await terminal.readSecret("New password: ");
-      if ((await terminal.readSecret("Repeat the new password: ")) !== newPassword) {
-        throw new Error("The new passwords do not match; nothing was changed");
-      }
-      client.changePassword(oldPassword, newPassword);
-    },
+    readSecret: (prompt) => terminal.readSecret(prompt),
     quit: () => void client.quit(),
-  };
+  });
 
   terminal.print(dim(`-- Connected to ${target.host}:${target.port} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
   for (const event of early.splice(0)) show(event);
   client.on(show);
-  terminal.on("line", (line) => {
-    void commands.dispatch(line, context).catch((error: Error) => context.print(error.message, "error"));
-  });
-  terminal.on("quit", () => void client.quit());
+  terminal.on("line", (line) => void commands.dispatch(line, context));
+  terminal.on("quit", () => context.quit());
   const onAbort = () => void client.stop();
   io.signal.addEventListener("abort", onAbort, { once: true });
   terminal.start();
 
-  const finalError = await client.ended;
+  const finalError = await client.finished;
   io.signal.removeEventListener("abort", onAbort);
   terminal.close();
   if (finalError) {

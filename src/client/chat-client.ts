@@ -1,20 +1,19 @@
 // A logged-in chat session that outlives connections: it logs in (password, or the resume
-// token on reconnects), keeps the online list, paces outgoing messages to the server's
-// advertised rate so nothing is refused, pings so a dead server is noticed, and reconnects with
-// backoff, replaying history without repeating lines already shown.
+// token on reconnects), keeps the online list, sends through a PacedOutbox so nothing is refused,
+// keeps each connection alive with a Keepalive, and reconnects with backoff, replaying history
+// without repeating lines already shown.
 
 import { ChatError, isErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
 import { Backoff } from "./backoff.ts";
 import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
+import { Keepalive, pingIntervalFor, PONG_TIMEOUT_MS } from "./keepalive.ts";
+import { PacedOutbox } from "./paced-outbox.ts";
 
-/** The server closes connections idle for 90 s; pinging every 30 s keeps well inside that. */
-export const PING_INTERVAL_MS = 30_000;
-/** No frame for this long after a ping means the server or the path is dead. */
-export const PONG_TIMEOUT_MS = 15_000;
+/** How long the server gets to answer a login or resume. */
 export const LOGIN_TIMEOUT_MS = 30_000;
-/** Pace at this share of the server's advertised rate, leaving room for pings and clock drift. */
-const RATE_SAFETY = 0.9;
+/** After saying `quit`, how long to wait for the server to close before giving up on it. */
+export const QUIT_GRACE_MS = 2_000;
 /** Messages remembered to recognise history already shown after a reconnect. */
 const SEEN_MESSAGES = 1_000;
 
@@ -34,6 +33,7 @@ export interface ChatClientOptions {
   password: string;
   /** Reconnect after a lost connection instead of ending the session. */
   reconnect: boolean;
+  /** A fixed ping interval instead of one derived from the idle timeout the server advertises. */
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
   backoff?: Backoff;
@@ -44,27 +44,23 @@ type Listener = (event: ChatEvent) => void;
 export class ChatClient {
   user: string;
   private connection: ClientConnection | undefined;
-  private token: string | undefined;
+  private resumeToken: string | undefined;
   private listeners: Listener[] = [];
   private onlineUsers: string[] = [];
   private seen = new Set<string>();
-  private outbox: ClientFrame[] = [];
-  private tokens = 0;
+  private readonly outbox = new PacedOutbox();
+  private keepalive: Keepalive | undefined;
+  /** As the server last advertised them; kept while reconnecting. */
   private limits: ServerLimitsInfo | undefined;
-  private textLimit = 0;
-  private lastRefill = 0;
-  private pacingTimer: ReturnType<typeof setTimeout> | undefined;
-  private pingTimer: ReturnType<typeof setInterval> | undefined;
-  private lastFrameAt = 0;
-  private stopping = false;
-  private finished = false;
+  /** "stopping": quit is saying goodbye; nothing more is sent, and a lost connection stays lost. */
+  private lifecycle: "running" | "stopping" | "finished" = "running";
   private readonly backoff: Backoff;
-  private outboxDrained: Array<() => void> = [];
   private password: string;
   private pendingPassword: string | undefined;
-  private resolveEnded!: (error: Error | undefined) => void;
+  private lastDmSender: string | undefined;
+  private resolveFinished!: (error: Error | undefined) => void;
   /** Resolves when the session is over, with the reason when that was not the user's choice. */
-  readonly ended = new Promise<Error | undefined>((resolve) => (this.resolveEnded = resolve));
+  readonly finished = new Promise<Error | undefined>((resolve) => (this.resolveFinished = resolve));
 
   private constructor(private readonly options: ChatClientOptions) {
     this.user = options.user;
@@ -88,17 +84,23 @@ export class ChatClient {
     return this.onlineUsers;
   }
 
-  get hasEnded(): boolean {
-    return this.finished;
+  /** Who sent the most recent direct message we received, for /reply. */
+  get lastDmFrom(): string | undefined {
+    return this.lastDmSender;
   }
 
+  get isFinished(): boolean {
+    return this.lifecycle === "finished";
+  }
+
+  /** Logged in on an open connection (a connection is adopted only once logged in). */
   get connected(): boolean {
-    return this.connection?.isOpen === true && this.limits !== undefined;
+    return this.connection?.isOpen === true;
   }
 
   /** The longest text the server accepts, as it advertised in `welcome`. */
   get maxTextChars(): number {
-    return this.textLimit;
+    return this.limits?.maxTextChars ?? 0;
   }
 
   get tlsSummary(): string {
@@ -106,24 +108,19 @@ export class ChatClient {
     return connection ? `${connection.tlsVersion} ${connection.cipher}` : "not connected";
   }
 
-  get fingerprint(): string | undefined {
-    return this.connection?.peer.fingerprint256;
-  }
-
   /**
    * Queues a frame. Room messages and dms wait their turn under the server's rate; a frame
    * queued while disconnected goes out after the next login.
    */
   send(frame: ClientFrame): void {
-    if (this.finished || this.stopping) throw new ChatError("shutting_down", "The session has ended");
+    if (this.lifecycle !== "running") throw new ChatError("shutting_down", "The session has ended");
     this.outbox.push(frame);
-    this.pump();
   }
 
-  /** Resolves when every queued frame has been handed to the connection. */
-  drained(): Promise<void> {
-    if (this.outbox.length === 0) return this.connection?.flushed() ?? Promise.resolve();
-    return new Promise((resolve) => this.outboxDrained.push(resolve));
+  /** Resolves when every queued frame has been handed to the connection's socket. */
+  async drained(): Promise<void> {
+    await this.outbox.emptied();
+    await this.connection?.flushed();
   }
 
   /** Asks the server to change the password; the new one is used for later logins once confirmed. */
@@ -134,22 +131,21 @@ export class ChatClient {
 
   /** Sends what is queued, says `quit`, and waits for the server to close. */
   async quit(): Promise<void> {
-    if (this.finished) return;
+    if (this.lifecycle === "finished") return;
     // While disconnected nothing can be delivered: quitting then drops what is queued.
     if (this.connected) await this.drained();
-    this.stopping = true;
+    this.lifecycle = "stopping";
     const connection = this.connection;
     if (connection?.isOpen) {
       const closed = new Promise<void>((resolve) => connection.onClose(() => resolve()));
       connection.send({ type: "quit" });
-      await Promise.race([closed, Bun.sleep(2_000)]);
+      await Promise.race([closed, Bun.sleep(QUIT_GRACE_MS)]);
     }
     this.finish(undefined);
   }
 
   /** Ends at once, dropping anything queued. */
   async stop(): Promise<void> {
-    this.stopping = true;
     const connection = this.connection;
     this.finish(undefined);
     await connection?.close();
@@ -183,10 +179,10 @@ export class ChatClient {
   }
 
   private async authenticate(connection: ClientConnection): Promise<Extract<ServerFrame, { type: "welcome" }>> {
-    if (this.token !== undefined) {
-      const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.token });
+    if (this.resumeToken !== undefined) {
+      const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.resumeToken });
       if (resumed.type === "welcome") return resumed;
-      this.token = undefined; // Expired or revoked: the password still works.
+      this.resumeToken = undefined; // Expired or revoked: the password still works.
     }
     const answer = await this.exchange(connection, { type: "login", user: this.user, password: this.password });
     if (answer.type === "welcome") return answer;
@@ -209,21 +205,24 @@ export class ChatClient {
   private adopt(connection: ClientConnection, welcome: Extract<ServerFrame, { type: "welcome" }>): void {
     this.connection = connection;
     this.user = welcome.user;
-    this.token = welcome.token;
+    this.resumeToken = welcome.token;
     this.onlineUsers = welcome.online.slice();
     this.limits = welcome.limits;
-    this.textLimit = welcome.limits.maxTextChars;
-    this.tokens = Math.max(1, Math.floor(welcome.limits.messageBurst * RATE_SAFETY));
-    this.lastRefill = Date.now();
-    this.lastFrameAt = Date.now();
     this.backoff.reset();
     connection.onClose((error) => this.onConnectionLost(connection, error));
-    this.startPinging(connection);
-    this.pump();
+    this.keepalive = new Keepalive({
+      intervalMs: this.options.pingIntervalMs ?? pingIntervalFor(welcome.limits.idleTimeoutMs),
+      timeoutMs: this.options.pongTimeoutMs ?? PONG_TIMEOUT_MS,
+      ping: () => connection.send({ type: "ping" }),
+      // The server has gone silent: treat the connection as lost.
+      onSilence: () => void connection.close(),
+    });
+    this.keepalive.start();
+    this.outbox.start((frame) => connection.send(frame), welcome.limits);
   }
 
   private onFrame(frame: ServerFrame): void {
-    this.lastFrameAt = Date.now();
+    this.keepalive?.heard();
     switch (frame.type) {
       case "history": {
         const fresh = frame.messages.filter((message) => this.remember(message));
@@ -243,7 +242,7 @@ export class ChatClient {
         if (frame.room === undefined) this.onlineUsers = frame.users.slice();
         break;
       case "password_changed":
-        this.token = frame.token;
+        this.resumeToken = frame.token;
         if (this.pendingPassword !== undefined) this.password = this.pendingPassword;
         this.pendingPassword = undefined;
         break;
@@ -253,6 +252,8 @@ export class ChatClient {
       case "registered":
         return;
       case "dm":
+        if (frame.from !== this.user) this.lastDmSender = frame.from;
+        break;
       case "error":
         break;
     }
@@ -268,65 +269,11 @@ export class ChatClient {
     return true;
   }
 
-  private pump(): void {
-    const connection = this.connection;
-    if (!connection?.isOpen || !this.limits || this.pacingTimer) return;
-    while (this.outbox.length > 0) {
-      const frame = this.outbox[0]!;
-      if (frame.type === "say" || frame.type === "dm") {
-        this.refill();
-        if (this.tokens < 1) {
-          const rate = this.limits.messageRatePerSec * RATE_SAFETY;
-          const waitMs = Math.ceil(((1 - this.tokens) * 1000) / rate);
-          this.pacingTimer = setTimeout(() => {
-            this.pacingTimer = undefined;
-            this.pump();
-          }, waitMs);
-          return;
-        }
-        this.tokens -= 1;
-      }
-      this.outbox.shift();
-      connection.send(frame);
-    }
-    const waiters = this.outboxDrained.splice(0);
-    if (waiters.length > 0) void connection.flushed().then(() => waiters.forEach((resolve) => resolve()));
-  }
-
-  private refill(): void {
-    const now = Date.now();
-    const rate = this.limits!.messageRatePerSec * RATE_SAFETY;
-    const burst = Math.max(1, Math.floor(this.limits!.messageBurst * RATE_SAFETY));
-    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
-    this.lastRefill = now;
-  }
-
-  private startPinging(connection: ClientConnection): void {
-    clearInterval(this.pingTimer);
-    const interval = this.options.pingIntervalMs ?? PING_INTERVAL_MS;
-    const timeout = this.options.pongTimeoutMs ?? PONG_TIMEOUT_MS;
-    let pingSentAt = 0;
-    this.pingTimer = setInterval(() => {
-      if (!connection.isOpen) return;
-      const now = Date.now();
-      const awaitingPong = pingSentAt > this.lastFrameAt;
-      if (awaitingPong && now - pingSentAt > timeout) {
-        // The server has gone silent: treat the connection as lost.
-        void connection.close();
-      } else if (!awaitingPong && now - pingSentAt >= interval) {
-        pingSentAt = now;
-        connection.send({ type: "ping" });
-      }
-    }, Math.min(interval, timeout) / 2);
-  }
-
   private onConnectionLost(connection: ClientConnection, error: Error | undefined): void {
     if (connection !== this.connection) return;
-    clearInterval(this.pingTimer);
-    clearTimeout(this.pacingTimer);
-    this.pacingTimer = undefined;
-    this.limits = undefined;
-    if (this.stopping || this.finished) {
+    this.keepalive?.stop();
+    this.outbox.pause();
+    if (this.lifecycle !== "running") {
       this.finish(undefined);
       return;
     }
@@ -339,11 +286,11 @@ export class ChatClient {
   }
 
   private async reconnectLoop(): Promise<void> {
-    while (!this.stopping && !this.finished) {
+    while (this.lifecycle === "running") {
       const delay = this.backoff.next();
       this.emit({ kind: "status", text: `Reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.backoff.attempts})` });
       await Bun.sleep(delay);
-      if (this.stopping || this.finished) return;
+      if (this.lifecycle !== "running") return;
       try {
         await this.connectOnce();
         this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` });
@@ -363,11 +310,10 @@ export class ChatClient {
   }
 
   private finish(error: Error | undefined): void {
-    if (this.finished) return;
-    this.finished = true;
-    clearInterval(this.pingTimer);
-    clearTimeout(this.pacingTimer);
-    for (const resolve of this.outboxDrained.splice(0)) resolve();
-    this.resolveEnded(error);
+    if (this.lifecycle === "finished") return;
+    this.lifecycle = "finished";
+    this.keepalive?.stop();
+    this.outbox.close();
+    this.resolveFinished(error);
   }
 }

@@ -18,6 +18,7 @@ export interface CommandContext {
   lastDmFrom(): string | undefined;
   /** Prompts for the old and new password without echoing them, then sends `passwd`. */
   changePassword(): Promise<void>;
+  /** /quit and /exit: leave the chat after what was typed before has gone out. */
   quit(): void;
 }
 
@@ -124,7 +125,7 @@ export class CommandRegistry {
     if (line.startsWith("//")) return ctx.send({ type: "say", text: line.slice(1) });
     const [name, args] = splitFirstWord(line.slice(1));
     const cmd = this.lookup(name);
-    if (cmd === undefined) return ctx.print(`Unknown command /${sanitize(name)} — type /help`, "error");
+    if (cmd === undefined) return printUnknown(name, ctx);
     await cmd.run(args, ctx);
   }
 
@@ -136,6 +137,11 @@ export class CommandRegistry {
 
 function printUsage(cmd: ChatCommand, ctx: CommandContext): void {
   ctx.print(`Usage: ${cmd.usage}`, "error");
+}
+
+/** `name` was typed by the user but may hold escapes, so it is sanitised before it is echoed. */
+function printUnknown(name: string, ctx: CommandContext): void {
+  ctx.print(`Unknown command /${sanitize(name)} — type /help`, "error");
 }
 
 /** Splits "word rest of text" at the first whitespace; the rest is trimmed. */
@@ -156,7 +162,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
       const name = args.replace(/^\//, "");
       const wanted = name === "" ? registry.list() : [registry.lookup(name)];
       const found = wanted.filter((cmd) => cmd !== undefined);
-      if (found.length === 0) return ctx.print(`Unknown command /${sanitize(name)} — type /help`, "error");
+      if (found.length === 0) return printUnknown(name, ctx);
       const width = Math.max(...found.map((cmd) => cmd.usage.length));
       for (const cmd of found) {
         const aliases = cmd.aliases?.length ? ` (also ${cmd.aliases.map((a) => "/" + a).join(", ")})` : "";

@@ -8,9 +8,15 @@ import { ChatError } from "../protocol/errors.ts";
 import { decodeLine, encodeFrameBytes, parseServerFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/lines.ts";
 
-/** Server frames can be as long as the history frame: 100 messages of up to 16 KiB each. */
+/**
+ * Longest server line the client buffers. The longest a server sends is `history`, which the
+ * server caps at 256 KiB; the rest is headroom for servers with other history limits, and the
+ * bound keeps a hostile server from growing the buffer without end.
+ */
 export const MAX_SERVER_LINE_BYTES = 4 * 1024 * 1024;
 export const CONNECT_TIMEOUT_MS = 10_000;
+/** After ending our side, how long the server gets to close before the socket is cut. */
+export const CLOSE_GRACE_MS = 2_000;
 
 export interface PeerCertificateInfo {
   fingerprint256: string;
@@ -59,7 +65,7 @@ export class ClientConnection implements AsyncDisposable {
   private outbound: Uint8Array[] = [];
   private flushedWaiters: Array<() => void> = [];
   private closedError: Error | undefined;
-  private ended = false;
+  private closed = false;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -170,7 +176,7 @@ export class ClientConnection implements AsyncDisposable {
   }
 
   get isOpen(): boolean {
-    return !this.ended;
+    return !this.closed;
   }
 
   onFrame(listener: FrameListener): void {
@@ -182,14 +188,14 @@ export class ClientConnection implements AsyncDisposable {
   }
 
   send(frame: ClientFrame): void {
-    if (this.ended) throw new ChatError("shutting_down", "The connection is closed");
+    if (this.closed) throw new ChatError("shutting_down", "The connection is closed");
     this.outbound.push(encodeFrameBytes(frame));
     this.flush();
   }
 
-  /** Resolves once everything sent so far was handed to the socket (or the connection ended). */
+  /** Resolves once everything sent so far was handed to the socket (or the connection closed). */
   flushed(): Promise<void> {
-    if (this.outbound.length === 0 || this.ended) return Promise.resolve();
+    if (this.outbound.length === 0 || this.closed) return Promise.resolve();
     return new Promise((resolve) => this.flushedWaiters.push(resolve));
   }
 
@@ -215,7 +221,7 @@ export class ClientConnection implements AsyncDisposable {
         this.frameListeners = this.frameListeners.filter((l) => l !== listener);
         this.closeListeners = this.closeListeners.filter((l) => l !== onClose);
       };
-      if (this.ended) {
+      if (this.closed) {
         onClose(this.closedError);
         return;
       }
@@ -226,11 +232,11 @@ export class ClientConnection implements AsyncDisposable {
 
   /** Flushes what was sent, then closes. */
   async close(): Promise<void> {
-    if (!this.ended) {
+    if (!this.closed) {
       await this.flushed();
       this.socket.end();
     }
-    const timeout = setTimeout(() => this.socket.terminate(), 2_000);
+    const timeout = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS);
     await this.closedPromise;
     clearTimeout(timeout);
   }
@@ -240,7 +246,7 @@ export class ClientConnection implements AsyncDisposable {
   }
 
   flush(): void {
-    while (this.outbound.length > 0 && !this.ended) {
+    while (this.outbound.length > 0 && !this.closed) {
       const head = this.outbound[0]!;
       const written = this.socket.write(head);
       if (written < 0) return;
@@ -259,7 +265,7 @@ export class ClientConnection implements AsyncDisposable {
         const frame = parseServerFrame(decodeLine(line));
         // A frame type from a newer server: nothing this client can show or act on.
         if (frame) for (const listener of this.frameListeners.slice()) listener(frame);
-        return !this.ended;
+        return !this.closed;
       });
     } catch (error) {
       // A server that breaks the protocol is not trusted with the rest of the stream.
@@ -269,8 +275,8 @@ export class ClientConnection implements AsyncDisposable {
   }
 
   private onClosed(error: Error | undefined): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.closed) return;
+    this.closed = true;
     this.closedError ??= error;
     for (const waiter of this.flushedWaiters.splice(0)) waiter();
     for (const listener of this.closeListeners.slice()) listener(this.closedError);

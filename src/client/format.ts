@@ -2,7 +2,7 @@
 // name highlighted, notices dimmed; and the plain "name: text" lines of scriptable mode. Every
 // string from the network goes through the sanitiser here, the one door to the terminal.
 
-import type { ServerFrame } from "../protocol/frames.ts";
+import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
 import { renderAction } from "./commands.ts";
 import { sanitize, sanitizeName } from "./sanitize.ts";
 
@@ -71,10 +71,8 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
       return [roomLine(frame.from, frame.text, frame.ts, style)];
     case "history":
       return frame.messages.map((message) => roomLine(message.from, message.text, message.ts, style));
-    case "dm": {
-      const direction = frame.from === style.self ? `→ ${name(style, frame.to)}` : `${name(style, frame.from)} → you`;
-      return [{ text: `${time} ${paint(style, BOLD, "[dm]")} ${direction}: ${sanitize(frame.text)}`, mention: frame.from !== style.self }];
-    }
+    case "dm":
+      return [dmLine(frame.from, frame.to, frame.text, frame.ts, style)];
     case "join":
       return notice(`* ${sanitizeName(frame.user)} joined ${sanitizeName(frame.room)}`);
     case "leave":
@@ -106,12 +104,28 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
   }
 }
 
+/**
+ * The screen line for a room message or dm we just sent, drawn from the frame we sent because
+ * the server does not echo our own messages back; undefined for frames that are not messages.
+ */
+export function ownMessageLine(frame: ClientFrame, style: Style, ts = Date.now()): string | undefined {
+  if (frame.type === "say") return roomLine(style.self, frame.text, ts, style).text;
+  if (frame.type === "dm") return dmLine(style.self, frame.to, frame.text, ts, style).text;
+  return undefined;
+}
+
 function roomLine(from: string, text: string, ts: number, style: Style): ScreenLine {
   const time = `[${(style.clock ?? hhmm)(ts)}]`;
   const action = renderAction(from, text);
   const mention = from !== style.self && mentions(text, style.self);
   const body = action ?? `${name(style, from)}: ${sanitize(text)}`;
   return { text: `${time} ${mention ? paint(style, INVERSE, body) : body}`, mention };
+}
+
+function dmLine(from: string, to: string, text: string, ts: number, style: Style): ScreenLine {
+  const time = `[${(style.clock ?? hhmm)(ts)}]`;
+  const direction = from === style.self ? `→ ${name(style, to)}` : `${name(style, from)} → you`;
+  return { text: `${time} ${paint(style, BOLD, "[dm]")} ${direction}: ${sanitize(text)}`, mention: from !== style.self };
 }
 
 /** Scriptable mode's stdout: one "name: text" line per message, nothing else. */

@@ -3,6 +3,7 @@
 // redraws the prompt with the cursor where it was, so typing is never clobbered.
 
 import { clearScreenDown, createInterface, cursorTo, moveCursor, type Interface } from "node:readline";
+import { ReadlineInternals } from "./readline-internals.ts";
 
 export interface TerminalOptions {
   input: NodeJS.ReadableStream;
@@ -13,13 +14,6 @@ export interface TerminalOptions {
 
 /** Two Ctrl-C presses within this window quit. */
 export const DOUBLE_CTRL_C_MS = 2_000;
-
-/** Parts of node:readline's Interface (also present in Bun's) that the redraw depends on. */
-interface ReadlineInternals {
-  prevRows: number;
-  _writeToOutput(text: string): void;
-  _getDisplayPos(text: string): { cols: number; rows: number };
-}
 
 type Handlers = {
   line: (line: string) => void;
@@ -47,13 +41,11 @@ export class Terminal {
       completer: options.completer,
       historySize: 500,
     });
-    // While a password is typed, echo nothing but the prompt.
-    this.internals = this.rl as unknown as ReadlineInternals;
-    const write = this.internals._writeToOutput.bind(this.rl);
-    this.internals._writeToOutput = (text: string) => {
-      if (!this.muted) write(text);
-      else if (text.startsWith("\r\n") || text === "\n" || text === "\r\n") write(text);
-    };
+    this.internals = new ReadlineInternals(this.rl);
+    // While a password is typed (its prompt already shown), echo nothing but the end of the line.
+    this.internals.filterOutput((text, write) => {
+      if (!this.muted || text.startsWith("\r\n") || text === "\n") write(text);
+    });
     this.rl.on("line", (line) => this.onLine(line));
     this.rl.on("SIGINT", () => this.onInterrupt());
     this.rl.on("close", () => {
@@ -69,11 +61,6 @@ export class Terminal {
 
   start(): void {
     this.rl.prompt();
-  }
-
-  setPrompt(prompt: string): void {
-    this.rl.setPrompt(prompt);
-    if (!this.muted) this.rl.prompt(true);
   }
 
   /** Prints lines above the input line, leaving what is being typed intact. */
@@ -92,7 +79,7 @@ export class Terminal {
     clearScreenDown(this.output);
     this.output.write(lines.join("\n") + "\n");
     // We already moved above the input; readline must not move up again over what we printed.
-    this.internals.prevRows = 0;
+    this.internals.forgetCursorRow();
     this.rl.prompt(true);
   }
 
@@ -137,7 +124,7 @@ export class Terminal {
   /** The submitted line is shown again as a formatted message (or its command's output). */
   private eraseSubmittedLine(line: string): void {
     const shown = this.muted ? "" : line;
-    const end = this.internals._getDisplayPos(this.rl.getPrompt() + shown);
+    const end = this.internals.displayPos(this.rl.getPrompt() + shown);
     // readline wrote "\r\n" after the line: it filled `rows` full rows, plus one partial row.
     const rows = end.cols === 0 && end.rows > 0 ? end.rows : end.rows + 1;
     moveCursor(this.output, 0, -rows);

@@ -16,7 +16,7 @@ import {
 import { checkText } from "../protocol/validate.ts";
 import type { Hub } from "./hub.ts";
 import type { Peer } from "./peer.ts";
-import { TokenBucket } from "./rate.ts";
+import { TokenBucket } from "../protocol/rate.ts";
 
 export interface LoginResult {
   user: string;

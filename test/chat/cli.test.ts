@@ -122,6 +122,33 @@ describe("chat in scripts", () => {
       await until(() => logEvents(server, "disconnect").filter((e) => e.fields.reason === "quit").length === 2, "both to quit");
     }));
 
+  test("/quit ends a script as EOF would: lines after it are not sent, exit 0", () =>
+    withServer(async () => {
+      await using bob = await loggedIn(server, "bob", BOB);
+      const aliceIO = fedIO(envFor(dir, ALICE), "before\n/quit\nafter\n");
+      // stdin stays open: only /quit can end the run.
+      const alice = await withTimeout(cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], aliceIO), 5_000, "the script to quit");
+      expect(alice).toMatchObject({ code: 0, stderr: "" });
+      // The server relays in order, so anything sent before alice left arrives before her leave.
+      expect((await bob.next("leave")).user).toBe("alice");
+      expect(bob.take("msg").map((frame) => frame.text)).toEqual(["before"]);
+      aliceIO.stdin.end();
+    }));
+
+  test("/reply in a script answers the last direct message received", () =>
+    withServer(async () => {
+      await using bob = await loggedIn(server, "bob", BOB);
+      const aliceIO = fedIO(envFor(dir, ALICE));
+      const aliceRun = run(["chat", `alice@localhost:${server.port}`, "--ca", ca], aliceIO.io);
+      await bob.next("join");
+      bob.send({ type: "dm", to: "alice", text: "are you a bot?" });
+      await aliceIO.waitForStdout("[dm] bob -> alice: are you a bot?");
+      aliceIO.stdin.end("/reply yes\n");
+      expect(await bob.next("dm")).toMatchObject({ from: "alice", to: "bob", text: "yes" });
+      expect(await aliceRun).toBe(0);
+      expect(aliceIO.stderr()).toBe("");
+    }));
+
   test("--json prints every received frame as one JSON line", () =>
     withServer(async () => {
       await using alice = await loggedIn(server, "alice", ALICE);

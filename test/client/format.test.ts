@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { localLine, mentions, nameColor, plainLines, screenLines } from "../../src/client/format.ts";
+import { localLine, mentions, nameColor, ownMessageLine, plainLines, screenLines } from "../../src/client/format.ts";
 import type { ServerFrame } from "../../src/protocol/frames.ts";
 
 const plain = { color: false, self: "alice", clock: () => "12:34" };
@@ -45,6 +45,23 @@ describe("screenLines", () => {
     expect(screenLines({ type: "dm", from: "bob", to: "alice", text: "psst", ts: 0 }, plain)[0]).toEqual({ text: "[12:34] [dm] bob → you: psst", mention: true });
     expect(screenLines({ type: "dm", from: "alice", to: "bob", text: "hi", ts: 0 }, plain)[0]!.text).toBe("[12:34] [dm] → bob: hi");
     expect(screenLines({ type: "pong" }, plain)).toEqual([]);
+  });
+});
+
+describe("ownMessageLine", () => {
+  test("what we send looks like the line the server's copy would give", () => {
+    expect(ownMessageLine({ type: "say", text: "hello" }, plain, 0)).toBe(screenLines(msg("alice", "hello"), plain)[0]!.text);
+    expect(ownMessageLine({ type: "say", text: "/me waves" }, plain, 0)).toBe("[12:34] * alice waves");
+    expect(ownMessageLine({ type: "dm", to: "bob", text: "hi" }, plain, 0)).toBe("[12:34] [dm] → bob: hi");
+  });
+
+  test("our own name in our own message is not a mention", () => {
+    expect(ownMessageLine({ type: "say", text: "alice here" }, colored, 0)).not.toContain("\x1b[7m");
+  });
+
+  test("frames that are not messages show nothing", () => {
+    expect(ownMessageLine({ type: "who" }, plain)).toBeUndefined();
+    expect(ownMessageLine({ type: "passwd", old: "a", new: "b" }, plain)).toBeUndefined();
   });
 });
 
