@@ -1,5 +1,5 @@
-// Every limit the server enforces, each named with its unit. Operators can override the ones
-// exposed as `serve` options; everything else is fixed by the protocol.
+// Every limit the server enforces, each named with its unit: the defaults of what operators tune
+// with `serve` options, and the fixed bounds that keep one connection from costing too much.
 
 /** Longest frame, newline excluded. A longer line gets `too_long` and the connection closes. */
 export const MAX_LINE_BYTES = 16 * 1024;

@@ -88,7 +88,7 @@ export class Session {
   constructor(
     readonly peer: Peer,
     readonly address: string,
-    readonly deps: SessionDeps,
+    private readonly deps: SessionDeps,
   ) {
     this.openedAt = this.lastFrameAt = deps.now();
     const limits = deps.limits;
@@ -117,22 +117,22 @@ export class Session {
   }
 
   /** The connection is gone: leave the user's rooms and drop anything still waiting. */
-  ended(): void {
+  connectionClosed(): void {
     this.closed = true;
     this.gone.abort();
     this.pending = [];
     if (this.user !== undefined) this.deps.hub.leave(this.user, this.peer);
   }
 
-  reply(frame: ServerFrame): void {
+  private reply(frame: ServerFrame): void {
     this.peer.send(encodeFrameBytes(frame));
   }
 
-  replyError(code: ErrorCode, message: string): void {
+  private replyError(code: ErrorCode, message: string): void {
     this.reply({ type: "error", code, message });
   }
 
-  close(code: ErrorCode, message: string): void {
+  private close(code: ErrorCode, message: string): void {
     if (this.closed) return;
     this.closed = true;
     this.peer.close(code, message);
@@ -204,7 +204,7 @@ export class Session {
     else this.replyError(error.code, error.message);
   }
 
-  // Handlers, one per client frame type; `dispatch` below checks the table is exhaustive.
+  // Handlers, one per client frame type; the mapped type makes the table exhaustive.
 
   static readonly handlers: { [T in ClientFrameType]: Handler<T> } = {
     register: async (session, frame) => {
@@ -242,14 +242,14 @@ export class Session {
     },
     topic: (session, frame) => session.deps.hub.setTopic(session.user!, frame.room, frame.topic),
     mode: (session, frame) => session.deps.hub.setInviteOnly(session.user!, frame.room, frame.invite_only),
-    kick: moderate,
-    ban: moderate,
-    unban: moderate,
-    mute: moderate,
-    unmute: moderate,
-    op: moderate,
-    deop: moderate,
-    invite: moderate,
+    kick: (session, frame) => session.moderate(frame),
+    ban: (session, frame) => session.moderate(frame),
+    unban: (session, frame) => session.moderate(frame),
+    mute: (session, frame) => session.moderate(frame),
+    unmute: (session, frame) => session.moderate(frame),
+    op: (session, frame) => session.moderate(frame),
+    deop: (session, frame) => session.moderate(frame),
+    invite: (session, frame) => session.moderate(frame),
     ping: (session, frame) => {
       session.reply(frame.id === undefined ? { type: "pong" } : { type: "pong", id: frame.id });
     },
@@ -263,6 +263,10 @@ export class Session {
       session.peer.close();
     },
   };
+
+  private moderate(request: ModerationRequest): Promise<void> {
+    return this.deps.hub.moderate(this.user!, request);
+  }
 
   private requireAnonymous(): void {
     if (this.authenticated) throw new ChatError("already_authenticated", `Already logged in as ${this.user}`);
@@ -299,9 +303,7 @@ export class Session {
   }
 }
 
-function moderate(session: Session, frame: ModerationRequest): Promise<void> {
-  return session.deps.hub.moderate(session.user!, frame);
-}
+
 
 function dispatch(session: Session, frame: ClientFrame): void | Promise<void> {
   // The mapped type guarantees a handler per frame type; TypeScript cannot correlate the two

@@ -36,7 +36,7 @@ export class Connection implements Peer {
   private queuedBytes = 0;
   private waitingForDrain = false;
   private closing = false;
-  private ended = false;
+  private closed = false;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private writableWaiters: Array<() => void> = [];
 
@@ -52,7 +52,7 @@ export class Connection implements Peer {
   }
 
   get isOpen(): boolean {
-    return !this.closing && !this.ended;
+    return !this.closing && !this.closed;
   }
 
   get authenticated(): boolean {
@@ -68,7 +68,7 @@ export class Connection implements Peer {
   }
 
   send(frame: Uint8Array): void {
-    if (this.closing || this.ended) return;
+    if (this.closing || this.closed) return;
     if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
       // Over the cap only counts against the peer if the socket is refusing bytes; a big burst
       // queued within one turn is written out now instead.
@@ -84,7 +84,7 @@ export class Connection implements Peer {
   }
 
   writable(): Promise<void> {
-    if (this.ended || this.queuedBytes <= this.host.writableBelowBytes) return Promise.resolve();
+    if (this.closed || this.queuedBytes <= this.host.writableBelowBytes) return Promise.resolve();
     return new Promise((resolve) => this.writableWaiters.push(resolve));
   }
 
@@ -95,7 +95,7 @@ export class Connection implements Peer {
   }
 
   close(code?: ErrorCode, message?: string): void {
-    if (this.closing || this.ended) return;
+    if (this.closing || this.closed) return;
     this.reason = code ?? "quit";
     // The farewell frame may exceed the cap by its own size: it is the last thing queued.
     if (code !== undefined) this.enqueue(encodeFrameBytes({ type: "error", code, message: message ?? "" }));
@@ -107,8 +107,8 @@ export class Connection implements Peer {
 
   /** Closes at once, dropping anything queued. */
   terminate(): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.closed) return;
+    this.closed = true;
     this.clearQueue();
     this.socket.terminate();
   }
@@ -119,7 +119,7 @@ export class Connection implements Peer {
   }
 
   onData(chunk: Uint8Array): void {
-    if (this.closing || this.ended) return;
+    if (this.closing || this.closed) return;
     try {
       this.decoder.push(chunk, (line) => {
         this.session.receive(line);
@@ -137,15 +137,15 @@ export class Connection implements Peer {
   }
 
   onClosed(): void {
-    this.ended = true;
+    this.closed = true;
     this.clearQueue();
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    this.session.ended();
+    this.session.connectionClosed();
   }
 
   /** Writes as much of the queue as the socket takes, in batches of up to `maxWriteBytes`. */
   flush(): void {
-    if (this.ended || this.waitingForDrain || !this.handshakeDone) return;
+    if (this.closed || this.waitingForDrain || !this.handshakeDone) return;
     while (this.queuedBytes > 0) {
       const batch = this.takeBatch();
       const written = this.socket.write(batch);
@@ -165,7 +165,7 @@ export class Connection implements Peer {
   }
 
   private wakeWritableWaiters(): void {
-    if (this.writableWaiters.length === 0 || (!this.ended && this.queuedBytes > this.host.writableBelowBytes)) return;
+    if (this.writableWaiters.length === 0 || (!this.closed && this.queuedBytes > this.host.writableBelowBytes)) return;
     for (const resolve of this.writableWaiters.splice(0)) resolve();
   }
 

@@ -89,7 +89,6 @@ export interface ServerTls {
   options: BunTlsOptions;
   /** Things the operator should hear about at start (legacy modes). */
   warnings: string[];
-  keyType: string;
   fingerprint256: string;
 }
 
@@ -141,7 +140,7 @@ export function buildServerTls(settings: TlsSettings): ServerTls {
     options.ciphers = TLS12_MODERN_CIPHERS;
   }
   if (maxVersion < VERSION_NUMBER["1.3"]) warnings.push("TLS 1.3 is disabled; clients negotiate TLS 1.2");
-  return { options, warnings, keyType, fingerprint256: certificate.fingerprint256 };
+  return { options, warnings, fingerprint256: certificate.fingerprint256 };
 }
 
 /** Whether a TLS 1.2 suite can be served with this key type (ECDSA suites need EC, the rest RSA). */
