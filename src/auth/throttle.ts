@@ -2,17 +2,8 @@
 // doubles with each further failure. A throttled attempt is refused before any hashing, so
 // brute force costs the server almost nothing, however many connections it uses.
 
+import type { ThrottlePolicy } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
-
-export interface ThrottlePolicy {
-  freeFailures: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Failures older than this are forgotten. */
-  windowMs: number;
-  /** Tracked keys at most; the oldest are forgotten first, so memory stays bounded. */
-  maxEntries: number;
-}
 
 interface Failures {
   count: number;

@@ -8,7 +8,7 @@ import { ClientConnection } from "../client/connection.ts";
 import { MAX_CONCURRENT_LOGINS_PER_IP, RESUME_TOKEN_TTL_MS } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername } from "../protocol/validate.ts";
-import { defaultLimits } from "../server/server.ts";
+import { defaultLimits } from "../core/limits.ts";
 import {
   addConnectionOptions,
   buildVerification,

@@ -9,7 +9,8 @@ import { USERNAME_PATTERN } from "../protocol/validate.ts";
 import { ChatDatabaseError, openChatDatabase } from "../store/sqlite/database.ts";
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
-import { startServer, type ServerLimits } from "../server/server.ts";
+import type { ServerLimits } from "../core/limits.ts";
+import { startServer } from "../server/server.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import {
   DEFAULT_SANS,

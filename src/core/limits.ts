@@ -1,5 +1,8 @@
 // Every limit the server enforces, each named with its unit: the defaults of what operators tune
 // with `serve` options, and the fixed bounds that keep one connection from costing too much.
+// `ServerLimits` is the server's configuration; clients are told part of it (`welcome.limits`).
+
+import { availableParallelism } from "node:os";
 
 /** Longest frame, newline excluded. A longer line gets `too_long` and the connection closes. */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -89,3 +92,62 @@ export const MAX_THROTTLE_ENTRIES = 100_000;
 export const MAX_PENDING_FRAMES = 64;
 /** Connections past MAX_CONNECTIONS that still get a `server_full` frame; beyond, they are cut. */
 export const REFUSAL_HEADROOM = 256;
+
+export interface ThrottlePolicy {
+  freeFailures: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Failures older than this are forgotten. */
+  windowMs: number;
+  /** Tracked keys at most; the oldest are forgotten first, so memory stays bounded. */
+  maxEntries: number;
+}
+
+export interface ServerLimits {
+  authTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  maxOutboundBytes: number;
+  messageRatePerSec: number;
+  messageBurst: number;
+  maxRateViolations: number;
+  historySize: number;
+  presenceMaxUsers: number;
+  maxRoomsPerUser: number;
+  maxRooms: number;
+  maxRoomsCreatedPerUser: number;
+  roomExpiryMs: number;
+  maxConcurrentHashes: number;
+  maxQueuedHashes: number;
+  throttle: ThrottlePolicy;
+}
+
+export function defaultLimits(): ServerLimits {
+  return {
+    authTimeoutMs: AUTH_TIMEOUT_MS,
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+    maxConnections: MAX_CONNECTIONS,
+    maxConnectionsPerIp: MAX_CONNECTIONS_PER_IP,
+    maxOutboundBytes: MAX_OUTBOUND_BYTES,
+    messageRatePerSec: MESSAGE_RATE_PER_SEC,
+    messageBurst: MESSAGE_BURST,
+    maxRateViolations: MAX_RATE_VIOLATIONS,
+    historySize: HISTORY_SIZE,
+    presenceMaxUsers: PRESENCE_NOTICE_MAX_USERS,
+    maxRoomsPerUser: MAX_ROOMS_PER_USER,
+    maxRooms: MAX_ROOMS,
+    maxRoomsCreatedPerUser: MAX_ROOMS_CREATED_PER_USER,
+    roomExpiryMs: ROOM_EXPIRY_MS,
+    // Leave a core for relaying: hashing must never stall message delivery.
+    maxConcurrentHashes: Math.max(1, Math.min(MAX_CONCURRENT_HASHES, availableParallelism() - 1)),
+    maxQueuedHashes: MAX_QUEUED_HASHES,
+    throttle: {
+      freeFailures: FREE_LOGIN_FAILURES,
+      baseDelayMs: LOGIN_BACKOFF_BASE_MS,
+      maxDelayMs: LOGIN_BACKOFF_MAX_MS,
+      windowMs: LOGIN_FAILURE_WINDOW_MS,
+      maxEntries: MAX_THROTTLE_ENTRIES,
+    },
+  };
+}

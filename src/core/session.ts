@@ -15,6 +15,7 @@ import {
 } from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
 import type { Hub } from "./hub.ts";
+import { DEFAULT_ROOMS_PAGE, FRAME_BURST, FRAME_RATE_PER_SEC, MAX_PENDING_FRAMES, MAX_TEXT_CHARS, type ServerLimits } from "./limits.ts";
 import type { Peer } from "./peer.ts";
 import { TokenBucket } from "../protocol/rate.ts";
 
@@ -41,27 +42,10 @@ export interface SessionEvents {
   crashed(session: Session, frame: ClientFrameType | undefined, error: unknown): void;
 }
 
-export interface SessionLimits {
-  maxTextChars: number;
-  /** Advertised only: the server's sweep enforces it. */
-  idleTimeoutMs: number;
-  /** Room messages and dms. */
-  messageRatePerSec: number;
-  messageBurst: number;
-  /** Every frame, whatever its type. */
-  frameRatePerSec: number;
-  frameBurst: number;
-  maxRateViolations: number;
-  /** Frames held while an earlier frame's password hash is running. */
-  maxPendingFrames: number;
-  /** Rooms per `rooms` reply when the client names no limit. */
-  roomsPageSize: number;
-}
-
 export interface SessionDeps {
   hub: Hub;
   accounts: Accounts;
-  limits: SessionLimits;
+  limits: ServerLimits;
   events: SessionEvents;
   allowRegistration: boolean;
   now: () => number;
@@ -93,7 +77,9 @@ export class Session {
     this.openedAt = this.lastFrameAt = deps.now();
     const limits = deps.limits;
     this.messageBucket = new TokenBucket(limits.messageRatePerSec, limits.messageBurst, this.openedAt);
-    this.frameBucket = new TokenBucket(limits.frameRatePerSec, limits.frameBurst, this.openedAt);
+    // Never stricter than the message allowance, or raising that would not help.
+    const frameRate = Math.max(FRAME_RATE_PER_SEC, limits.messageRatePerSec * 2);
+    this.frameBucket = new TokenBucket(frameRate, Math.max(FRAME_BURST, limits.messageBurst * 2), this.openedAt);
   }
 
   get authenticated(): boolean {
@@ -105,7 +91,7 @@ export class Session {
     if (this.closed) return;
     this.lastFrameAt = this.deps.now();
     if (this.busy) {
-      if (this.pending.length >= this.deps.limits.maxPendingFrames) {
+      if (this.pending.length >= MAX_PENDING_FRAMES) {
         this.close("rate_limited", "Too many frames sent while waiting for authentication");
         return;
       }
@@ -225,17 +211,17 @@ export class Session {
       await session.enter(session.deps.accounts.resume(frame.user, frame.token, session.address), "token");
     },
     say: (session, frame) => {
-      const text = checkText(frame.text, session.deps.limits.maxTextChars);
+      const text = checkText(frame.text, MAX_TEXT_CHARS);
       session.deps.hub.say(session.user!, session.peer, frame.room, text);
     },
     dm: (session, frame) => {
-      const text = checkText(frame.text, session.deps.limits.maxTextChars);
+      const text = checkText(frame.text, MAX_TEXT_CHARS);
       session.deps.hub.dm(session.user!, session.peer, frame.to, text);
     },
     join: (session, frame) => session.deps.hub.join(session.user!, session.peer, frame.room),
     part: (session, frame) => session.deps.hub.part(session.user!, frame.room),
     rooms: (session, frame) => {
-      session.reply(session.deps.hub.roomList(session.user!, frame.after, frame.limit ?? session.deps.limits.roomsPageSize));
+      session.reply(session.deps.hub.roomList(session.user!, frame.after, frame.limit ?? DEFAULT_ROOMS_PAGE));
     },
     who: (session, frame) => {
       session.reply(session.deps.hub.who(session.user!, frame.room));
@@ -285,14 +271,14 @@ export class Session {
       return;
     }
     this.user = result.user;
-    const { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs } = this.deps.limits;
+    const { messageRatePerSec, messageBurst, idleTimeoutMs } = this.deps.limits;
     this.reply({
       type: "welcome",
       user: result.user,
       online: entered.online,
       rooms: entered.rooms.map((room) => room.name),
       token: result.token,
-      limits: { messageRatePerSec, messageBurst, maxTextChars, idleTimeoutMs },
+      limits: { messageRatePerSec, messageBurst, maxTextChars: MAX_TEXT_CHARS, idleTimeoutMs },
     });
     this.deps.events.authenticated(this, method);
     for (const room of entered.rooms) {

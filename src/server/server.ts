@@ -2,10 +2,8 @@
 // connection's session to the chat hub (directory, rooms, message log, fanout) and accounts.
 
 import type { Socket, TCPSocketListener } from "bun";
-import { availableParallelism } from "node:os";
 import { createAccountService } from "../auth/accounts.ts";
 import type { UserStore } from "../auth/store.ts";
-import type { ThrottlePolicy } from "../auth/throttle.ts";
 import { LocalDirectory } from "../core/directory.ts";
 import { LocalFanout } from "../core/fanout.ts";
 import { Hub } from "../core/hub.ts";
@@ -21,55 +19,6 @@ import { FlushScheduler } from "./flush-scheduler.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
 
-export interface ServerLimits {
-  authTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-  maxOutboundBytes: number;
-  messageRatePerSec: number;
-  messageBurst: number;
-  maxRateViolations: number;
-  historySize: number;
-  presenceMaxUsers: number;
-  maxRoomsPerUser: number;
-  maxRooms: number;
-  maxRoomsCreatedPerUser: number;
-  roomExpiryMs: number;
-  maxConcurrentHashes: number;
-  maxQueuedHashes: number;
-  throttle: ThrottlePolicy;
-}
-
-export function defaultLimits(): ServerLimits {
-  return {
-    authTimeoutMs: limits.AUTH_TIMEOUT_MS,
-    idleTimeoutMs: limits.IDLE_TIMEOUT_MS,
-    maxConnections: limits.MAX_CONNECTIONS,
-    maxConnectionsPerIp: limits.MAX_CONNECTIONS_PER_IP,
-    maxOutboundBytes: limits.MAX_OUTBOUND_BYTES,
-    messageRatePerSec: limits.MESSAGE_RATE_PER_SEC,
-    messageBurst: limits.MESSAGE_BURST,
-    maxRateViolations: limits.MAX_RATE_VIOLATIONS,
-    historySize: limits.HISTORY_SIZE,
-    presenceMaxUsers: limits.PRESENCE_NOTICE_MAX_USERS,
-    maxRoomsPerUser: limits.MAX_ROOMS_PER_USER,
-    maxRooms: limits.MAX_ROOMS,
-    maxRoomsCreatedPerUser: limits.MAX_ROOMS_CREATED_PER_USER,
-    roomExpiryMs: limits.ROOM_EXPIRY_MS,
-    // Leave a core for relaying: hashing must never stall message delivery.
-    maxConcurrentHashes: Math.max(1, Math.min(limits.MAX_CONCURRENT_HASHES, availableParallelism() - 1)),
-    maxQueuedHashes: limits.MAX_QUEUED_HASHES,
-    throttle: {
-      freeFailures: limits.FREE_LOGIN_FAILURES,
-      baseDelayMs: limits.LOGIN_BACKOFF_BASE_MS,
-      maxDelayMs: limits.LOGIN_BACKOFF_MAX_MS,
-      windowMs: limits.LOGIN_FAILURE_WINDOW_MS,
-      maxEntries: limits.MAX_THROTTLE_ENTRIES,
-    },
-  };
-}
-
 export interface ServerOptions {
   host?: string;
   port?: number;
@@ -81,7 +30,7 @@ export interface ServerOptions {
   /** Usernames of the server's administrators. */
   admins?: readonly string[];
   allowRegistration?: boolean;
-  limits?: Partial<ServerLimits>;
+  limits?: Partial<limits.ServerLimits>;
   log?: Logger;
 }
 
@@ -99,7 +48,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const tls = buildServerTls(options.tls);
   const log = options.log ?? silentLogger;
   for (const warning of tls.warnings) log.warn("tls_warning", { message: warning });
-  const config: ServerLimits = { ...defaultLimits(), ...options.limits };
+  const config: limits.ServerLimits = { ...limits.defaultLimits(), ...options.limits };
   const now = Date.now;
 
   const { accounts, hasher } = createAccountService(options.store, config, {
@@ -177,18 +126,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     events,
     allowRegistration: options.allowRegistration ?? true,
     now,
-    limits: {
-      maxTextChars: limits.MAX_TEXT_CHARS,
-      idleTimeoutMs: config.idleTimeoutMs,
-      messageRatePerSec: config.messageRatePerSec,
-      messageBurst: config.messageBurst,
-      // Never stricter than the message allowance, or raising that would not help.
-      frameRatePerSec: Math.max(limits.FRAME_RATE_PER_SEC, config.messageRatePerSec * 2),
-      frameBurst: Math.max(limits.FRAME_BURST, config.messageBurst * 2),
-      maxRateViolations: config.maxRateViolations,
-      maxPendingFrames: limits.MAX_PENDING_FRAMES,
-      roomsPageSize: limits.DEFAULT_ROOMS_PAGE,
-    },
+    limits: config,
   };
 
   const admission = new Admission<Connection>(

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { defaultLimits, FRAME_BURST, FRAME_RATE_PER_SEC, MAX_PENDING_FRAMES, MAX_TEXT_CHARS } from "../../src/core/limits.ts";
 import { Session, type Accounts, type SessionDeps } from "../../src/core/session.ts";
 import { ChatError } from "../../src/protocol/errors.ts";
 import { FakePeer } from "../helpers/fake-peer.ts";
@@ -30,18 +31,7 @@ async function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["l
     allowRegistration: true,
     now: () => clock.now,
     events: { authenticated() {}, registered() {}, refused() {}, crashed() {} },
-    limits: {
-      maxTextChars: 100,
-      idleTimeoutMs: 90_000,
-      messageRatePerSec: 1,
-      messageBurst: 3,
-      frameRatePerSec: 1,
-      frameBurst: 3,
-      maxRateViolations: 3,
-      maxPendingFrames: 2,
-      roomsPageSize: 10,
-      ...overrides,
-    },
+    limits: { ...defaultLimits(), messageRatePerSec: 1, messageBurst: 3, maxRateViolations: 3, ...overrides },
   });
   const send = (frame: object) => session.receive(new TextEncoder().encode(JSON.stringify(frame)));
   return { peer, hub, session, send };
@@ -76,17 +66,20 @@ describe("Session", () => {
 
   test("too many frames during a login close the connection", async () => {
     const { accounts } = deferredAccounts();
-    const { peer, send } = await makeSession(accounts, { messageBurst: 10, maxPendingFrames: 2 });
+    const { peer, send } = await makeSession(accounts, { messageBurst: 10 });
     send({ type: "login", user: "alice", password: "right password" });
-    for (let i = 0; i < 3; i++) send({ type: "ping" });
+    for (let i = 0; i < MAX_PENDING_FRAMES; i++) send({ type: "ping" });
+    expect(peer.closedWith).toBeUndefined();
+    send({ type: "ping" });
     expect(peer.closedWith).toBe("rate_limited");
   });
 
   test("rate limit: a burst passes, then rate_limited, then a sustained flood is disconnected", async () => {
     const clock = { now: 0 };
     const { peer, send } = await makeSession(deferredAccounts().accounts, {}, clock);
-    for (let i = 0; i < 3; i++) send({ type: "ping" });
-    expect(peer.frames.map((f) => f.type)).toEqual(["pong", "pong", "pong"]);
+    // The frame allowance is never below the fixed floor, however low the message rate.
+    for (let i = 0; i < FRAME_BURST; i++) send({ type: "ping" });
+    expect(peer.frames.map((f) => f.type)).toEqual(Array(FRAME_BURST).fill("pong"));
     send({ type: "ping" });
     expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "rate_limited" });
     send({ type: "ping" });
@@ -98,9 +91,9 @@ describe("Session", () => {
   test("the bucket refills over time", async () => {
     const clock = { now: 0 };
     const { peer, send } = await makeSession(deferredAccounts().accounts, {}, clock);
-    for (let i = 0; i < 4; i++) send({ type: "ping" });
+    for (let i = 0; i <= FRAME_BURST; i++) send({ type: "ping" });
     expect(peer.frames.at(-1)?.code).toBe("rate_limited");
-    clock.now = 1_000;
+    clock.now = 1_000 / FRAME_RATE_PER_SEC;
     send({ type: "ping" });
     expect(peer.frames.at(-1)?.type).toBe("pong");
   });
@@ -111,7 +104,7 @@ describe("Session", () => {
     send({ type: "login", user: "alice", password: "right password" });
     release();
     await flush();
-    expect(peer.frames[0]).toMatchObject({ type: "welcome", user: "alice", online: ["alice"], token: "tok", limits: { messageRatePerSec: 1, messageBurst: 10, maxTextChars: 100 } });
+    expect(peer.frames[0]).toMatchObject({ type: "welcome", user: "alice", online: ["alice"], token: "tok", limits: { messageRatePerSec: 1, messageBurst: 10, maxTextChars: MAX_TEXT_CHARS } });
     send({ type: "login", user: "alice", password: "right password" });
     await flush();
     expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "already_authenticated" });

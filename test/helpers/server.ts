@@ -3,7 +3,8 @@
 import { JsonFileStore } from "../../src/auth/store.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
-import { startServer, type ChatServer, type ServerLimits } from "../../src/server/server.ts";
+import type { ServerLimits } from "../../src/core/limits.ts";
+import { startServer, type ChatServer } from "../../src/server/server.ts";
 import type { Logger, LogFields } from "../../src/server/log.ts";
 import type { TlsSettings } from "../../src/server/tls-config.ts";
 import type { CertificatePair } from "../../src/tls/certificate.ts";

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_LINE_BYTES } from "../../src/core/limits.ts";
 import { Bystanders, expectAftermath, hostile, Rng, until, type HostileClient } from "../helpers/hostile.ts";
-import type { ServerLimits } from "../../src/server/server.ts";
+import type { ServerLimits } from "../../src/core/limits.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const encoder = new TextEncoder();
