@@ -55,6 +55,9 @@ export const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** How long a write waits for another connection's lock before failing. */
+const BUSY_TIMEOUT_MS = 5_000;
+
 /** Opens (creating it 0600 in a 0700 directory if missing) and migrates the chat database. */
 export async function openChatDatabase(path: string): Promise<Database> {
   const absolute = resolve(path);
@@ -68,10 +71,12 @@ export async function openChatDatabase(path: string): Promise<Database> {
     throw new ChatDatabaseError(`Cannot open the chat database ${absolute}: ${(error as Error).message}`);
   }
   try {
+    // Checked before anything writes: switching to WAL rewrites the header of a newer file.
+    refuseNewerSchema(db, absolute);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA foreign_keys = ON");
-    db.exec("PRAGMA busy_timeout = 5000");
-    migrate(db, absolute);
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    migrate(db);
   } catch (error) {
     db.close();
     if (error instanceof ChatDatabaseError) throw error;
@@ -80,12 +85,19 @@ export async function openChatDatabase(path: string): Promise<Database> {
   return db;
 }
 
-function migrate(db: Database, path: string): void {
-  const { user_version: version } = db.query<{ user_version: number }, []>("PRAGMA user_version").get()!;
+function schemaVersion(db: Database): number {
+  return db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+}
+
+function refuseNewerSchema(db: Database, path: string): void {
+  const version = schemaVersion(db);
   if (version > SCHEMA_VERSION) {
     throw new ChatDatabaseError(`The chat database ${path} has schema version ${version}, newer than this tlschat (${SCHEMA_VERSION}); it was left as it is`);
   }
-  for (let next = version; next < SCHEMA_VERSION; next++) {
+}
+
+function migrate(db: Database): void {
+  for (let next = schemaVersion(db); next < SCHEMA_VERSION; next++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[next]!);
       db.exec(`PRAGMA user_version = ${next + 1}`);

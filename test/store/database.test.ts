@@ -1,0 +1,98 @@
+// The chat database file: created private, migrated by number, and never overwritten when it is
+// not ours to change (not a database, or written by a newer tlschat).
+
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { ChatDatabaseError, openChatDatabase, SCHEMA_VERSION } from "../../src/store/sqlite/database.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const PERMISSION_BITS = 0o777;
+
+function userVersion(db: Database): number {
+  return db.query<{ user_version: number }, []>("PRAGMA user_version").get()!.user_version;
+}
+
+function tableNames(db: Database): string[] {
+  return db
+    .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .all()
+    .map((row) => row.name);
+}
+
+describe("openChatDatabase", () => {
+  test("creates a missing file 0600 in a created 0700 directory, at the current schema version", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("data/chat.db");
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(userVersion(db)).toBe(SCHEMA_VERSION);
+    } finally {
+      db.close();
+    }
+    expect((await stat(dir.file("data"))).mode & PERMISSION_BITS).toBe(0o700);
+    expect((await stat(path)).mode & PERMISSION_BITS).toBe(0o600);
+  });
+
+  test("migrates an empty file (version 0) to the current version with every table", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    await writeFile(path, "", { mode: 0o600 });
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(userVersion(db)).toBe(SCHEMA_VERSION);
+      expect(tableNames(db)).toEqual(["invites", "known_users", "members", "restrictions", "rooms", "server_bans"]);
+      expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()!.journal_mode).toBe("wal");
+    } finally {
+      db.close();
+    }
+  });
+
+  test("opening a current database again changes nothing and keeps its rows", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const first = await openChatDatabase(path);
+    first.run("INSERT INTO known_users (user, first_seen) VALUES ('alice', 1)");
+    first.close();
+
+    const second = await openChatDatabase(path);
+    try {
+      expect(userVersion(second)).toBe(SCHEMA_VERSION);
+      expect(second.query<{ user: string }, []>("SELECT user FROM known_users").all()).toEqual([{ user: "alice" }]);
+    } finally {
+      second.close();
+    }
+  });
+
+  test("refuses a file that is not a database with ChatDatabaseError and leaves it byte for byte", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const content = "users.json was copied here by mistake\n".repeat(200);
+    await writeFile(path, content, { mode: 0o600 });
+
+    const opening = openChatDatabase(path);
+    await expect(opening).rejects.toBeInstanceOf(ChatDatabaseError);
+    await expect(opening).rejects.toThrow("left as it is");
+    expect(await readFile(path, "utf8")).toBe(content);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+
+  test("refuses a database of a newer schema version and leaves it byte for byte", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const newer = new Database(path);
+    newer.exec("CREATE TABLE from_the_future (x INTEGER)");
+    newer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    newer.close();
+    const before = await readFile(path);
+
+    const opening = openChatDatabase(path);
+    await expect(opening).rejects.toBeInstanceOf(ChatDatabaseError);
+    await expect(opening).rejects.toThrow(`schema version ${SCHEMA_VERSION + 1}`);
+    expect(Buffer.compare(await readFile(path), before)).toBe(0);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+});
