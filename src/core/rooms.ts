@@ -52,6 +52,7 @@ export interface Rooms {
   addMember(room: string, user: string): Promise<void>;
   /** Also drops the user's operator status. */
   removeMember(room: string, user: string, now: number): Promise<void>;
+  /** Only members are operators: for anyone else this changes nothing. */
   setOp(room: string, user: string, op: boolean): Promise<void>;
   setTopic(room: string, topic: string): Promise<void>;
   setInviteOnly(room: string, inviteOnly: boolean): Promise<void>;
@@ -206,8 +207,10 @@ export class RoomState {
 
   setOp(room: string, user: string, op: boolean): void {
     const record = this.existing(room);
-    if (op) record.ops.add(userKey(user));
-    else record.ops.delete(userKey(user));
+    const key = userKey(user);
+    // Operator status is stored with the membership, so a non-member has none to gain.
+    if (op && record.members.has(key)) record.ops.add(key);
+    else record.ops.delete(key);
   }
 
   setTopic(room: string, topic: string): void {
