@@ -57,6 +57,7 @@ async function populate(rooms: Rooms): Promise<void> {
   await rooms.addMember("#empty", "bob");
   await rooms.removeMember("#empty", "bob", 500);
   await rooms.create("#never-joined", "carol", 600);
+  await rooms.removeMember("#never-joined", "ghost", 700);
   await rooms.setOp("#never-joined", "ghost", true);
   // Parting the lobby and coming back puts it last in bob's rooms.
   await rooms.removeMember("#lobby", "bob", 800);

@@ -90,7 +90,9 @@ export class SqliteRooms extends MemoryRooms {
   override removeMember(room: string, user: string, now: number): Promise<void> {
     return this.write(
       () => {
-        this.db.run("DELETE FROM members WHERE room = ? AND user = ?", [roomKey(room), userKey(user)]);
+        const { changes } = this.db.run("DELETE FROM members WHERE room = ? AND user = ?", [roomKey(room), userKey(user)]);
+        // Like the state in memory: only the last member leaving starts the room's empty time.
+        if (changes === 0) return;
         this.db.run("UPDATE rooms SET empty_since = ? WHERE key = ? AND NOT EXISTS (SELECT 1 FROM members WHERE room = ?)", [now, roomKey(room), roomKey(room)]);
       },
       () => this.state.removeMember(room, user, now),
