@@ -272,8 +272,11 @@ export class Hub {
     const restriction = restrictionOf(request, actor, this.now());
     await this.rooms.banServerWide(target, restriction);
     const notice = noticeFor(request, actor, undefined, target, this.now());
-    this.fanout.toRooms(this.rooms.roomsOf(target).map((room) => room.key), notice, target);
-    this.reportModeration(actor, notice);
+    const rooms = this.rooms.roomsOf(target);
+    this.fanout.toRooms(rooms.map((room) => room.key), notice, target);
+    // An actor who shares one of those rooms has heard it there; only one outside them is told directly.
+    if (rooms.some((room) => room.members.has(userKey(actor)))) this.events.moderated(notice);
+    else this.reportModeration(actor, notice);
     for (const peer of [...(this.directory.find(target)?.peers ?? [])]) peer.close("banned", banMessage("this server", restriction));
   }
 

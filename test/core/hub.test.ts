@@ -154,6 +154,13 @@ describe("operators and administrators", () => {
     expect(moderation).toMatchObject([{ action: "kick", room: "#r", user: "alice", by: "root" }]);
   });
 
+  test("an administrator who bans server-wide hears of it once, though sharing rooms with the banned user", async () => {
+    const { hub, alice, root } = await roomWithAdmin();
+    await hub.moderate("root", { type: "ban", scope: "server", user: "alice" });
+    expect(root.of("moderation")).toMatchObject([{ action: "ban", scope: "server", user: "alice", by: "root" }]);
+    expect(alice.closedWith).toBe("banned");
+  });
+
   test("an administrator who shares no room with the banned user hears of it too", async () => {
     const { hub, root } = await roomWithAdmin();
     const loner = await online(hub, "loner");
