@@ -73,6 +73,8 @@ export interface Workspace {
   cert: string;
   key: string;
   certPem: string;
+  /** A path for a new chat database, so each server starts with no rooms but the lobby. */
+  newChatDb(): string;
   remove(): void;
 }
 
@@ -109,11 +111,13 @@ export async function makeWorkspace(command: ServerCommand): Promise<Workspace> 
   if (code !== 0) throw new BenchError(`tlschat gencert failed: ${await new Response(gencert.stderr).text()}`);
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
+  let chatDbs = 0;
   return {
     dir,
     cert,
     key,
     certPem: readFileSync(cert, "utf8"),
+    newChatDb: () => join(dir, `chat-${++chatDbs}.db`),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -150,6 +154,35 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
+/** The files a tlschat server keeps its state in. */
+export interface ServerFiles {
+  /** The account store (users.json format). */
+  accounts: string;
+  /** The chat database: rooms, members, bans. */
+  chat: string;
+}
+
+/** The `serve` limits the bench sets. */
+export interface ServeLimits {
+  /** Room messages and dms per connection: sustained per second, and the burst. */
+  msgRate: number;
+  msgBurst: number;
+  maxConnections: number;
+  maxPerIp: number;
+  idleTimeoutSeconds: number;
+  authTimeoutSeconds: number;
+}
+
+/** Generous enough that no scenario meets a cap: the bench measures the relay, not the limits. */
+export const GENEROUS_LIMITS: ServeLimits = {
+  msgRate: 1_000_000,
+  msgBurst: 1_000_000,
+  maxConnections: 20_000,
+  maxPerIp: 20_000,
+  idleTimeoutSeconds: 600,
+  authTimeoutSeconds: 600,
+};
+
 /** A running server child, TLS on 127.0.0.1:port. */
 export class ServerProcess {
   readonly stderrTail: string[] = [];
@@ -163,6 +196,8 @@ export class ServerProcess {
     readonly name: string,
     readonly proc: Subprocess<"ignore", "ignore" | "pipe", "pipe">,
     readonly port: number,
+    /** tlschat only: where it keeps its state, so a restart can pick it up again. */
+    readonly files?: ServerFiles,
   ) {}
 
   get pid(): number {
@@ -181,13 +216,13 @@ export class ServerProcess {
     return procRssKiB(this.pid);
   }
 
-  /** Starts `tlschat serve` with generous limits and waits for its "listening" log line. */
+  /** Starts `tlschat serve` with the given limits and waits for its "listening" log line. */
   static async startTlschat(
     command: ServerCommand,
     ws: Workspace,
-    db: string,
+    files: ServerFiles,
     port: number,
-    extra: string[] = [],
+    limits: ServeLimits = GENEROUS_LIMITS,
   ): Promise<ServerProcess> {
     const args = [
       ...command.argv,
@@ -196,18 +231,18 @@ export class ServerProcess {
       "--port", String(port),
       "--cert", ws.cert,
       "--key", ws.key,
-      "--db", db,
-      "--msg-rate", "1000000",
-      "--msg-burst", "1000000",
-      "--max-connections", "20000",
-      "--max-per-ip", "20000",
-      "--idle-timeout", "600",
-      "--auth-timeout", "600",
-      ...extra,
+      "--db", files.accounts,
+      "--chat-db", files.chat,
+      "--msg-rate", String(limits.msgRate),
+      "--msg-burst", String(limits.msgBurst),
+      "--max-connections", String(limits.maxConnections),
+      "--max-per-ip", String(limits.maxPerIp),
+      "--idle-timeout", String(limits.idleTimeoutSeconds),
+      "--auth-timeout", String(limits.authTimeoutSeconds),
     ];
     const spawnedAt = now();
     const proc = Bun.spawn(args, { cwd: command.cwd, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    const server = new ServerProcess("tlschat", proc, port);
+    const server = new ServerProcess("tlschat", proc, port, files);
     server.spawnedAt = spawnedAt;
     children.add(proc);
     server.watchExit();

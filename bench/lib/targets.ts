@@ -1,10 +1,9 @@
 // What a scenario runs against: a fresh tlschat server (clients log in with resume tokens the
 // bench issues itself with the store's secret) or an `ncat --broker --ssl` relay (no login).
 
-import { join } from "node:path";
 import { issueToken } from "../../src/auth/tokens.ts";
 import { BenchClient, connectAll, type ClientEvents, type Endpoint, type StopFlag } from "./client.ts";
-import { freePort, ServerProcess, userName, type ServerCommand, type StoreInfo, type Workspace } from "./proc.ts";
+import { freePort, GENEROUS_LIMITS, ServerProcess, userName, type ServeLimits, type ServerCommand, type StoreInfo, type Workspace } from "./proc.ts";
 import { sleep } from "./util.ts";
 
 export const PASSWORD = "benchpassword";
@@ -38,8 +37,11 @@ export function tokenFor(ctx: BenchContext, user: string): string {
   return issueToken(ctx.store.secret, user, 0, Date.now() + TOKEN_TTL_MS);
 }
 
-export async function startTlschat(ctx: BenchContext, port = freePort(), db = ctx.store.path): Promise<Target> {
-  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, db, port);
+/** A tlschat server on the big store and a new chat database (no rooms but the lobby). */
+export async function startTlschat(ctx: BenchContext, limits: ServeLimits = GENEROUS_LIMITS): Promise<Target> {
+  const port = freePort();
+  const files = { accounts: ctx.store.path, chat: ctx.ws.newChatDb() };
+  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, files, port, limits);
   const endpoint = { port, ca: ctx.ws.certPem };
   return {
     name: "tlschat",
@@ -77,4 +79,3 @@ export function makeClients(count: number, events: ClientEvents, first = 0): Ben
   return Array.from({ length: count }, (_, i) => new BenchClient(i, userName(first + i + 1), events));
 }
 
-export const storePath = (ws: Workspace, name: string): string => join(ws.dir, name);

@@ -43,7 +43,7 @@ export async function connections(ctx: BenchContext, cfg = CONNECTIONS): Promise
     await sleep(500);
     const rssBefore = target.server.rssKiB();
     const tracker = new Tracker({ senders: 1, clients: cfg.clients, perSender: cfg.messages });
-    // Logged-in clients skip incoming lines (join notices) until the message phase.
+    // Logged-in clients skip incoming lines (online notices, history) until the message phase.
     let ready = 0;
     let lastReadyAt = NaN;
     const welcome = (client: BenchClient) => {
@@ -75,7 +75,7 @@ export async function connections(ctx: BenchContext, cfg = CONNECTIONS): Promise
     const readyServerCpuSeconds = (target.server.cpuMs() - serverCpu0) / 1000;
     const generatorCpuPct = share.stop();
     const allReady = ready === cfg.clients && failed === 0;
-    // Join notices may still be on their way; RSS is read once the server has gone quiet.
+    // Online notices may still be on their way; RSS is read once the server has gone quiet.
     const quietWaitMs = await quiesce(500, Math.min(90_000, cfg.readyTimeoutMs / 2));
     const rssAfter = target.server.rssKiB();
     const metrics: Metrics = {
@@ -125,7 +125,7 @@ export async function connections(ctx: BenchContext, cfg = CONNECTIONS): Promise
   } finally {
     stopJoining.stopped = true;
     // Stop the server first: closing 10,000 clients against a live server would make it
-    // broadcast 10,000 leave notices to everyone still there.
+    // broadcast 10,000 offline notices to everyone still there.
     await target.stop();
     terminateAll(clients);
   }
@@ -205,7 +205,8 @@ export async function reconnect(ctx: BenchContext, cfg = RECONNECT): Promise<Met
     const stopAt = now();
     await target.stop();
     const stoppedAt = now();
-    second = await ServerProcess.startTlschat(ctx.command, ctx.ws, ctx.store.path, port);
+    // Same port, store and chat database: the clients come back to the rooms they were in.
+    second = await ServerProcess.startTlschat(ctx.command, ctx.ws, target.server.files!, port);
     target = { ...target, server: second, stop: () => second!.stop() };
     const listeningAt = second.listeningAt;
     const serverCpu0 = second.cpuMs();

@@ -7,7 +7,8 @@ import { BenchError } from "../lib/util.ts";
 import type { Metrics } from "./messages.ts";
 
 export async function startup(ctx: BenchContext): Promise<Metrics> {
-  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, ctx.smallStore.path, freePort());
+  const files = { accounts: ctx.smallStore.path, chat: ctx.ws.newChatDb() };
+  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, files, freePort());
   try {
     const listeningMs = server.listeningAt - server.spawnedAt;
     if (!(await tcpConnects(server.port, 2_000))) throw new BenchError("the server logged listening but refused a connection");
