@@ -2,10 +2,11 @@
 // server against its certificate (`ca` + serverName "localhost", rejectUnauthorized). To keep the
 // generator cheap:
 //  - writes are batched: frames queued during a turn leave in one buffer per socket;
-//  - incoming lines are split on bytes; only bench messages are decoded, from fixed offsets in
-//    their text, never with JSON.parse (error frames are the exception);
+//  - incoming lines are split on bytes and told apart by their type name, read in place; only
+//    bench messages are decoded, from fixed offsets in their text, never with JSON.parse (error
+//    frames are the exception). Every other frame (history, online, join, ...) is skipped;
 //  - a client in `skip` mode (logged in, nothing being measured) only keeps line alignment,
-//    which matters when thousands of clients receive each other's join notices.
+//    which matters when thousands of clients receive each other's presence notices.
 //
 // Bench message text (100 bytes): "S" sender(4) "Q" seq(7) "T" sentMicros(13) then 'x' padding.
 // tlschat relays it inside {"type":"msg",...,"text":"..."}; ncat relays our own
@@ -19,8 +20,11 @@ import { BenchError, now } from "./util.ts";
 export const TEXT_BYTES = 100;
 const SAY_PREFIX = '{"type":"say","text":"';
 const HEADER = "S0000Q0000000T0000000000000";
-const TEMPLATE = Buffer.from(SAY_PREFIX + HEADER + "x".repeat(TEXT_BYTES - HEADER.length) + '"}\n');
-export const SAY_LINE_BYTES = TEMPLATE.length;
+const TEXT = HEADER + "x".repeat(TEXT_BYTES - HEADER.length);
+/** A say line without `room`: the server puts it in the lobby (ncat relays it as it is). */
+const LOBBY_TEMPLATE = Buffer.from(SAY_PREFIX + TEXT + '"}\n');
+/** Say lines into a named room, by room: `room` comes after the text, so the offsets stay fixed. */
+const roomTemplates = new Map<string, Buffer>();
 const OFF_SENDER = SAY_PREFIX.length + 1;
 const OFF_SEQ = OFF_SENDER + 5;
 const OFF_TIME = OFF_SEQ + 8;
@@ -32,12 +36,22 @@ const TOKEN_MARK = Buffer.from('"token":"');
 const NL = 0x0a;
 const QUOTE = 0x22;
 const CH_S = 0x53; // 'S'
-// First letter of the frame type: {"type":"X...
+/** Where the type name starts: {"type":"X... (servers put `type` first). */
 const TYPE_AT = 9;
-const T_MSG = 0x6d; // m
-const T_SAY = 0x73; // s (ncat relays the sender's own line)
-const T_WELCOME = 0x77; // w
-const T_ERROR = 0x65; // e
+// Whole type names with their closing quote: a first letter no longer tells frames apart
+// (msg and moderation, join and joined).
+const T_MSG = Buffer.from('msg"');
+const T_SAY = Buffer.from('say"'); // ncat relays the sender's own line
+const T_WELCOME = Buffer.from('welcome"');
+const T_JOINED = Buffer.from('joined"');
+const T_ERROR = Buffer.from('error"');
+
+function isType(buf: Buffer, start: number, end: number, name: Buffer): boolean {
+  const at = start + TYPE_AT;
+  if (at + name.length > end) return false;
+  for (let i = 0; i < name.length; i++) if (buf[at + i] !== name[i]) return false;
+  return true;
+}
 
 function putDigits(buf: Uint8Array, offset: number, width: number, value: number): void {
   for (let i = offset + width - 1; i >= offset; i--) {
@@ -52,13 +66,24 @@ function readDigits(buf: Uint8Array, offset: number, width: number): number {
   return value;
 }
 
-/** `count` say lines from `sender` with sequence numbers first.., stamped with the current time. */
-export function sayLines(sender: number, first: number, count: number): Buffer {
-  const buf = Buffer.allocUnsafe(count * TEMPLATE.length);
+function sayTemplate(room: string | undefined): Buffer {
+  if (room === undefined) return LOBBY_TEMPLATE;
+  let template = roomTemplates.get(room);
+  if (!template) roomTemplates.set(room, (template = Buffer.from(`${SAY_PREFIX}${TEXT}","room":"${room}"}\n`)));
+  return template;
+}
+
+/**
+ * `count` say lines from `sender` with sequence numbers first.., stamped with the current time,
+ * into `room` (the lobby when absent).
+ */
+export function sayLines(sender: number, first: number, count: number, room?: string): Buffer {
+  const template = sayTemplate(room);
+  const buf = Buffer.allocUnsafe(count * template.length);
   const micros = Math.floor(now() * 1000);
   for (let i = 0; i < count; i++) {
-    const base = i * TEMPLATE.length;
-    buf.set(TEMPLATE, base);
+    const base = i * template.length;
+    buf.set(template, base);
     putDigits(buf, base + OFF_SENDER, 4, sender);
     putDigits(buf, base + OFF_SEQ, 7, first + i);
     putDigits(buf, base + OFF_TIME, 13, micros);
@@ -121,6 +146,7 @@ export class BenchClient {
   private scheduled = false;
   private handshakeWaiter: { resolve(): void; reject(error: Error): void } | undefined;
   private welcomeWaiter: { resolve(): void; reject(error: Error): void } | undefined;
+  private joinedWaiter: { resolve(): void; reject(error: Error): void } | undefined;
 
   constructor(
     readonly index: number,
@@ -197,6 +223,13 @@ export class BenchClient {
   welcome(): Promise<void> {
     if (this.ready) return Promise.resolve();
     return new Promise<void>((resolve, reject) => (this.welcomeWaiter = { resolve, reject }));
+  }
+
+  /** Joins (or creates) a room; resolves at its `joined`, rejects on an error frame or close. */
+  joinRoom(room: string): Promise<void> {
+    const joined = new Promise<void>((resolve, reject) => (this.joinedWaiter = { resolve, reject }));
+    this.send(`{"type":"join","room":"${room}"}\n`);
+    return joined;
   }
 
   resume(token: string): void {
@@ -288,7 +321,8 @@ export class BenchClient {
     const error = new BenchError(`connection of ${this.user} closed`);
     this.handshakeWaiter?.reject(error);
     this.welcomeWaiter?.reject(error);
-    this.handshakeWaiter = this.welcomeWaiter = undefined;
+    this.joinedWaiter?.reject(error);
+    this.handshakeWaiter = this.welcomeWaiter = this.joinedWaiter = undefined;
     this.events.closed?.(this);
   }
 
@@ -336,8 +370,7 @@ export class BenchClient {
   }
 
   private line(buf: Buffer, start: number, end: number, time: number): void {
-    const kind = buf[start + TYPE_AT];
-    if (kind === T_MSG || kind === T_SAY) {
+    if (isType(buf, start, end, T_MSG) || isType(buf, start, end, T_SAY)) {
       const mark = buf.indexOf(TEXT_MARK, start);
       if (mark < 0 || mark >= end) return;
       const text = mark + TEXT_MARK.length;
@@ -346,7 +379,7 @@ export class BenchClient {
       const seq = readDigits(buf, text + 6, 7);
       const sent = readDigits(buf, text + 14, 13) / 1000;
       this.events.msg?.(this, sender, seq, sent, time);
-    } else if (kind === T_WELCOME) {
+    } else if (isType(buf, start, end, T_WELCOME)) {
       const mark = buf.lastIndexOf(TOKEN_MARK, end);
       if (mark > start) {
         const from = mark + TOKEN_MARK.length;
@@ -357,7 +390,10 @@ export class BenchClient {
       this.welcomeWaiter?.resolve();
       this.welcomeWaiter = undefined;
       this.events.welcome?.(this);
-    } else if (kind === T_ERROR) {
+    } else if (isType(buf, start, end, T_JOINED)) {
+      this.joinedWaiter?.resolve();
+      this.joinedWaiter = undefined;
+    } else if (isType(buf, start, end, T_ERROR)) {
       let code = "unparsable";
       let message = "";
       try {
@@ -368,8 +404,10 @@ export class BenchClient {
         // keep "unparsable"
       }
       if (code !== "server_busy") {
-        this.welcomeWaiter?.reject(new BenchError(`${this.user} got error ${code}: ${message}`));
-        this.welcomeWaiter = undefined;
+        const refusal = new BenchError(`${this.user} got error ${code}: ${message}`);
+        this.welcomeWaiter?.reject(refusal);
+        this.joinedWaiter?.reject(refusal);
+        this.welcomeWaiter = this.joinedWaiter = undefined;
       }
       this.events.error?.(this, code, message);
     }

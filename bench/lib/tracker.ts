@@ -1,16 +1,23 @@
 // Delivery bookkeeping for the message scenarios. Senders are clients 0..senders-1 and number
-// their messages 0,1,2,...; every other tracked client must receive each message exactly once
-// and, per (sender, receiver) pair, in order. A message counts as complete when all of its
-// receivers have it; `completed[s]` is the length of sender s's fully delivered prefix, which is
-// what the fanout window is measured against.
+// their messages 0,1,2,...; the tracked clients form groups (rooms) of consecutive indices, one
+// group of all of them unless told otherwise, and every other member of the sender's group must
+// receive each message exactly once and, per (sender, receiver) pair, in order. A message
+// reaching a client outside the sender's group is `unexpected`. A message counts as complete
+// when all of its receivers have it; `completed[s]` is the length of sender s's fully delivered
+// prefix, which is what the fanout window is measured against.
 
 import type { BenchClient } from "./client.ts";
 import { now, percentiles, Samples, type Percentiles } from "./util.ts";
 
 export interface TrackerOptions {
   senders: number;
-  /** Tracked clients (indices 0..clients-1); receivers of sender s are all of them but s. */
+  /** Tracked clients (indices 0..clients-1). */
   clients: number;
+  /**
+   * Clients per group: group g is clients g*groupSize..(g+1)*groupSize-1, and the receivers of
+   * sender s are the other members of its group. Default: one group of all clients.
+   */
+  groupSize?: number;
   /** Most messages any sender will send. */
   perSender: number;
   /** Called when a sender's completed prefix grows. */
@@ -26,7 +33,7 @@ export class Tracker {
   deliveries = 0;
   duplicated = 0;
   outOfOrder = 0;
-  /** Bench messages that no tracked sender sent (or a sender's own message echoed back). */
+  /** Bench messages that no tracked sender sent, a sender's own echoed back, or one outside its group. */
   unexpected = 0;
   /** Latency (ms) of each unique delivery, and when its message was sent (ms). */
   readonly latency: Samples;
@@ -35,17 +42,20 @@ export class Tracker {
   private readonly seen: Uint8Array;
   private readonly acks: Uint16Array;
   private readonly maxSeq: Int32Array;
+  private readonly groupSize: number;
   private target = Infinity;
   private reached: (() => void) | undefined;
 
   constructor(private readonly options: TrackerOptions) {
     const { senders, clients, perSender } = options;
-    this.receivers = clients - 1;
+    this.groupSize = options.groupSize ?? clients;
+    this.receivers = this.groupSize - 1;
     this.sent = new Int32Array(senders);
     this.completed = new Int32Array(senders);
     this.acks = new Uint16Array(senders * perSender);
-    this.seen = new Uint8Array(senders * clients * perSender);
-    this.maxSeq = new Int32Array(senders * clients).fill(-1);
+    // Per (sender, receiver's place in the group): each message seen, and the highest seq so far.
+    this.seen = new Uint8Array(senders * this.groupSize * perSender);
+    this.maxSeq = new Int32Array(senders * this.groupSize).fill(-1);
     const expected = Math.min(senders * perSender * this.receivers, 20_000_000);
     this.latency = new Samples(expected);
     this.sentAt = new Samples(expected);
@@ -54,12 +64,14 @@ export class Tracker {
   /** The `msg` event handler for tracked clients. */
   readonly msg = (client: BenchClient, sender: number, seq: number, sentMs: number, nowMs: number): void => {
     const { senders, clients, perSender } = this.options;
+    const { groupSize } = this;
     const receiver = client.index;
-    if (sender >= senders || seq >= perSender || receiver === sender || receiver >= clients) {
+    const sameGroup = Math.floor(receiver / groupSize) === Math.floor(sender / groupSize);
+    if (sender >= senders || seq >= perSender || receiver === sender || receiver >= clients || !sameGroup) {
       this.unexpected += 1;
       return;
     }
-    const pair = sender * clients + receiver;
+    const pair = sender * groupSize + (receiver % groupSize);
     const slot = pair * perSender + seq;
     if (this.seen[slot] !== 0) {
       this.duplicated += 1;

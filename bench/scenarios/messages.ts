@@ -35,7 +35,7 @@ export async function fanout(ctx: BenchContext, targetName: TargetName, cfg = FA
     const events: ClientEvents = {};
     clients = makeClients(cfg.clients, events);
     await target.join(clients);
-    await sleep(200); // join notices settle
+    await sleep(200); // online notices settle
     if (cfg.warmup > 0) await fanoutRound(target.server, clients, events, { ...cfg, messages: cfg.warmup });
     return await fanoutRound(target.server, clients, events, cfg);
   } finally {
