@@ -13,9 +13,10 @@ import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
 import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
 import { LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
 import { FANOUT, fanout, LATENCY, latency, type Metrics } from "./scenarios/messages.ts";
+import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
 
-const SCENARIOS = ["startup", "fanout", "latency", "peer", "login-storm", "reconnect", "connections"] as const;
+const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "reconnect", "connections"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: bun run bench [-- options]
@@ -34,8 +35,8 @@ const USAGE = `usage: bun run bench [-- options]
                        30 s after it
   -h, --help           this text
 
-Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000,
---max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600.`;
+Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000 (rooms: the
+server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600.`;
 
 interface Options {
   only: ScenarioName[];
@@ -145,6 +146,9 @@ interface Row {
   /** Which of the summary's values is checked against the target. */
   check?: { op: ">=" | "<=" | "=="; target: number; on: "median" | "max"; text: string };
 }
+
+/** For counts that must stay zero: loss, duplicates, refusals. */
+const NONE_IN_ANY_REP: Row["check"] = { op: "==", target: 0, on: "max", text: "0 (every rep)" };
 
 function status(row: Row): string {
   if (!row.check) return "";
@@ -273,6 +277,7 @@ async function main(): Promise<void> {
       fanout: 8_000,
       latency: 16_000,
       peer: 26_000,
+      rooms: 30_000,
       connections: 140_000,
       "login-storm": 30_000,
       reconnect: 15_000,
@@ -309,6 +314,9 @@ async function main(): Promise<void> {
               break;
             case "latency":
               add("tlschat", await latency(ctx, "tlschat"));
+              break;
+            case "rooms":
+              add("tlschat", await rooms(ctx));
               break;
             case "peer":
               if (rep <= options.fanoutReps) add("ncat-fanout", await fanout(ctx, "ncat"));
@@ -380,6 +388,8 @@ function scenarioConfig(name: string, clients: number): object {
       return FANOUT;
     case "latency":
       return LATENCY;
+    case "rooms":
+      return ROOMS;
     case "connections":
       return { ...CONNECTIONS, clients };
     case "login-storm":
@@ -439,7 +449,7 @@ function tableRows(results: ScenarioResult[]): Row[] {
       metric: "lost+dup+out-of-order",
       unit: "",
       summary: lossSummary(fan),
-      check: { op: "==", target: 0, on: "max", text: "0 (every rep)" },
+      check: NONE_IN_ANY_REP,
     });
     rows.push({ scenario: "fanout", metric: "server CPU", unit: "%", summary: get(fan, "serverCpuPct") });
     rows.push({ scenario: "fanout", metric: "generator CPU", unit: "%", summary: get(fan, "generatorCpuPct") });
@@ -467,7 +477,7 @@ function tableRows(results: ScenarioResult[]): Row[] {
       check: { op: "<=", target: 5, on: "median", text: "≤ 5 ms" },
     });
     rows.push({ scenario: "latency", metric: "max", unit: "ms", summary: get(lat, "maxMs") });
-    rows.push({ scenario: "latency", metric: "lost+dup+out-of-order", unit: "", summary: lossSummary(lat), check: { op: "==", target: 0, on: "max", text: "0 (every rep)" } });
+    rows.push({ scenario: "latency", metric: "lost+dup+out-of-order", unit: "", summary: lossSummary(lat), check: NONE_IN_ANY_REP });
     if (peerLat) rows.push({ scenario: "latency", metric: "tlschat/ncat p99", unit: "x", summary: ratio(get(lat, "p99Ms"), get(peerLat, "p99Ms")) });
   }
 
@@ -482,6 +492,22 @@ function tableRows(results: ScenarioResult[]): Row[] {
     rows.push({ scenario: "peer ncat", metric: "latency p99", unit: "ms", summary: get(peerLat, "p99Ms") });
   }
 
+  const room = find("rooms", "tlschat");
+  if (room) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "rooms", metric, unit, summary, check });
+    add(`${fmt(room.runs[0]?.clients ?? NaN)} clients logged in + joined`, "s", get(room, "setupSeconds"));
+    add("deliveries/s", "", get(room, "deliveriesPerSec"));
+    add("latency p50", "ms", get(room, "p50Ms"));
+    add("latency p99", "ms", get(room, "p99Ms"));
+    add("latency max", "ms", get(room, "maxMs"));
+    add("server CPU per delivery", "µs", get(room, "serverCpuUsPerDelivery"));
+    add("lost+dup+out-of-order", "", lossSummary(room), NONE_IN_ANY_REP);
+    add("rate_limited refusals", "", get(room, "rateLimited"), NONE_IN_ANY_REP);
+    add("server CPU", "%", get(room, "serverCpuPct"));
+    add("generator CPU", "%", get(room, "generatorCpuPct"));
+    add("server RSS after", "MiB", get(room, "serverRssMiB"));
+  }
+
   const conn = find("connections", "tlschat");
   if (conn) {
     const n = conn.runs[0]?.clients ?? NaN;
@@ -493,7 +519,7 @@ function tableRows(results: ScenarioResult[]): Row[] {
       check: { op: "<=", target: 10, on: "median", text: "≤ 10 s" },
     });
     rows.push({ scenario: "connections", metric: "server CPU until all ready", unit: "s", summary: get(conn, "readyServerCpuSeconds") });
-    rows.push({ scenario: "connections", metric: "join notices still sending after", unit: "s", summary: get(conn, "quietWaitSeconds") });
+    rows.push({ scenario: "connections", metric: "presence notices still sending after", unit: "s", summary: get(conn, "quietWaitSeconds") });
     rows.push({ scenario: "connections", metric: "bytes received per client", unit: "KiB", summary: get(conn, "receivedPerClientKiB") });
     rows.push({
       scenario: "connections",
