@@ -75,14 +75,15 @@ export class Hub {
     const first = this.directory.add(user, peer);
     const rooms = this.rooms.roomsOf(user);
     for (const room of rooms) this.fanout.attach(room.key, peer);
-    if (first) this.announcePresence(user, rooms, "online");
+    if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
     return { rooms, online: this.cappedList(Array.from(this.directory.users(), (online) => online.name)).items };
   }
 
   leave(user: string, peer: Peer): void {
     const rooms = this.rooms.roomsOf(user);
+    const audible = this.audible(rooms);
     for (const room of rooms) this.fanout.detach(room.key, peer);
-    if (this.directory.remove(user, peer)) this.announcePresence(user, rooms, "offline");
+    if (this.directory.remove(user, peer)) this.announce(audible, { type: "offline", user, ts: this.now() }, user);
   }
 
   /** The recent history of a room, for login and join. */
@@ -149,14 +150,15 @@ export class Hub {
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
     this.attachUser(user, joined.key);
     this.sendJoined(joined, (frame) => this.fanout.toUser(user, frame));
-    this.announceMembership(joined, { type: "join", room: joined.name, user, ts: this.now() }, user);
+    this.announce(this.audible([joined]), { type: "join", room: joined.name, user, ts: this.now() }, user);
   }
 
   async part(user: string, roomName: string): Promise<void> {
     const room = this.roomFor(roomName);
     if (!room.members.has(userKey(user))) throw notInRoom(room.name);
+    const audible = this.audible([room]);
     await this.removeFromRoom(room, user);
-    this.announceMembership(room, { type: "leave", room: room.name, user, ts: this.now() }, user);
+    this.announce(audible, { type: "leave", room: room.name, user, ts: this.now() }, user);
   }
 
   who(user: string, roomName: string | undefined): ServerFrame {
@@ -326,13 +328,17 @@ export class Hub {
     send(this.history(room));
   }
 
-  private announceMembership(room: RoomView, frame: ServerFrame, user: string): void {
-    if (this.fanout.audience(room.key) <= this.policy.presenceMaxAudience) this.fanout.toRooms([room.key], frame, user);
+  /**
+   * The rooms quiet enough for presence and membership notices. Judged while the subject's
+   * connections are in the audience, on arrival and on departure alike, so a room too crowded to
+   * hear that someone came does not hear that they went either.
+   */
+  private audible(rooms: RoomView[]): string[] {
+    return rooms.filter((room) => this.fanout.audience(room.key) <= this.policy.presenceMaxAudience).map((room) => room.key);
   }
 
-  private announcePresence(user: string, rooms: RoomView[], type: "online" | "offline"): void {
-    const quiet = rooms.filter((room) => this.fanout.audience(room.key) <= this.policy.presenceMaxAudience);
-    if (quiet.length > 0) this.fanout.toRooms(quiet.map((room) => room.key), { type, user, ts: this.now() }, user);
+  private announce(rooms: string[], frame: ServerFrame, user: string): void {
+    if (rooms.length > 0) this.fanout.toRooms(rooms, frame, user);
   }
 
   private announceModeration(room: RoomView, notice: ModerationNotice): void {
