@@ -22,18 +22,19 @@ function tableNames(db: Database): string[] {
 }
 
 describe("openChatDatabase", () => {
-  test("creates a missing file 0600 in a created 0700 directory, at the current schema version", async () => {
+  test("creates a missing file 0600 in a created 0700 directory, at the current schema version; its WAL files are 0600 too", async () => {
     await using dir = await tempDir();
     const path = dir.file("data/chat.db");
 
     const db = await openChatDatabase(path);
     try {
       expect(userVersion(db)).toBe(SCHEMA_VERSION);
+      db.run("INSERT INTO known_users (user, first_seen) VALUES ('alice', 1)");
+      expect((await stat(dir.file("data"))).mode & PERMISSION_BITS).toBe(0o700);
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) expect((await stat(file)).mode & PERMISSION_BITS).toBe(0o600);
     } finally {
       db.close();
     }
-    expect((await stat(dir.file("data"))).mode & PERMISSION_BITS).toBe(0o700);
-    expect((await stat(path)).mode & PERMISSION_BITS).toBe(0o600);
   });
 
   test("migrates an empty file (version 0) to the current version with every table", async () => {
