@@ -323,7 +323,7 @@ export class Hub {
 
   private sendJoined(room: RoomView, send: (frame: ServerFrame) => void): void {
     const members = this.cappedList([...room.members.values()]).items;
-    const ops = [...room.ops].map((key) => room.members.get(key) ?? key);
+    const ops = this.cappedList([...room.ops].map((key) => room.members.get(key) ?? key)).items;
     send({ type: "joined", room: room.name, topic: room.topic, invite_only: room.inviteOnly, members, ops });
     send(this.history(room));
   }

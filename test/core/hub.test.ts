@@ -100,6 +100,19 @@ describe("list replies are capped by encoded size and say more", () => {
     expect(JSON.stringify(joined.members).length).toBeLessThanOrEqual(MAX_LIST_BYTES);
   });
 
+  test("the operators of joined, when many members are operators", async () => {
+    const { hub, peers } = await crowd();
+    for (const [name, peer] of peers) {
+      await hub.join(name, peer, "#big");
+      await hub.moderate("user00", { type: "op", room: "#big", user: name });
+    }
+    const latecomer = await online(hub, "zed");
+    await hub.join("zed", latecomer, "#big");
+    const joined = latecomer.of("joined")[0]!;
+    expect(joined.ops).toEqual(names.slice(0, FITTING));
+    expect(JSON.stringify(joined.ops).length).toBeLessThanOrEqual(MAX_LIST_BYTES);
+  });
+
   test("rooms pages by size as well as by count, and the next page starts after the last room shown", async () => {
     // A summary counts 48 bytes beyond its name and topic: two of these fit in 120 bytes, three do not.
     const { hub } = await testHub({ maxListBytes: 120, maxRoomsCreatedPerUser: 10 });
