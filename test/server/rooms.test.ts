@@ -4,9 +4,20 @@
 import { describe, expect, test } from "bun:test";
 import { startTestServer } from "../helpers/server.ts";
 import { joinRoom, moderate, newUsers, partRoom } from "./rooms-support.ts";
-import { errorFor, expectUsable, newUser, sibling } from "./support.ts";
+import { connect, errorFor, expectUsable, newUser, sibling } from "./support.ts";
 
 const INVALID_ROOM_NAMES = ["rust", "#", `#${"a".repeat(33)}`, "#two words", "#café", "#a.b", ""];
+
+describe("login", () => {
+  test("a new account is in #lobby: welcome lists it and its history follows", async () => {
+    await using server = await startTestServer();
+    const alice = await connect(server);
+    await alice.register("alice", "pw-alice-secret");
+    alice.send({ type: "login", user: "alice", password: "pw-alice-secret" });
+    expect((await alice.next("welcome")).rooms).toEqual(["#lobby"]);
+    expect(await alice.next("history")).toEqual({ type: "history", room: "#lobby", messages: [], more: false });
+  });
+});
 
 describe("join", () => {
   test("joining a room that does not exist creates it with the joiner as operator; history follows joined", async () => {
