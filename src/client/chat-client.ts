@@ -1,12 +1,14 @@
 // A logged-in chat session that outlives connections: it logs in (password, or the resume
-// token on reconnects), keeps the online list, sends through a PacedOutbox so nothing is refused,
+// token on reconnects), keeps the online list and the rooms joined, sends through a PacedOutbox so nothing is refused,
 // keeps each connection alive with a Keepalive, and reconnects with backoff, replaying history
 // without repeating lines already shown.
 
 import { ChatError, isErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
+import { roomKey } from "../protocol/validate.ts";
 import { Backoff } from "./backoff.ts";
 import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
+import { JoinedRooms, type RoomsView } from "./joined-rooms.ts";
 import { Keepalive, pingIntervalFor, PONG_TIMEOUT_MS } from "./keepalive.ts";
 import { PacedOutbox } from "./paced-outbox.ts";
 
@@ -18,7 +20,10 @@ export const QUIT_GRACE_MS = 2_000;
 const SEEN_MESSAGES = 1_000;
 
 export type ChatEvent =
-  /** A frame for the user: msg (live or from history), dm, join, leave, who, error. */
+  /**
+   * A frame for the user: everything the server sends but welcome, registered, pong and bye.
+   * The session's rooms have taken the frame in by the time listeners see it.
+   */
   | { kind: "frame"; frame: ServerFrame }
   /** Connection news for a status line. */
   | { kind: "status"; text: string };
@@ -47,6 +52,7 @@ export class ChatClient {
   private resumeToken: string | undefined;
   private listeners: Listener[] = [];
   private onlineUsers: string[] = [];
+  private readonly joinedRooms = new JoinedRooms();
   private seen = new Set<string>();
   private readonly outbox = new PacedOutbox();
   private keepalive: Keepalive | undefined;
@@ -82,6 +88,11 @@ export class ChatClient {
 
   online(): readonly string[] {
     return this.onlineUsers;
+  }
+
+  /** The rooms this user is in: from `welcome` at every login, then joined and parted. */
+  get rooms(): RoomsView {
+    return this.joinedRooms;
   }
 
   /** Who sent the most recent direct message we received, for /reply. */
@@ -207,6 +218,7 @@ export class ChatClient {
     this.user = welcome.user;
     this.resumeToken = welcome.token;
     this.onlineUsers = welcome.online.slice();
+    this.joinedRooms.reset(welcome.rooms);
     this.limits = welcome.limits;
     this.backoff.reset();
     connection.onClose((error) => this.onConnectionLost(connection, error));
@@ -223,6 +235,7 @@ export class ChatClient {
 
   private onFrame(frame: ServerFrame): void {
     this.keepalive?.heard();
+    this.joinedRooms.apply(frame, this.user);
     switch (frame.type) {
       case "history": {
         const fresh = frame.messages.filter((message) => this.remember(message));
@@ -262,7 +275,7 @@ export class ChatClient {
 
   /** Records a room message; false if it was already shown. */
   private remember(message: RoomMessage): boolean {
-    const key = `${message.id}:${message.ts}:${message.from}`;
+    const key = `${roomKey(message.room)}:${message.id}:${message.ts}:${message.from}`;
     if (this.seen.has(key)) return false;
     this.seen.add(key);
     if (this.seen.size > SEEN_MESSAGES) this.seen.delete(this.seen.values().next().value!);

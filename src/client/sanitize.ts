@@ -6,7 +6,7 @@
 // become "<U+XXXX>". Escape sequences need no parser: once their ESC (or 8-bit CSI) is replaced,
 // what follows is printable text like "^[[2J", which the terminal shows instead of obeying.
 
-import { USERNAME_PATTERN } from "../protocol/validate.ts";
+import { ROOM_NAME_PATTERN, USERNAME_PATTERN } from "../protocol/validate.ts";
 
 // C0, DEL, C1; ALM (U+061C); LRM/RLM (U+200E-200F); line/paragraph separators, which some
 // renderers break lines on (U+2028-2029); embeddings and overrides (U+202A-202E); isolates
@@ -36,6 +36,9 @@ export function sanitize(text: string): string {
 
 const MAX_NAME_CODE_POINTS = 32;
 const NAME_CHARACTER = /^[A-Za-z0-9_.-]$/;
+/** "#" and 32 characters. */
+const MAX_ROOM_NAME_CODE_POINTS = 33;
+const ROOM_NAME_CHARACTER = /^[#A-Za-z0-9_-]$/;
 
 /**
  * Returns a valid username unchanged. Anything else a server claims is a name is shown with each
@@ -44,13 +47,21 @@ const NAME_CHARACTER = /^[A-Za-z0-9_.-]$/;
  * (a Cyrillic "аlice" shows as "<U+0430>lice").
  */
 export function sanitizeName(name: string): string {
-  if (USERNAME_PATTERN.test(name)) return name;
+  return USERNAME_PATTERN.test(name) ? name : marked(name, NAME_CHARACTER, MAX_NAME_CODE_POINTS);
+}
+
+/** Returns a valid room name unchanged, and marks anything else as sanitizeName does. */
+export function sanitizeRoomName(room: string): string {
+  return ROOM_NAME_PATTERN.test(room) ? room : marked(room, ROOM_NAME_CHARACTER, MAX_ROOM_NAME_CODE_POINTS);
+}
+
+function marked(name: string, allowed: RegExp, maxCodePoints: number): string {
   if (name.length === 0) return "<empty>";
   let out = "";
   let count = 0;
   for (const char of name) {
-    if (count === MAX_NAME_CODE_POINTS) return out + "…";
-    out += NAME_CHARACTER.test(char) ? char : codePointMarker(char.codePointAt(0)!);
+    if (count === maxCodePoints) return out + "…";
+    out += allowed.test(char) ? char : codePointMarker(char.codePointAt(0)!);
     count++;
   }
   return out;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { sanitize, sanitizeName } from "../../src/client/sanitize.ts";
+import { sanitize, sanitizeName, sanitizeRoomName } from "../../src/client/sanitize.ts";
 
 // Everything a terminal or renderer could act on: C0, DEL, C1, bidi marks, embeddings, overrides
 // and isolates, line and paragraph separators.
@@ -90,6 +90,20 @@ describe("sanitizeName", () => {
 
   test("never returns control or bidi characters", () => {
     expect(sanitizeName("\u0000\u009b\u2066\u007f")).not.toMatch(DANGEROUS);
+  });
+});
+
+describe("sanitizeRoomName", () => {
+  test("returns valid room names unchanged", () => {
+    for (const room of ["#lobby", "#Rust_2", "#a-b", "#" + "x".repeat(32)]) expect(sanitizeRoomName(room)).toBe(room);
+  });
+
+  test("marks every character outside the room alphabet, and cuts long or empty names", () => {
+    expect(sanitizeRoomName("#r\u202eoom")).toBe("#r<U+202E>oom");
+    expect(sanitizeRoomName("#a.b")).toBe("#a<U+002E>b");
+    expect(sanitizeRoomName("#" + "a".repeat(40))).toBe("#" + "a".repeat(32) + "…");
+    expect(sanitizeRoomName("")).toBe("<empty>");
+    expect(sanitizeRoomName("#\u0000\u009b\u2066")).not.toMatch(DANGEROUS);
   });
 });
 
