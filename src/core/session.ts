@@ -10,6 +10,7 @@ import {
   parseClientFrame,
   type ClientFrame,
   type ClientFrameType,
+  MAX_REASON_CHARS,
   type ModerationRequest,
   type ServerFrame,
 } from "../protocol/frames.ts";
@@ -92,7 +93,7 @@ export class Session {
     this.lastFrameAt = this.deps.now();
     if (this.busy) {
       if (this.pending.length >= MAX_PENDING_FRAMES) {
-        this.close("rate_limited", "Too many frames sent while waiting for authentication");
+        this.close("rate_limited", "Too many frames sent while an earlier one was still being handled");
         return;
       }
       // The caller's buffer may be reused once we return.
@@ -251,6 +252,8 @@ export class Session {
   };
 
   private moderate(request: ModerationRequest): Promise<void> {
+    // The reason is shown to the whole room: the same rules as a message text.
+    if (request.reason !== undefined) checkText(request.reason, MAX_REASON_CHARS);
     return this.deps.hub.moderate(this.user!, request);
   }
 

@@ -317,9 +317,10 @@ function roomMessage(fields: Fields): RoomMessage {
   };
 }
 
-function moderationNotice(fields: Fields): ModerationNotice {
+/** A notice of an action this client does not know (a newer server's) is `undefined`: ignored. */
+function moderationNotice(fields: Fields): ModerationNotice | undefined {
   const action = stringField(fields, "action");
-  if (action !== "mode" && !isModerationAction(action)) throw new ChatError("bad_frame", "Unknown moderation action");
+  if (action !== "mode" && !isModerationAction(action)) return undefined;
   const scope = field(fields, "scope");
   const inviteOnly = field(fields, "invite_only");
   return withOptional<ModerationNotice>(

@@ -126,6 +126,17 @@ describe("Session", () => {
     expect(peer.closedWith).toBeUndefined();
   });
 
+  test("a moderation reason follows the message-text rules: control characters are invalid_text", async () => {
+    const { accounts, release } = deferredAccounts();
+    const { peer, send } = await makeSession(accounts, { messageBurst: 10 });
+    send({ type: "login", user: "alice", password: "right password" });
+    release();
+    await flush();
+    send({ type: "ban", room: "#lobby", user: "bob", reason: "\u001b[2Jgotcha" });
+    await flush();
+    expect(peer.frames.at(-1)).toMatchObject({ type: "error", code: "invalid_text" });
+  });
+
   test("quit says bye and closes without an error frame", async () => {
     const { peer, send } = await makeSession(deferredAccounts().accounts);
     send({ type: "quit" });

@@ -110,6 +110,7 @@ describe("parseServerFrame", () => {
 
   test("a newer server's frame types and fields are ignored, its error codes kept", () => {
     expect(parseServerFrame('{"type":"hologram","data":1}')).toBeUndefined();
+    expect(parseServerFrame('{"type":"moderation","action":"shadowban","room":"#r","user":"b","by":"a","ts":1}')).toBeUndefined();
     expect(parseServerFrame('{"type":"parted","room":"#r","colour":"red"}')).toEqual({ type: "parted", room: "#r" });
     expect(parseServerFrame('{"type":"error","code":"quantum_flux","message":"new"}')).toEqual({ type: "error", code: "quantum_flux", message: "new" });
   });
