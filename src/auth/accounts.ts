@@ -1,15 +1,17 @@
-// Account operations behind the wire protocol: registration, password and token logins, and
-// password changes. Unknown users and wrong passwords take the same path and the same time.
+// Account operations behind the wire protocol: registration, password, key and token logins,
+// password changes, and the keys (client certificate fingerprints) bound to an account. Unknown
+// users and wrong passwords take the same path and the same time; a login by key hashes nothing.
 
-import type { Accounts, LoginResult } from "../core/session.ts";
+import type { Accounts, LoginResult, NewCredentials } from "../core/session.ts";
 import { ChatError } from "../protocol/errors.ts";
+import type { KeyInfo } from "../protocol/frames.ts";
 import { checkPassword, checkUsername, MAX_PASSWORD_BYTES, userKey, USERNAME_PATTERN } from "../protocol/validate.ts";
 import { BoundedHasher, type PasswordHasher } from "./passwords.ts";
-import type { ThrottlePolicy } from "../core/limits.ts";
+import { KEY_LAST_USED_RESOLUTION_MS, MAX_KEYS_PER_ACCOUNT, type ThrottlePolicy } from "../core/limits.ts";
 import { LoginThrottle } from "./throttle.ts";
 import { Slots } from "./slots.ts";
 import { checkToken, issueToken, tokenRefusal } from "./tokens.ts";
-import type { UserStore } from "./store.ts";
+import type { KeyRecord, UserStore } from "./store.ts";
 
 export interface AccountPolicy {
   tokenTtlMs: number;
@@ -37,6 +39,7 @@ export function createAccountService(store: UserStore, limits: LoginLimits, poli
 }
 
 const AUTH_FAILED = "Wrong username or password";
+const KEY_REFUSED = "No such account, or this connection's certificate is not one of its keys";
 /** Longest string used as a throttle key for a name that is not even valid. */
 const MAX_THROTTLE_KEY_CHARS = 64;
 
@@ -51,21 +54,24 @@ export class AccountService implements Accounts {
     private readonly policy: AccountPolicy,
   ) {}
 
-  async register(user: string, password: string, signal?: AbortSignal): Promise<string> {
+  /** At least one of the credentials must be given; `key` is the connection's certificate fingerprint. */
+  async register(user: string, credentials: NewCredentials, signal?: AbortSignal): Promise<string> {
     checkUsername(user);
-    checkPassword(password);
-    const key = userKey(user);
+    if (credentials.password !== undefined) checkPassword(credentials.password);
+    const name = userKey(user);
     // The name is reserved before the slow hash, so of two racing registrations exactly one wins.
-    if (this.store.get(user) || this.registering.has(key)) {
+    if (this.store.get(user) || this.registering.has(name)) {
       throw new ChatError("user_exists", `${user} is already registered`);
     }
-    this.registering.add(key);
+    this.registering.add(name);
     try {
-      const hash = await this.hasher.hash(password, signal);
-      await this.store.add({ name: user, hash, epoch: 0, createdAt: this.policy.now() });
+      const hash = credentials.password === undefined ? {} : { hash: await this.hasher.hash(credentials.password, signal) };
+      const now = this.policy.now();
+      const keys = credentials.key === undefined ? [] : [{ fingerprint: credentials.key, addedAt: now, lastUsedAt: now }];
+      await this.store.add({ name: user, ...hash, epoch: 0, createdAt: now, keys });
       return user;
     } finally {
-      this.registering.delete(key);
+      this.registering.delete(name);
     }
   }
 
@@ -77,6 +83,26 @@ export class AccountService implements Accounts {
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
+  /**
+   * Logs in with the fingerprint of the certificate the connection proved it holds: no hashing,
+   * and only a failure costs anything (a count against the address).
+   */
+  async loginWithKey(user: string, fingerprint: string | undefined, address: string): Promise<LoginResult> {
+    this.throttle.checkAddress(address);
+    if (fingerprint === undefined) {
+      this.throttle.chargeAddress(address);
+      throw new ChatError("auth_failed", "This connection presented no usable client certificate");
+    }
+    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+    const key = record?.keys.find((candidate) => candidate.fingerprint === fingerprint);
+    if (!record || !key) {
+      this.throttle.chargeAddress(address);
+      throw new ChatError("auth_failed", KEY_REFUSED);
+    }
+    if (this.policy.now() - key.lastUsedAt >= KEY_LAST_USED_RESOLUTION_MS) await this.noteKeyUsed(record.name, fingerprint);
+    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+  }
+
   resume(user: string, token: string): LoginResult {
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
     if (!record) throw tokenRefusal();
@@ -84,17 +110,66 @@ export class AccountService implements Accounts {
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }
 
-  async changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
+  /**
+   * Sets a new password and revokes the account's tokens, returning a fresh one. Without
+   * `oldPassword` it only sets the first password of an account that has none (the session
+   * checks that it was logged in by key).
+   */
+  async changePassword(user: string, oldPassword: string | undefined, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
     checkPassword(newPassword);
     const record = this.store.get(user);
-    if (!record || !(await this.verifyUnderThrottle(address, userKey(user), oldPassword, record.hash, signal))) {
+    if (oldPassword === undefined) {
+      if (record?.hash !== undefined) throw hasPassword();
+    } else if (!record || !(await this.verifyUnderThrottle(address, userKey(user), oldPassword, record.hash, signal))) {
       throw new ChatError("auth_failed", "The old password is wrong");
     }
     const hash = await this.hasher.hash(newPassword, signal);
-    const current = this.store.get(user) ?? record;
-    const epoch = current.epoch + 1;
-    await this.store.update({ ...current, hash, epoch });
-    return this.tokenFor(current.name, epoch);
+    const changed = await this.store.update(user, (current) => {
+      // Checked again under the lock: another session may have set the first password meanwhile.
+      if (oldPassword === undefined && current.hash !== undefined) throw hasPassword();
+      return { ...current, hash, epoch: current.epoch + 1 };
+    });
+    return this.tokenFor(changed.name, changed.epoch);
+  }
+
+  /** Binds a connection's certificate to the account; binding a key it already holds changes nothing. */
+  async addKey(user: string, fingerprint: string): Promise<string> {
+    await this.store.update(user, (current) => {
+      if (current.keys.some((key) => key.fingerprint === fingerprint)) return current;
+      if (current.keys.length >= MAX_KEYS_PER_ACCOUNT) {
+        throw new ChatError("not_allowed", `An account holds at most ${MAX_KEYS_PER_ACCOUNT} keys; remove one first`);
+      }
+      const now = this.policy.now();
+      return { ...current, keys: [...current.keys, { fingerprint, addedAt: now, lastUsedAt: now }] };
+    });
+    return fingerprint;
+  }
+
+  keys(user: string): KeyInfo[] {
+    return (this.store.get(user)?.keys ?? []).map((key) => ({ fingerprint: key.fingerprint, added: key.addedAt, last_used: key.lastUsedAt }));
+  }
+
+  /** Unbinds a key and revokes the account's tokens, returning a fresh one; the last credential stays. */
+  async removeKey(user: string, fingerprint: string): Promise<string> {
+    const changed = await this.store.update(user, (current) => {
+      const keys = current.keys.filter((key) => key.fingerprint !== fingerprint);
+      if (keys.length === current.keys.length) throw new ChatError("no_such_key", `${fingerprint} is not a key of ${current.name}`);
+      if (keys.length === 0 && current.hash === undefined) {
+        throw new ChatError("not_allowed", "That is the account's last way to log in; set a password or add another key first");
+      }
+      return { ...current, keys, epoch: current.epoch + 1 };
+    });
+    return this.tokenFor(changed.name, changed.epoch);
+  }
+
+  /**
+   * Records a login with the key. A failed write must not fail the login over bookkeeping: the
+   * next login by this key tries again.
+   */
+  private async noteKeyUsed(user: string, fingerprint: string): Promise<void> {
+    const now = this.policy.now();
+    const touch = (key: KeyRecord) => (key.fingerprint === fingerprint ? { ...key, lastUsedAt: now } : key);
+    await this.store.update(user, (current) => ({ ...current, keys: current.keys.map(touch) })).catch(() => undefined);
   }
 
   private tokenFor(user: string, epoch: number): string {
@@ -154,4 +229,8 @@ export class AccountService implements Accounts {
       return false; // An unreadable hash in the store: nobody can log in with it.
     }
   }
+}
+
+function hasPassword(): ChatError {
+  return new ChatError("not_allowed", "This account has a password: send the old one to change it");
 }

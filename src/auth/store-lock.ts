@@ -22,7 +22,7 @@ function isAlive(pid: number): boolean {
  * Runs `work` holding `<store>.lock`. A lock whose owner has died (SIGKILL, power loss) is taken
  * over; one held by a live process is waited for, up to `waitMs`.
  */
-export async function withLock(storePath: string, waitMs: number, work: () => Promise<void>): Promise<void> {
+export async function withLock<T>(storePath: string, waitMs: number, work: () => Promise<T>): Promise<T> {
   const lockPath = `${storePath}.lock`;
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -52,7 +52,7 @@ export async function withLock(storePath: string, waitMs: number, work: () => Pr
     await Bun.sleep(LOCK_RETRY_MS);
   }
   try {
-    await work();
+    return await work();
   } finally {
     try {
       unlinkSync(lockPath);

@@ -15,7 +15,7 @@ import { userKey } from "../protocol/validate.ts";
 import { emptyContents, parse, serialise, StoreError, type StoreContents, type UserRecord } from "./store-format.ts";
 import { STORE_LOCK_WAIT_MS, withLock } from "./store-lock.ts";
 
-export { StoreError, type UserRecord } from "./store-format.ts";
+export { StoreError, type KeyRecord, type UserRecord } from "./store-format.ts";
 
 /**
  * How long a record found in memory may be served without looking at the file again. Only
@@ -28,10 +28,17 @@ export interface UserStore {
   /** Key for resume tokens; lives in the store so tokens survive restarts. */
   readonly secret: Uint8Array;
   get(user: string): UserRecord | undefined;
-  /** Resolves once the record is on disk; `user_exists` if the name is taken (any case). */
+  /**
+   * Resolves once the record is on disk; `user_exists` if the name is taken (any case),
+   * `key_in_use` if one of its keys belongs to another account.
+   */
   add(record: UserRecord): Promise<void>;
-  /** Replaces an existing record and resolves once it is on disk. */
-  update(record: UserRecord): Promise<void>;
+  /**
+   * Applies `change` to the newest version of the user's record, under the lock, and resolves
+   * with the result once it is on disk. `change` may throw a ChatError to refuse; `no_such_user`
+   * if the account is gone, `key_in_use` if the result holds a key of another account.
+   */
+  update(user: string, change: (current: UserRecord) => UserRecord): Promise<UserRecord>;
   readonly size: number;
   close(): Promise<void>;
 }
@@ -103,15 +110,20 @@ export class JsonFileStore implements UserStore {
     return this.transact((users) => {
       const key = userKey(record.name);
       if (users.has(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
+      refuseKeysOfOthers(users, key, record);
       users.set(key, record);
     });
   }
 
-  update(record: UserRecord): Promise<void> {
+  update(user: string, change: (current: UserRecord) => UserRecord): Promise<UserRecord> {
     return this.transact((users) => {
-      const key = userKey(record.name);
-      if (!users.has(key)) throw new ChatError("no_such_user", `${record.name} is not registered`);
-      users.set(key, record);
+      const key = userKey(user);
+      const current = users.get(key);
+      if (!current) throw new ChatError("no_such_user", `${user} is not registered`);
+      const next = change(current);
+      refuseKeysOfOthers(users, key, next);
+      users.set(key, next);
+      return next;
     });
   }
 
@@ -138,10 +150,10 @@ export class JsonFileStore implements UserStore {
    * Runs one change under the lock against the newest file, then writes it. Transactions of
    * this store run one at a time; nothing is acknowledged before it is on disk.
    */
-  private transact(change: (users: Map<string, UserRecord>) => void): Promise<void> {
+  private transact<T>(change: (users: Map<string, UserRecord>) => T): Promise<T> {
     if (this.closed) return Promise.reject(new ChatError("store_unavailable", "The account store is closed"));
-    const run = async () => {
-      await withLock(this.path, this.lockWaitMs, async () => {
+    const run = async () =>
+      withLock(this.path, this.lockWaitMs, async () => {
         // Always re-read under the lock: another writer may have changed the file, and a file
         // that has become unreadable must be refused, not overwritten.
         let loaded: Loaded | undefined;
@@ -152,20 +164,31 @@ export class JsonFileStore implements UserStore {
         }
         if (loaded) this.contents = loaded.contents;
         const users = new Map(this.contents.users);
-        change(users);
+        const result = change(users);
         const next = { secret: this.contents.secret, users };
         await writeFileAtomically(this.path, serialise(next));
         this.contents = next;
         this.stamp = stampOf(this.path);
         this.lookedAt = this.now();
+        return result;
       });
-    };
     const result = this.transactions.then(run, run);
     this.transactions = result.catch(() => undefined);
     return result.catch((error: unknown) => {
       if (error instanceof ChatError) throw error;
       throw unavailable(error);
     });
+  }
+}
+
+/** A key is bound to one account at most: `key_in_use` if `record` (stored under `owner`) holds another account's key. */
+function refuseKeysOfOthers(users: Map<string, UserRecord>, owner: string, record: UserRecord): void {
+  if (record.keys.length === 0) return;
+  const wanted = new Set(record.keys.map((key) => key.fingerprint));
+  for (const [name, other] of users) {
+    if (name === owner) continue;
+    const taken = other.keys.find((key) => wanted.has(key.fingerprint));
+    if (taken) throw new ChatError("key_in_use", `The key ${taken.fingerprint} belongs to another account`);
   }
 }
 

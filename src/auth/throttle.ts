@@ -33,10 +33,20 @@ export class LoginThrottle {
   /** Throws `throttled` if the address or the user must wait; charges nothing. */
   check(address: string, user: string): void {
     const now = this.now();
-    const waitMs = Math.max(this.remaining(`ip:${address}`, now), this.remaining(`user:${user}`, now));
-    if (waitMs > 0) {
-      throw new ChatError("throttled", `Too many failed logins; try again in ${Math.ceil(waitMs / 1000)} s`);
-    }
+    refuseFor(Math.max(this.remaining(`ip:${address}`, now), this.remaining(`user:${user}`, now)));
+  }
+
+  /**
+   * Throws `throttled` if the address must wait. Logins by key look at the address only: a key
+   * cannot be guessed, and someone guessing at a user's password must not lock out their key.
+   */
+  checkAddress(address: string): void {
+    refuseFor(this.remaining(`ip:${address}`, this.now()));
+  }
+
+  /** A failed attempt that cost no hashing (a login by key): counted against the address. */
+  chargeAddress(address: string): void {
+    this.charge(`ip:${address}`, this.now());
   }
 
   /** Ends a check `begin` started: wrong password, right password, or never checked (server busy, connection gone). */
@@ -87,4 +97,8 @@ export class LoginThrottle {
     }
     return entry;
   }
+}
+
+function refuseFor(waitMs: number): void {
+  if (waitMs > 0) throw new ChatError("throttled", `Too many failed logins; try again in ${Math.ceil(waitMs / 1000)} s`);
 }

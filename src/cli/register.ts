@@ -113,7 +113,7 @@ async function registerInStore(path: string, user: string, password: string): Pr
       maxLoginsPerAddress: MAX_CONCURRENT_LOGINS_PER_IP,
       now: Date.now,
     });
-    await accounts.register(user, password);
+    await accounts.register(user, { password });
   } catch (error) {
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
     throw error;

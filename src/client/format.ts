@@ -4,6 +4,7 @@
 
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
 import { renderAction } from "./commands.ts";
+import { keyLines } from "./key-format.ts";
 import { sanitize, sanitizeName } from "./sanitize.ts";
 
 export interface Style {
@@ -95,6 +96,10 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
       return [{ text: `Online (${frame.users.length}): ${frame.users.map((user) => name(style, user)).join(", ")}`, mention: false }];
     case "error":
       return [{ text: paint(style, RED, `! ${frame.code}: ${sanitize(frame.message)}`), mention: false }];
+    case "key_added":
+    case "keys":
+    case "key_removed":
+      return keyLines(frame).map((text) => ({ text, mention: false }));
     case "welcome":
     case "registered":
     case "pong":

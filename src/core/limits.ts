@@ -86,6 +86,14 @@ export const MAX_CONCURRENT_LOGINS_PER_IP = 4;
 /** Resume tokens stay valid this long. */
 export const RESUME_TOKEN_TTL_MS = 24 * 60 * 60_000;
 
+/** Client certificates (keys) one account may hold; each is a line in the account store. */
+export const MAX_KEYS_PER_ACCOUNT = 16;
+/**
+ * A key's "last used" time is written when a login finds it older than this, so logging in by
+ * key almost never writes the account store: the time is right to the day.
+ */
+export const KEY_LAST_USED_RESOLUTION_MS = 24 * 60 * 60_000;
+
 /** Failed-login records kept at most (per address and per user together). */
 export const MAX_THROTTLE_ENTRIES = 100_000;
 /** Frames a client may send while its login is being checked; more is a flood. */

@@ -1,7 +1,8 @@
 // One connection's protocol state: anonymous until it logs in, then in all of its user's rooms.
 // Frames are handled in order, one at a time; while one is being worked on asynchronously (a
 // password hash, a stored room change) the following frames wait (bounded), so a client may
-// pipeline `login` and its first messages.
+// pipeline `login` and its first messages. The connection's key (the fingerprint of the client
+// certificate its TLS handshake proved) is all the session knows of TLS.
 
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
 import {
@@ -10,6 +11,7 @@ import {
   parseClientFrame,
   type ClientFrame,
   type ClientFrameType,
+  type KeyInfo,
   MAX_REASON_CHARS,
   type ModerationRequest,
   type ServerFrame,
@@ -25,18 +27,33 @@ export interface LoginResult {
   token: string;
 }
 
+/** What a new account is protected by: a password, a key (certificate fingerprint), or both. */
+export interface NewCredentials {
+  password?: string;
+  key?: string;
+}
+
 /** Account operations; every failure is a ChatError whose code goes on the wire. */
 export interface Accounts {
   /** `signal` aborts when the connection goes, so queued password hashing can be skipped. */
-  register(user: string, password: string, signal: AbortSignal): Promise<string>;
+  register(user: string, credentials: NewCredentials, signal: AbortSignal): Promise<string>;
   login(user: string, password: string, address: string, signal: AbortSignal): Promise<LoginResult>;
+  /** `fingerprint` is the connection's key, undefined when it presented none. */
+  loginWithKey(user: string, fingerprint: string | undefined, address: string): Promise<LoginResult>;
   resume(user: string, token: string, address: string): LoginResult;
-  changePassword(user: string, oldPassword: string, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
+  /** Resolves with a new resume token; every older one is revoked. */
+  changePassword(user: string, oldPassword: string | undefined, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
+  addKey(user: string, fingerprint: string): Promise<string>;
+  keys(user: string): KeyInfo[];
+  /** Resolves with a new resume token; every older one is revoked. */
+  removeKey(user: string, fingerprint: string): Promise<string>;
 }
+
+export type LoginMethod = "password" | "token" | "key";
 
 /** What a session reports for the server's log. */
 export interface SessionEvents {
-  authenticated(session: Session, method: "password" | "token"): void;
+  authenticated(session: Session, method: LoginMethod): void;
   registered(session: Session, user: string): void;
   refused(session: Session, frame: ClientFrameType, code: ErrorCode): void;
   /** Handling a frame threw something that is not a ChatError. */
@@ -60,11 +77,14 @@ const CLOSING_CODES: ReadonlySet<ErrorCode> = new Set(["banned"]);
 
 export class Session {
   user: string | undefined;
+  /** SHA-256 fingerprint of the certificate the client proved it holds; set once TLS is up. */
+  clientKey: string | undefined;
   lastFrameAt: number;
   readonly openedAt: number;
   private readonly messageBucket: TokenBucket;
   private readonly frameBucket: TokenBucket;
   private rateViolations = 0;
+  private loginMethod: LoginMethod | undefined;
   private busy = false;
   private pending: Uint8Array[] = [];
   private closed = false;
@@ -198,14 +218,19 @@ export class Session {
       if (!session.deps.allowRegistration) {
         throw new ChatError("registration_closed", "This server does not accept registrations");
       }
-      const user = await session.deps.accounts.register(frame.user, frame.password, session.gone.signal);
+      const key = frame.key ? session.requireClientKey() : undefined;
+      const user = await session.deps.accounts.register(frame.user, { password: frame.password, key }, session.gone.signal);
       session.deps.events.registered(session, user);
       session.reply({ type: "registered", user });
     },
     login: async (session, frame) => {
       session.requireAnonymous();
-      const result = await session.deps.accounts.login(frame.user, frame.password, session.address, session.gone.signal);
-      await session.enter(result, "password");
+      const accounts = session.deps.accounts;
+      if ("key" in frame) {
+        await session.enter(await accounts.loginWithKey(frame.user, session.clientKey, session.address), "key");
+        return;
+      }
+      await session.enter(await accounts.login(frame.user, frame.password, session.address, session.gone.signal), "password");
     },
     resume: async (session, frame) => {
       session.requireAnonymous();
@@ -241,8 +266,23 @@ export class Session {
       session.reply(frame.id === undefined ? { type: "pong" } : { type: "pong", id: frame.id });
     },
     passwd: async (session, frame) => {
+      // Whoever holds the account's key may give it a first password; a stolen resume token may not.
+      if (frame.old === undefined && session.loginMethod !== "key") {
+        throw new ChatError("not_allowed", "Send the old password; only a session logged in by key may set a first one without it");
+      }
       const token = await session.deps.accounts.changePassword(session.user!, frame.old, frame.new, session.address, session.gone.signal);
       session.reply({ type: "password_changed", token });
+    },
+    key_add: async (session) => {
+      const fingerprint = await session.deps.accounts.addKey(session.user!, session.requireClientKey());
+      session.reply({ type: "key_added", fingerprint });
+    },
+    keys: (session) => {
+      session.reply({ type: "keys", keys: session.deps.accounts.keys(session.user!) });
+    },
+    key_remove: async (session, frame) => {
+      const token = await session.deps.accounts.removeKey(session.user!, frame.fingerprint);
+      session.reply({ type: "key_removed", fingerprint: frame.fingerprint, token });
     },
     quit: (session) => {
       session.reply({ type: "bye" });
@@ -261,11 +301,16 @@ export class Session {
     if (this.authenticated) throw new ChatError("already_authenticated", `Already logged in as ${this.user}`);
   }
 
+  private requireClientKey(): string {
+    if (this.clientKey === undefined) throw new ChatError("no_such_key", "This connection presented no usable client certificate");
+    return this.clientKey;
+  }
+
   /**
    * Puts the connection in all of the user's rooms, then sends `welcome` and one `history` frame
    * per room, each once the socket has room for it.
    */
-  private async enter(result: LoginResult, method: "password" | "token"): Promise<void> {
+  private async enter(result: LoginResult, method: LoginMethod): Promise<void> {
     if (this.closed) return;
     const hub = this.deps.hub;
     const entered = await hub.enter(result.user, this.peer);
@@ -274,6 +319,7 @@ export class Session {
       return;
     }
     this.user = result.user;
+    this.loginMethod = method;
     const { messageRatePerSec, messageBurst, idleTimeoutMs } = this.deps.limits;
     this.reply({
       type: "welcome",

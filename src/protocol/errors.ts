@@ -30,6 +30,8 @@ export const ERROR_CODES = [
   "banned",
   "muted",
   "too_many_rooms",
+  "no_such_key",
+  "key_in_use",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

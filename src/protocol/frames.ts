@@ -4,6 +4,7 @@
 // types and fields it does not know, so a newer server never breaks an older client.
 
 import { ChatError, type ErrorCode } from "./errors.ts";
+import { checkFingerprint } from "./validate.ts";
 
 /** Operator actions on one user in a room (or, for ban/unban with scope "server", everywhere). */
 export const MODERATION_ACTIONS = ["kick", "ban", "unban", "mute", "unmute", "op", "deop", "invite"] as const;
@@ -21,8 +22,11 @@ export interface ModerationRequest {
 }
 
 export type ClientFrame =
-  | { type: "register"; user: string; password: string }
+  /** At least one credential: a password, the connection's client certificate (`key`), or both. */
+  | { type: "register"; user: string; password?: string; key?: true }
   | { type: "login"; user: string; password: string }
+  /** Logs in with the client certificate the connection presented in its TLS handshake. */
+  | { type: "login"; user: string; key: true }
   | { type: "resume"; user: string; token: string }
   | { type: "say"; text: string; room?: string }
   | { type: "dm"; to: string; text: string }
@@ -34,7 +38,11 @@ export type ClientFrame =
   | { type: "mode"; room: string; invite_only: boolean }
   | ModerationRequest
   | { type: "ping"; id?: PingId }
-  | { type: "passwd"; old: string; new: string }
+  /** Without `old` only for an account with no password, from a session logged in by key. */
+  | { type: "passwd"; old?: string; new: string }
+  | { type: "key_add" }
+  | { type: "keys" }
+  | { type: "key_remove"; fingerprint: string }
   | { type: "quit" };
 
 export type PingId = string | number;
@@ -67,6 +75,14 @@ export interface ModerationNotice {
   invite_only?: boolean;
 }
 
+/** A client certificate bound to an account; times in milliseconds since the epoch. */
+export interface KeyInfo {
+  fingerprint: string;
+  added: number;
+  /** The last login with it, or when it was added; kept to the day (see the account store). */
+  last_used: number;
+}
+
 /** An error as the client sees it: the code may be one this client does not know yet. */
 export interface ErrorFrame {
   type: "error";
@@ -92,6 +108,10 @@ export type ServerFrame =
   | ModerationNotice
   | { type: "pong"; id?: PingId }
   | { type: "password_changed"; token: string }
+  | { type: "key_added"; fingerprint: string }
+  | { type: "keys"; keys: KeyInfo[] }
+  /** Removing a key revokes the account's resume tokens; `token` replaces this connection's. */
+  | { type: "key_removed"; fingerprint: string; token: string }
   | { type: "bye" }
   | ErrorFrame;
 
@@ -192,23 +212,6 @@ function booleanField(fields: Fields, name: string): boolean {
   return value;
 }
 
-function stringArrayField(fields: Fields, name: string): string[] {
-  const value = field(fields, name);
-  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
-    throw new ChatError("bad_frame", `Field "${name}" must be an array of strings`);
-  }
-  return value;
-}
-
-function objectArrayField<T>(fields: Fields, name: string, parse: (entry: Fields) => T): T[] {
-  const value = field(fields, name);
-  if (!Array.isArray(value)) throw new ChatError("bad_frame", `Field "${name}" must be an array`);
-  return value.map((entry) => {
-    if (!isPlainObject(entry)) throw new ChatError("bad_frame", `Entries of "${name}" must be objects`);
-    return parse(entry);
-  });
-}
-
 /** Copies the optional fields that are present, so a parsed frame has exactly the fields it was sent with. */
 function withOptional<T extends object>(frame: T, optional: Record<string, unknown>): T {
   for (const [name, value] of Object.entries(optional)) {
@@ -266,14 +269,54 @@ function moderationRequest(type: ModerationAction, fields: Fields): ModerationRe
   );
 }
 
+function stringArrayField(fields: Fields, name: string): string[] {
+  const value = field(fields, name);
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+    throw new ChatError("bad_frame", `Field "${name}" must be an array of strings`);
+  }
+  return value;
+}
+
+function objectArrayField<T>(fields: Fields, name: string, parse: (entry: Fields) => T): T[] {
+  const value = field(fields, name);
+  if (!Array.isArray(value)) throw new ChatError("bad_frame", `Field "${name}" must be an array`);
+  return value.map((entry) => {
+    if (!isPlainObject(entry)) throw new ChatError("bad_frame", `Entries of "${name}" must be objects`);
+    return parse(entry);
+  });
+}
+
+/** `"key":true` asks for the connection's client certificate; absent and false both mean no. */
+function wantsKey(fields: Fields): boolean {
+  return field(fields, "key") !== undefined && booleanField(fields, "key");
+}
+
+function registerFrame(fields: Fields): Extract<ClientFrame, { type: "register" }> {
+  const password = optionalString(fields, "password");
+  const key = wantsKey(fields);
+  if (password === undefined && !key) throw new ChatError("bad_frame", 'A registration needs a "password", "key":true, or both');
+  return withOptional<Extract<ClientFrame, { type: "register" }>>(
+    { type: "register", user: stringField(fields, "user") },
+    { password, key: key ? true : undefined },
+  );
+}
+
+function loginFrame(fields: Fields): Extract<ClientFrame, { type: "login" }> {
+  const user = stringField(fields, "user");
+  if (!wantsKey(fields)) return { type: "login", user, password: stringField(fields, "password") };
+  if (field(fields, "password") !== undefined) throw new ChatError("bad_frame", 'A login sends either a "password" or "key":true, not both');
+  return { type: "login", user, key: true };
+}
+
 /** Parses and shape-checks a frame sent by a client. Content rules (text, names) come later. */
 export function parseClientFrame(line: string): ClientFrame {
   const fields = parseObject(line);
   const type = frameType(fields);
   switch (type) {
     case "register":
+      return registerFrame(fields);
     case "login":
-      return { type, user: stringField(fields, "user"), password: stringField(fields, "password") };
+      return loginFrame(fields);
     case "resume":
       return { type, user: stringField(fields, "user"), token: stringField(fields, "token") };
     case "say":
@@ -298,7 +341,12 @@ export function parseClientFrame(line: string): ClientFrame {
       return id === undefined ? { type } : { type, id };
     }
     case "passwd":
-      return { type, old: stringField(fields, "old"), new: stringField(fields, "new") };
+      return withOptional<Extract<ClientFrame, { type: "passwd" }>>({ type, new: stringField(fields, "new") }, { old: optionalString(fields, "old") });
+    case "key_add":
+    case "keys":
+      return { type };
+    case "key_remove":
+      return { type, fingerprint: checkFingerprint(stringField(fields, "fingerprint")) };
     default:
       if (isModerationAction(type)) return moderationRequest(type, fields);
       throw new ChatError("bad_frame", `Unknown frame type "${type.slice(0, 32)}"`);
@@ -420,6 +468,19 @@ export function parseServerFrame(line: string): ServerFrame | undefined {
     }
     case "password_changed":
       return { type, token: stringField(fields, "token") };
+    case "key_added":
+      return { type, fingerprint: stringField(fields, "fingerprint") };
+    case "keys":
+      return {
+        type,
+        keys: objectArrayField(fields, "keys", (entry) => ({
+          fingerprint: stringField(entry, "fingerprint"),
+          added: numberField(entry, "added"),
+          last_used: numberField(entry, "last_used"),
+        })),
+      };
+    case "key_removed":
+      return { type, fingerprint: stringField(fields, "fingerprint"), token: stringField(fields, "token") };
     case "bye":
       return { type };
     case "error":

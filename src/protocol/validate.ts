@@ -31,6 +31,18 @@ export function checkPassword(password: string): string {
   return password;
 }
 
+const SHA256_BYTES = 32;
+/** A certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it (any case here). */
+export const FINGERPRINT_PATTERN = new RegExp(`^[0-9A-F]{2}(?::[0-9A-F]{2}){${SHA256_BYTES - 1}}$`, "i");
+
+/** The canonical (upper-case) form of a fingerprint sent by a peer; anything else is a `bad_frame`. */
+export function checkFingerprint(fingerprint: string): string {
+  if (!FINGERPRINT_PATTERN.test(fingerprint)) {
+    throw new ChatError("bad_frame", "A fingerprint is a SHA-256 digest in colon hex, like AB:CD:…");
+  }
+  return fingerprint.toUpperCase();
+}
+
 // C0 controls, DEL and C1 controls: none of them belongs in a chat line, and all of them can
 // drive a terminal.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;

@@ -1,6 +1,8 @@
 // AccountService: registration reserves the name before the slow hash, logins of unknown users
 // cost a dummy hash and get the wrong-password answer, the throttle refuses before any hashing,
 // each address has a few checks in flight at most, and tokens stop working when the epoch moves.
+// Keys: registration and login by key cost no hashing, failures count against the address only,
+// a key belongs to one account, and the last credential of an account cannot be removed.
 // A fake hasher stands in for argon2id; the throttle and the store file are the real ones.
 
 import { describe, expect, test } from "bun:test";
@@ -9,6 +11,7 @@ import type { PasswordHasher } from "../../src/auth/passwords.ts";
 import { JsonFileStore } from "../../src/auth/store.ts";
 import { LoginThrottle } from "../../src/auth/throttle.ts";
 import { issueToken } from "../../src/auth/tokens.ts";
+import { KEY_LAST_USED_RESOLUTION_MS, MAX_KEYS_PER_ACCOUNT } from "../../src/core/limits.ts";
 import type { ChatError } from "../../src/protocol/errors.ts";
 import { withTimeout } from "../helpers/client.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -76,7 +79,7 @@ async function accountsOnDisk(maxLoginsPerAddress = 4) {
     store,
     clock,
     async register(...users: string[]) {
-      for (const user of users) await accounts.register(user, passwordOf(user));
+      for (const user of users) await accounts.register(user, { password: passwordOf(user) });
     },
     async [Symbol.asyncDispose]() {
       await store.close();
@@ -109,21 +112,21 @@ async function errorOf(operation: Promise<unknown> | (() => unknown)): Promise<C
 describe("registration", () => {
   test("stores the hash, never the password, at epoch 0 with the creation time; the account then logs in", async () => {
     await using setup = await accountsOnDisk();
-    expect(await setup.accounts.register("alice", "alice-password")).toBe("alice");
-    expect(setup.store.get("alice")).toEqual({ name: "alice", hash: fakeHash("alice-password"), epoch: 0, createdAt: setup.clock.now });
+    expect(await setup.accounts.register("alice", { password: "alice-password" })).toBe("alice");
+    expect(setup.store.get("alice")).toEqual({ name: "alice", hash: fakeHash("alice-password"), epoch: 0, createdAt: setup.clock.now, keys: [] });
     expect((await setup.accounts.login("alice", "alice-password", ADDRESS)).user).toBe("alice");
   });
 
   test("refuses a bad name or a weak password before any hashing", async () => {
     await using setup = await accountsOnDisk();
-    expect(await outcomeOf(setup.accounts.register("not a name", "long-enough-password"))).toBe("invalid_user");
-    expect(await outcomeOf(setup.accounts.register("alice", "short"))).toBe("weak_password");
+    expect(await outcomeOf(setup.accounts.register("not a name", { password: "long-enough-password" }))).toBe("invalid_user");
+    expect(await outcomeOf(setup.accounts.register("alice", { password: "short" }))).toBe("weak_password");
     expect(setup.hasher.hashed).toEqual([]);
   });
 
   test("reserves the name before hashing: of two racing registrations (in any case) one wins, and the loser costs no hash", async () => {
     await using setup = await accountsOnDisk();
-    const racing = [setup.accounts.register("alice", "first-password"), setup.accounts.register("ALICE", "second-password")];
+    const racing = [setup.accounts.register("alice", { password: "first-password" }), setup.accounts.register("ALICE", { password: "second-password" })];
     expect(await Promise.all(racing.map(outcomeOf))).toEqual(["ok", "user_exists"]);
     expect(setup.hasher.hashed).toEqual(["first-password"]);
     expect(setup.store.get("alice")?.hash).toBe(fakeHash("first-password"));
@@ -132,7 +135,7 @@ describe("registration", () => {
   test("a name registered earlier is refused", async () => {
     await using setup = await accountsOnDisk();
     await setup.register("alice");
-    expect(await outcomeOf(setup.accounts.register("Alice", "other-password"))).toBe("user_exists");
+    expect(await outcomeOf(setup.accounts.register("Alice", { password: "other-password" }))).toBe("user_exists");
   });
 });
 
@@ -244,5 +247,134 @@ describe("password change", () => {
     }
     expect(await outcomeOf(setup.accounts.changePassword("alice", passwordOf("alice"), "alice-new-password", ADDRESS))).toBe("throttled");
     expect(setup.store.get("alice")?.epoch).toBe(0);
+  });
+});
+
+const KEY = `${"A1:".repeat(31)}A1`;
+const OTHER_KEY = `${"B2:".repeat(31)}B2`;
+
+describe("keys", () => {
+  test("a key-only account is registered without hashing and logs in with its key only", async () => {
+    await using setup = await accountsOnDisk();
+    expect(await setup.accounts.register("alice", { key: KEY })).toBe("alice");
+    expect(setup.hasher.hashed).toEqual([]);
+    expect(setup.store.get("alice")).toEqual({ name: "alice", epoch: 0, createdAt: setup.clock.now, keys: [{ fingerprint: KEY, addedAt: setup.clock.now, lastUsedAt: setup.clock.now }] });
+    const login = await setup.accounts.loginWithKey("ALICE", KEY, ADDRESS);
+    expect(login.user).toBe("alice");
+    expect(setup.accounts.resume("alice", login.token).user).toBe("alice");
+    // No password opens it: the attempt costs the same dummy hash as an unknown user.
+    expect(await outcomeOf(setup.accounts.login("alice", "any-password", ADDRESS))).toBe("auth_failed");
+    expect(setup.hasher.dummyVerified).toEqual(["any-password"]);
+  });
+
+  test("a password and a key registered together both log in", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { password: passwordOf("alice"), key: KEY });
+    expect((await setup.accounts.login("alice", passwordOf("alice"), ADDRESS)).user).toBe("alice");
+    expect((await setup.accounts.loginWithKey("alice", KEY, ADDRESS)).user).toBe("alice");
+  });
+
+  test("another account's key, an unknown key, an unknown user and no certificate all get auth_failed without hashing", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { key: KEY });
+    await setup.accounts.register("bob", { key: OTHER_KEY });
+    const attempts = [["alice", OTHER_KEY], ["alice", `${"C3:".repeat(31)}C3`], ["nobody", KEY], ["not a name", KEY], ["alice", undefined]] as const;
+    // One address each, so the throttle stays out of it.
+    for (const [i, [user, key]] of attempts.entries()) {
+      expect(await outcomeOf(setup.accounts.loginWithKey(user, key, `192.0.2.${10 + i}`))).toBe("auth_failed");
+    }
+    expect([...setup.hasher.hashed, ...setup.hasher.verified, ...setup.hasher.dummyVerified]).toEqual([]);
+  });
+
+  test("failed key logins count against the address, not the user: a throttled address waits, the user's key still works elsewhere", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { key: KEY });
+    for (let failure = 0; failure <= FREE_FAILURES; failure++) {
+      expect(await outcomeOf(setup.accounts.loginWithKey("alice", OTHER_KEY, ADDRESS))).toBe("auth_failed");
+    }
+    expect(await outcomeOf(setup.accounts.loginWithKey("alice", KEY, ADDRESS))).toBe("throttled");
+    expect((await setup.accounts.loginWithKey("alice", KEY, "198.51.100.7")).user).toBe("alice");
+    setup.clock.now += BACKOFF_BASE_MS;
+    expect((await setup.accounts.loginWithKey("alice", KEY, ADDRESS)).user).toBe("alice");
+  });
+
+  test("guessing at a user's password does not lock out the user's key", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { password: passwordOf("alice"), key: KEY });
+    for (let failure = 0; failure <= FREE_FAILURES; failure++) {
+      await setup.accounts.login("alice", "wrong-password", "203.0.113.66").catch(() => undefined);
+    }
+    expect(await outcomeOf(setup.accounts.login("alice", passwordOf("alice"), ADDRESS))).toBe("throttled");
+    expect((await setup.accounts.loginWithKey("alice", KEY, ADDRESS)).user).toBe("alice");
+  });
+
+  test(`last use is written when it is a day stale, not at every login`, async () => {
+    await using setup = await accountsOnDisk();
+    const added = setup.clock.now;
+    await setup.accounts.register("alice", { key: KEY });
+    setup.clock.now = added + KEY_LAST_USED_RESOLUTION_MS - 1;
+    await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
+    expect(setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: added }]);
+    setup.clock.now = added + KEY_LAST_USED_RESOLUTION_MS;
+    await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
+    expect(setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: setup.clock.now }]);
+  });
+
+  test("addKey binds a second key, is a no-op for a key the account holds, and refuses another account's key", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.register("alice", "bob");
+    await setup.accounts.addKey("bob", OTHER_KEY);
+    expect(await setup.accounts.addKey("alice", KEY)).toBe(KEY);
+    expect(await setup.accounts.addKey("alice", KEY)).toBe(KEY);
+    expect(setup.accounts.keys("alice").map((key) => key.fingerprint)).toEqual([KEY]);
+    expect(await outcomeOf(setup.accounts.addKey("alice", OTHER_KEY))).toBe("key_in_use");
+    expect(await outcomeOf(setup.accounts.register("carol", { password: passwordOf("carol"), key: KEY }))).toBe("key_in_use");
+    expect(setup.store.get("carol")).toBeUndefined();
+  });
+
+  test(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} keys`, async () => {
+    await using setup = await accountsOnDisk();
+    await setup.register("alice");
+    const keyNumber = (n: number) => Array.from({ length: 32 }, () => n.toString(16).padStart(2, "0").toUpperCase()).join(":");
+    for (let n = 0; n < MAX_KEYS_PER_ACCOUNT; n++) await setup.accounts.addKey("alice", keyNumber(n));
+    expect(await outcomeOf(setup.accounts.addKey("alice", keyNumber(MAX_KEYS_PER_ACCOUNT)))).toBe("not_allowed");
+    expect(setup.accounts.keys("alice")).toHaveLength(MAX_KEYS_PER_ACCOUNT);
+  });
+
+  test("removing a key revokes the account's tokens and returns one that resumes; the key no longer logs in", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { password: passwordOf("alice"), key: KEY });
+    const before = await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
+    const token = await setup.accounts.removeKey("alice", KEY);
+    expect(await outcomeOf(() => setup.accounts.resume("alice", before.token))).toBe("auth_failed");
+    expect(setup.accounts.resume("alice", token).user).toBe("alice");
+    expect(await outcomeOf(setup.accounts.loginWithKey("alice", KEY, ADDRESS))).toBe("auth_failed");
+    expect(setup.accounts.keys("alice")).toEqual([]);
+  });
+
+  test("an unknown key is no_such_key; the last credential of an account is not_allowed; both change nothing", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { key: KEY });
+    expect(await outcomeOf(setup.accounts.removeKey("alice", OTHER_KEY))).toBe("no_such_key");
+    expect(await outcomeOf(setup.accounts.removeKey("alice", KEY))).toBe("not_allowed");
+    expect(setup.store.get("alice")).toMatchObject({ epoch: 0, keys: [{ fingerprint: KEY }] });
+    await setup.accounts.addKey("alice", OTHER_KEY);
+    await setup.accounts.removeKey("alice", KEY);
+    expect(setup.accounts.keys("alice").map((key) => key.fingerprint)).toEqual([OTHER_KEY]);
+  });
+
+  test("a key-only account sets a first password without an old one; after that the old one is needed", async () => {
+    await using setup = await accountsOnDisk();
+    await setup.accounts.register("alice", { key: KEY });
+    const before = await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
+    const token = await setup.accounts.changePassword("alice", undefined, "first-password", ADDRESS);
+    expect(setup.store.get("alice")).toMatchObject({ hash: fakeHash("first-password"), epoch: 1 });
+    expect(await outcomeOf(() => setup.accounts.resume("alice", before.token))).toBe("auth_failed");
+    expect(setup.accounts.resume("alice", token).user).toBe("alice");
+    expect((await setup.accounts.login("alice", "first-password", ADDRESS)).user).toBe("alice");
+    expect(await outcomeOf(setup.accounts.changePassword("alice", undefined, "second-password", ADDRESS))).toBe("not_allowed");
+    // With the last key gone the password is what remains.
+    await setup.accounts.removeKey("alice", KEY);
+    expect((await setup.accounts.login("alice", "first-password", ADDRESS)).user).toBe("alice");
   });
 });

@@ -17,7 +17,11 @@ function deferredAccounts() {
     resume: () => {
       throw new ChatError("auth_failed", "no");
     },
+    loginWithKey: () => Promise.reject(new ChatError("auth_failed", "no")),
     changePassword: async () => "tok2",
+    addKey: async (_user, fingerprint) => fingerprint,
+    keys: () => [],
+    removeKey: async () => "tok2",
   };
   return { accounts, release: () => pending.shift()?.() };
 }

@@ -6,6 +6,7 @@
 import { expect } from "bun:test";
 import type { Socket } from "bun";
 import { readFileSync } from "node:fs";
+import { STORE_VERSION } from "../../src/auth/store-format.ts";
 import { FrameReader, TestClient, withTimeout, type Frame } from "./client.ts";
 import type { TestServer } from "./server.ts";
 
@@ -349,7 +350,7 @@ export async function expectServerUp(server: TestServer, localAddress?: string):
 export function expectStoreIntact(storePath: string, users: string[]): string[] {
   const parsed = JSON.parse(readFileSync(storePath, "utf8")) as { format: string; version: number; users: Array<{ name: string; hash: string }> };
   expect(parsed.format).toBe("tlschat-users");
-  expect(parsed.version).toBe(1);
+  expect(parsed.version).toBe(STORE_VERSION);
   expect(Array.isArray(parsed.users)).toBe(true);
   const names = parsed.users.map((user) => user.name);
   for (const user of users) expect(names).toContain(user);

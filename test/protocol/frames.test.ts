@@ -3,6 +3,8 @@ import { ChatError } from "../../src/protocol/errors.ts";
 import { decodeLine, encodeFrame, parseClientFrame, parseServerFrame, type ServerFrame } from "../../src/protocol/frames.ts";
 import { checkPassword, checkRoomName, checkText, checkUsername, roomKey } from "../../src/protocol/validate.ts";
 
+const FINGERPRINT = "C7:6A:49:64:45:72:92:1B:BC:3B:76:19:16:F1:D4:A4:16:6F:44:C4:AD:1F:AB:1B:C7:9C:53:4F:5A:BE:AD:BE";
+
 function codeOf(action: () => unknown): string {
   try {
     action();
@@ -79,6 +81,42 @@ describe("parseClientFrame", () => {
     }
   });
 
+  test("key frames: register and login with the connection's certificate, key_add, keys, key_remove", () => {
+    expect(parseClientFrame('{"type":"register","user":"a","key":true}')).toEqual({ type: "register", user: "a", key: true });
+    expect(parseClientFrame('{"type":"register","user":"a","password":"p","key":true}')).toEqual({ type: "register", user: "a", password: "p", key: true });
+    expect(parseClientFrame('{"type":"register","user":"a","password":"p","key":false}')).toEqual({ type: "register", user: "a", password: "p" });
+    expect(parseClientFrame('{"type":"login","user":"a","key":true}')).toEqual({ type: "login", user: "a", key: true });
+    expect(parseClientFrame('{"type":"login","user":"a","password":"p","key":false}')).toEqual({ type: "login", user: "a", password: "p" });
+    expect(parseClientFrame('{"type":"passwd","new":"b"}')).toEqual({ type: "passwd", new: "b" });
+    expect(parseClientFrame('{"type":"key_add"}')).toEqual({ type: "key_add" });
+    expect(parseClientFrame('{"type":"keys"}')).toEqual({ type: "keys" });
+    expect(parseClientFrame(`{"type":"key_remove","fingerprint":"${FINGERPRINT}"}`)).toEqual({ type: "key_remove", fingerprint: FINGERPRINT });
+  });
+
+  test("a fingerprint is compared in upper case whatever case it was sent in", () => {
+    expect(parseClientFrame(`{"type":"key_remove","fingerprint":"${FINGERPRINT.toLowerCase()}"}`)).toEqual({ type: "key_remove", fingerprint: FINGERPRINT });
+  });
+
+  test("malformed key frames are bad_frame: no credential, both credentials, a bad fingerprint", () => {
+    for (const line of [
+      '{"type":"register","user":"a"}',
+      '{"type":"register","user":"a","key":false}',
+      '{"type":"register","user":"a","key":"yes"}',
+      '{"type":"login","user":"a"}',
+      '{"type":"login","user":"a","key":1}',
+      '{"type":"login","user":"a","password":"p","key":true}',
+      '{"type":"passwd","old":"a"}',
+      '{"type":"key_remove"}',
+      `{"type":"key_remove","fingerprint":"${FINGERPRINT.replaceAll(":", "")}"}`,
+      `{"type":"key_remove","fingerprint":"${FINGERPRINT.slice(3)}"}`,
+      `{"type":"key_remove","fingerprint":"${FINGERPRINT}:00"}`,
+      `{"type":"key_remove","fingerprint":"SHA256:${FINGERPRINT}"}`,
+      `{"type":"key_remove","fingerprint":"${FINGERPRINT.replace(/^../, "GG")}"}`,
+    ]) {
+      expect(codeOf(() => parseClientFrame(line))).toBe("bad_frame");
+    }
+  });
+
   test("invalid UTF-8 is bad_frame", () => {
     expect(codeOf(() => decodeLine(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])))).toBe("bad_frame");
   });
@@ -104,6 +142,9 @@ describe("parseServerFrame", () => {
       { type: "moderation", action: "mode", room: "#r", invite_only: true, by: "a", ts: 3 },
       { type: "error", code: "auth_failed", message: "no" },
       { type: "pong", id: "x" },
+      { type: "key_added", fingerprint: FINGERPRINT },
+      { type: "keys", keys: [{ fingerprint: FINGERPRINT, added: 1, last_used: 2 }] },
+      { type: "key_removed", fingerprint: FINGERPRINT, token: "t" },
     ];
     for (const frame of frames) expect(parseServerFrame(encodeFrame(frame).trim())).toEqual(frame);
   });

@@ -55,7 +55,7 @@ function randomNumber(rng: Rng): number {
 
 function randomFrame(rng: Rng): ClientFrame {
   const s = (max = 40) => randomString(rng, max);
-  switch (rng.int(0, 9)) {
+  switch (rng.int(0, 10)) {
     case 0:
       return { type: "register", user: s(), password: s() };
     case 1:
@@ -74,9 +74,16 @@ function randomFrame(rng: Rng): ClientFrame {
       return rng.bool() ? { type: "ping", id: randomNumber(rng) } : { type: "ping", id: randomString(rng, 64).slice(0, 64) };
     case 8:
       return { type: "passwd", old: s(), new: s() };
+    case 9:
+      return rng.bool() ? { type: "login", user: s(), key: true } : { type: "key_remove", fingerprint: randomFingerprint(rng) };
     default:
       return { type: "quit" };
   }
+}
+
+/** 32 random bytes in upper-case colon hex, the form a fingerprint keeps once parsed. */
+function randomFingerprint(rng: Rng): string {
+  return Array.from({ length: 32 }, () => rng.int(0, 255).toString(16).padStart(2, "0").toUpperCase()).join(":");
 }
 
 const SPECIAL_BYTES = [0x0a, 0x0d, 0x00, 0x22, 0x5c, 0x7b, 0x7d, 0x80, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xf8, 0xff];
@@ -212,13 +219,13 @@ function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}${error instanceof ChatError ? `(${error.code})` : ""}: ${error.message}` : String(error);
 }
 
-type FieldKind = "string" | "string?" | "count?" | "boolean" | "scope?" | "id";
+type FieldKind = "string" | "string?" | "count?" | "boolean" | "true?" | "scope?" | "id" | "fingerprint";
 
 const MODERATION_FIELDS: Record<string, FieldKind> = { user: "string", room: "string?", scope: "scope?", reason: "string?", seconds: "count?" };
 
 const FIELDS: Record<ClientFrame["type"], Record<string, FieldKind>> = {
-  register: { user: "string", password: "string" },
-  login: { user: "string", password: "string" },
+  register: { user: "string", password: "string?", key: "true?" },
+  login: { user: "string", password: "string?", key: "true?" },
   resume: { user: "string", token: "string" },
   say: { text: "string", room: "string?" },
   dm: { to: "string", text: "string" },
@@ -237,7 +244,10 @@ const FIELDS: Record<ClientFrame["type"], Record<string, FieldKind>> = {
   deop: MODERATION_FIELDS,
   invite: MODERATION_FIELDS,
   ping: { id: "id" },
-  passwd: { old: "string", new: "string" },
+  passwd: { old: "string?", new: "string" },
+  key_add: {},
+  keys: {},
+  key_remove: { fingerprint: "fingerprint" },
   quit: {},
 };
 
@@ -256,6 +266,10 @@ function checkShape(frame: ClientFrame): void {
     if (kind === "string" && typeof value !== "string") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
     if (kind === "boolean" && typeof value !== "boolean") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
     if (kind === "string?" && present && typeof value !== "string") throw new PropertyFailure(`${frame.type}.${name} is ${typeof value}`);
+    if (kind === "true?" && present && value !== true) throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
+    if (kind === "fingerprint" && !(typeof value === "string" && /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/.test(value))) {
+      throw new PropertyFailure(`${frame.type}.${name} is not an upper-case fingerprint: ${String(value)}`);
+    }
     if (kind === "scope?" && present && value !== "server") throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
     if (kind === "count?" && present && !(Number.isSafeInteger(value) && (value as number) >= 1)) {
       throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { JsonFileStore, STORE_REFRESH_MS, StoreError } from "../../src/auth/store.ts";
+import { STORE_VERSION } from "../../src/auth/store-format.ts";
 import type { ChatError } from "../../src/protocol/errors.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -23,7 +24,7 @@ describe("on disk", () => {
     const text = await readFile(server.storePath, "utf8");
     const file = JSON.parse(text);
     expect(file.format).toBe("tlschat-users");
-    expect(file.version).toBe(1);
+    expect(file.version).toBe(STORE_VERSION);
     const alice = file.users.find((user: { name: string }) => user.name === "alice");
     expect(alice).toBeDefined();
     expect(alice.hash).toStartWith("$argon2id$");
@@ -72,7 +73,6 @@ describe("opening", () => {
   test.each([
     ["a JSON array", "[]"],
     ["another format", JSON.stringify({ format: "other", version: 1, secret: "00".repeat(32), users: [] })],
-    ["a future version", JSON.stringify({ format: "tlschat-users", version: 2, secret: "00".repeat(32), users: [] })],
     ["a bad user entry", JSON.stringify({ format: "tlschat-users", version: 1, secret: "00".repeat(32), users: [{ name: "a b" }] })],
   ])("%s is refused as corrupt and left unchanged", async (_, contents) => {
     await using dir = await tempDir();
@@ -97,14 +97,14 @@ describe("opening", () => {
     const offline = await JsonFileStore.open(path);
     try {
       expect(Buffer.from(offline.secret)).toEqual(Buffer.from(server.secret));
-      await server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
-      await offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2 });
+      await server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
+      await offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2, keys: [] });
       expect(server.get("bob")?.hash).toBe("$argon2id$b");
-      await server.add({ name: "carol", hash: "$argon2id$c", epoch: 0, createdAt: 3 });
-      await expect(offline.add({ name: "Carol", hash: "$argon2id$x", epoch: 0, createdAt: 4 })).rejects.toThrow("already registered");
+      await server.add({ name: "carol", hash: "$argon2id$c", epoch: 0, createdAt: 3, keys: [] });
+      await expect(offline.add({ name: "Carol", hash: "$argon2id$x", epoch: 0, createdAt: 4, keys: [] })).rejects.toThrow("already registered");
       await Promise.all([
-        server.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 }),
-        offline.add({ name: "dave", hash: "$argon2id$d", epoch: 0, createdAt: 5 }),
+        server.update("alice", (current) => ({ ...current, hash: "$argon2id$a2", epoch: 1 })),
+        offline.add({ name: "dave", hash: "$argon2id$d", epoch: 0, createdAt: 5, keys: [] }),
       ]);
     } finally {
       await server.close();
@@ -127,13 +127,13 @@ describe("opening", () => {
     // PID 1 is always alive: a lock naming it is never stale.
     await writeFile(`${path}.lock`, "1\n");
     const started = Date.now();
-    const refused = await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 }).catch((error: ChatError) => error);
+    const refused = await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] }).catch((error: ChatError) => error);
     expect((refused as ChatError).code).toBe("store_unavailable");
     expect(Date.now() - started).toBeGreaterThanOrEqual(200);
     expect(store.get("alice")).toBeUndefined();
     expect(await readFile(`${path}.lock`, "utf8")).toBe("1\n");
     await rm(`${path}.lock`);
-    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
     expect(store.get("alice")?.name).toBe("alice");
     await store.close();
   });
@@ -144,7 +144,7 @@ describe("opening", () => {
     await writeFile(`${path}.lock`, "2147483646\n");
     const store = await JsonFileStore.open(path);
     try {
-      await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+      await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
       expect(store.get("alice")?.name).toBe("alice");
     } finally {
       await store.close();
@@ -156,11 +156,11 @@ describe("opening", () => {
     await using dir = await tempDir();
     const path = dir.file("users.json");
     const store = await JsonFileStore.open(path);
-    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
+    await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
     await writeFile(path, "{broken");
     // The last good view keeps serving logins.
     expect(store.get("alice")?.name).toBe("alice");
-    const refused = await store.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2 }).catch((error: ChatError) => error);
+    const refused = await store.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2, keys: [] }).catch((error: ChatError) => error);
     expect((refused as ChatError).code).toBe("store_unavailable");
     expect(await readFile(path, "utf8")).toBe("{broken");
     await store.close();
@@ -190,14 +190,14 @@ describe("changes made by another process", () => {
   test("a name not in memory is looked up in the file at once, so an account added offline can log in straight away", async () => {
     await using stores = await serverAndOfflineStores();
     expect(stores.server.get("bob")).toBeUndefined();
-    await stores.offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1 });
+    await stores.offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1, keys: [] });
     expect(stores.server.get("bob")?.hash).toBe("$argon2id$b");
   });
 
   test(`a name found in memory is served from memory for ${STORE_REFRESH_MS} ms, then the file is looked at again`, async () => {
     await using stores = await serverAndOfflineStores();
-    await stores.server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1 });
-    await stores.offline.update({ name: "alice", hash: "$argon2id$a2", epoch: 1, createdAt: 1 });
+    await stores.server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
+    await stores.offline.update("alice", (current) => ({ ...current, hash: "$argon2id$a2", epoch: 1 }));
     stores.clock.now = STORE_REFRESH_MS - 1;
     expect(stores.server.get("alice")?.hash).toBe("$argon2id$a");
     stores.clock.now = STORE_REFRESH_MS;
