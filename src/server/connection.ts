@@ -113,7 +113,9 @@ export class Connection implements Peer {
     this.socket.terminate();
   }
 
-  onHandshake(): void {
+  /** TLS is up; `clientKey` is the fingerprint of the certificate the client proved it holds. */
+  onHandshake(clientKey: string | undefined): void {
+    this.session.clientKey = clientKey;
     this.handshakeDone = true;
     if (this.queuedBytes > 0 || this.closing) this.flush();
   }

@@ -13,6 +13,7 @@ import type { Rooms } from "../core/rooms.ts";
 import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
 import { userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
+import { clientKeyOf } from "./client-key.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
@@ -92,7 +93,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
 
   const events: SessionEvents = {
     authenticated(session, method) {
-      log.info("login", { id: session.peer.id, user: session.user, address: session.address, method });
+      const key = method === "key" ? session.clientKey : undefined;
+      log.info("login", { id: session.peer.id, user: session.user, address: session.address, method, key });
     },
     registered(session, user) {
       log.info("register", { id: session.peer.id, user, address: session.address });
@@ -172,7 +174,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       handshake(socket, success) {
         // Never speak the protocol outside TLS: no version means no TLS session.
         if (!success || !socket.getTLSVersion()) socket.data.handshakeFailed();
-        else socket.data.onHandshake();
+        // Bun calls every self-signed client certificate unauthorized, which says nothing about
+        // the key: the handshake has proved the client holds it.
+        else socket.data.onHandshake(clientKeyOf(socket.getPeerCertificate()));
       },
       data(socket, chunk) {
         socket.data.onData(chunk);

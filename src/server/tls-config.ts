@@ -22,6 +22,8 @@ export interface BunTlsOptions {
   minVersion: number;
   maxVersion: number;
   ciphers?: string;
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
 }
 
 /** What is wrong with the settings, with the facts a caller needs to word it for its own users. */
@@ -121,7 +123,9 @@ export function buildServerTls(settings: TlsSettings): ServerTls {
     throw new TlsConfigError({ kind: "min_above_max", minVersion: settings.minVersion, maxVersion: settings.maxVersion });
   }
   const warnings: string[] = [];
-  const options: BunTlsOptions = { cert: settings.cert, key: settings.key, minVersion, maxVersion };
+  // Ask every client for a certificate but demand none, and trust no chain: a certificate only
+  // names a key, whose fingerprint the server compares with the accounts' (client-key.ts).
+  const options: BunTlsOptions = { cert: settings.cert, key: settings.key, minVersion, maxVersion, requestCert: true, rejectUnauthorized: false };
   const allowsTls12 = minVersion <= VERSION_NUMBER["1.2"];
   if (settings.ciphers !== undefined) {
     if (!allowsTls12) throw new TlsConfigError({ kind: "ciphers_without_tls12" });

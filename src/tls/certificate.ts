@@ -1,4 +1,5 @@
-// Self-signed certificates for a tlschat server, their fingerprints and files; knows nothing of argv or output.
+// Self-signed certificates for a tlschat server and for a user's identity (a client certificate
+// whose key logs in like an SSH key), their fingerprints and files; knows nothing of argv or output.
 
 // @peculiar/x509 relies on decorator metadata that only exists once reflect-metadata has loaded.
 import "reflect-metadata";
@@ -77,8 +78,32 @@ export async function generateSelfSigned(opts: SelfSignedOptions): Promise<Certi
   if (commonName.length === 0 || commonName.length > MAX_COMMON_NAME) {
     throw new Error(`common name must be 1 to ${MAX_COMMON_NAME} characters`);
   }
-
   const rsa = opts.keyType === "rsa";
+  // RSA keys also get keyEncipherment for TLS 1.2 RSA key exchange.
+  let usages = x509.KeyUsageFlags.digitalSignature;
+  if (rsa) usages |= x509.KeyUsageFlags.keyEncipherment;
+  return selfSigned(opts.keyType, commonName, opts.days, usages, x509.ExtendedKeyUsage.serverAuth, [new x509.SubjectAlternativeNameExtension(names)]);
+}
+
+/** What an identity certificate says of its holder: nothing, since the key alone is the identity. */
+const IDENTITY_COMMON_NAME = "tlschat identity";
+/** Servers ignore the validity of an identity; clients that do not should meet it rarely. */
+export const IDENTITY_VALIDITY_DAYS = 3650;
+
+/** A client certificate for key login: ECDSA P-256, usable for TLS client authentication only. */
+export function generateIdentity(): Promise<CertificatePair> {
+  return selfSigned("ec", IDENTITY_COMMON_NAME, IDENTITY_VALIDITY_DAYS, x509.KeyUsageFlags.digitalSignature, x509.ExtendedKeyUsage.clientAuth, []);
+}
+
+async function selfSigned(
+  keyType: KeyType,
+  commonName: string,
+  days: number,
+  usages: number,
+  extendedUsage: string,
+  extra: x509.Extension[],
+): Promise<CertificatePair> {
+  const rsa = keyType === "rsa";
   const keys = (await crypto.subtle.generateKey(rsa ? RSA_KEY : EC_KEY, true, [
     "sign",
     "verify",
@@ -86,23 +111,21 @@ export async function generateSelfSigned(opts: SelfSignedOptions): Promise<Certi
 
   // An end-entity certificate (CA:FALSE): OpenSSL, Bun and curl accept it as its own trust
   // anchor (`--ca cert.pem`), and unlike a CA:TRUE one, verifiers such as rustls do not reject
-  // it as "CA used as end entity". RSA keys also get keyEncipherment for TLS 1.2 RSA key exchange.
-  let usages = x509.KeyUsageFlags.digitalSignature;
-  if (rsa) usages |= x509.KeyUsageFlags.keyEncipherment;
+  // it as "CA used as end entity".
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     // The JSON form, so a name with "," or "=" is not read as several attributes.
     name: [{ CN: [commonName] }],
     notBefore: new Date(now - CLOCK_SKEW_MS),
-    notAfter: new Date(now + opts.days * DAY_MS),
+    notAfter: new Date(now + days * DAY_MS),
     keys,
     signingAlgorithm: rsa ? RSA_KEY : EC_SIGNATURE,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(usages, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names),
+      new x509.ExtendedKeyUsageExtension([extendedUsage]),
+      ...extra,
       // Key identifiers: strict verifiers (OpenSSL -x509_strict, recent Python) expect them.
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey),
@@ -138,6 +161,12 @@ export async function writeCertificatePair(
   }
   await writeExact(opts.certPath, pair.certPem, 0o644, opts.force);
   await writeExact(opts.keyPath, pair.keyPem, 0o600, opts.force);
+}
+
+/** Writes an identity (certificate, then key, in one file) with mode 0600; refuses to replace one unless `force`. */
+export async function writeIdentityFile(pair: Pick<CertificatePair, "certPem" | "keyPem">, path: string, force: boolean): Promise<void> {
+  if (!force && (await exists(path))) throw new CertificateFileError("exists", path);
+  await writeExact(path, pair.certPem + pair.keyPem, 0o600, force);
 }
 
 /** Which of the two files exist; failing to look (other than "no such file") throws rather than counting as absent. */

@@ -1,16 +1,67 @@
 // Test certificates, generated once per test process and shared: one ECDSA (the default kind)
-// and one RSA (for the legacy TLS 1.2 AES128-SHA mode), both for localhost and 127.0.0.1.
+// and one RSA (for the legacy TLS 1.2 AES128-SHA mode), both for localhost and 127.0.0.1; and
+// client identities for key login, one per name, plus deliberately unusable ones.
 
-import { generateSelfSigned, type CertificatePair } from "../../src/tls/certificate.ts";
+// @peculiar/x509 relies on decorator metadata that only exists once reflect-metadata has loaded.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { generateIdentity, generateSelfSigned, fingerprint256, type CertificatePair } from "../../src/tls/certificate.ts";
 
 const cache = new Map<string, Promise<CertificatePair>>();
 
-export function testCertificate(keyType: "ec" | "rsa" = "ec", sans = ["localhost", "127.0.0.1"]): Promise<CertificatePair> {
-  const key = `${keyType}:${sans.join(",")}`;
+function cached(key: string, make: () => Promise<CertificatePair>): Promise<CertificatePair> {
   let pair = cache.get(key);
   if (!pair) {
-    pair = generateSelfSigned({ keyType, sans, days: 30 });
+    pair = make();
     cache.set(key, pair);
   }
   return pair;
+}
+
+export function testCertificate(keyType: "ec" | "rsa" = "ec", sans = ["localhost", "127.0.0.1"]): Promise<CertificatePair> {
+  return cached(`${keyType}:${sans.join(",")}`, () => generateSelfSigned({ keyType, sans, days: 30 }));
+}
+
+/** A client identity as `gencert --identity` makes it; the same `name` gives the same one. */
+export function testIdentity(name: string): Promise<CertificatePair> {
+  return cached(`identity:${name}`, generateIdentity);
+}
+
+/** The Bun TLS options that present an identity. */
+export function presenting(identity: Pick<CertificatePair, "certPem" | "keyPem">): { cert: string; key: string } {
+  return { cert: identity.certPem, key: identity.keyPem };
+}
+
+/** An ECDSA identity whose validity ended years ago: the server must not care. */
+export function expiredIdentity(): Promise<CertificatePair> {
+  return cached("identity:expired", async () => {
+    const keys = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: "01",
+      name: "CN=expired",
+      notBefore: new Date("2000-01-01T00:00:00Z"),
+      notAfter: new Date("2001-01-01T00:00:00Z"),
+      keys,
+      signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+    });
+    const certPem = cert.toString("pem") + "\n";
+    const keyPem = x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY") + "\n";
+    return { certPem, keyPem, fingerprint256: fingerprint256(certPem) };
+  });
+}
+
+/** A self-signed RSA identity of `bits` made by openssl (WebCrypto refuses short moduli). */
+export function rsaIdentity(bits: number): Promise<CertificatePair> {
+  return cached(`identity:rsa${bits}`, async () => {
+    const dir = `${process.env.TMPDIR ?? "/tmp"}/tlschat-rsa-${bits}-${process.pid}`;
+    const made = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", `rsa:${bits}`, "-nodes", "-keyout", `${dir}.key`, "-out", `${dir}.crt`, "-subj", "/CN=weak", "-days", "2"],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    if (made.exitCode !== 0) throw new Error(`openssl could not make an RSA-${bits} certificate: ${made.stderr.toString()}`);
+    const certPem = await Bun.file(`${dir}.crt`).text();
+    const keyPem = await Bun.file(`${dir}.key`).text();
+    await Promise.all([Bun.file(`${dir}.crt`).delete(), Bun.file(`${dir}.key`).delete()]);
+    return { certPem, keyPem, fingerprint256: fingerprint256(certPem) };
+  });
 }

@@ -2,7 +2,8 @@
 // tshark and prove from the capture that (1) the handshake is TLS 1.3 (or, in legacy mode, TLS 1.2
 // with AES128-SHA), (2) every TCP payload byte on the server port is inside a TLS record and only
 // the hellos travel in the clear, and (3) no password, token, message or dm text, username or
-// protocol JSON appears anywhere in the raw capture bytes. A plaintext control run shows that the
+// protocol JSON appears anywhere in the raw capture bytes. The clients present an identity (a client
+// certificate, for key login): TLS 1.3 hides it, TLS 1.2 shows it. A plaintext control run shows that the
 // same procedure does find a marker and does flag non-TLS bytes, so a pass is not vacuous.
 //
 // Needs tshark and capture rights on `lo` (root or the wireshark group); without either the file
@@ -10,6 +11,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
+import { presenting, testIdentity } from "../helpers/certs.ts";
 import { Capture, captureUsable, inspectCapture, recordSequenceProblem, type CaptureReport } from "../helpers/capture.ts";
 import { TestClient, withTimeout } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -141,10 +143,12 @@ describe.skipIf(!canCapture)("Wireshark check (tshark on lo)", () => {
       await using server = await startTestServer();
       await using dir = await tempDir("tlschat-capture-");
       const file = dir.file("tls13.pcapng");
-      const session = await captured(server.port, file, () => runSession(server));
+      const identity = await testIdentity("capture");
+      const session = await captured(server.port, file, () => runSession(server, presenting(identity)));
 
       const certificate = { label: "server certificate (DER)", bytes: new X509Certificate(server.certificate.certPem).raw };
-      const report = await inspectCapture(file, server.port, [...session.secrets, ...session.users, ...PROTOCOL_FRAGMENTS, certificate]);
+      const clientCertificate = { label: "client certificate (DER)", bytes: new X509Certificate(identity.certPem).raw };
+      const report = await inspectCapture(file, server.port, [...session.secrets, ...session.users, ...PROTOCOL_FRAGMENTS, certificate, clientCertificate]);
       const context = JSON.stringify(report, null, 1);
 
       // Handshake: ServerHello selects TLS 1.3 through supported_versions (its legacy version stays 0x0303).
@@ -161,7 +165,7 @@ describe.skipIf(!canCapture)("Wireshark check (tshark on lo)", () => {
       expect(report.recordTypes.every((type) => [20, 22, 23].includes(type)), context).toBe(true);
       expectOnlyTls(report, server.port, 3, true);
 
-      // Nothing secret (nor the certificate, which TLS 1.3 encrypts) in the raw file bytes.
+      // Nothing secret (nor either certificate, which TLS 1.3 encrypts) in the raw file bytes.
       expect(report.found, context).toEqual([]);
       expect(session.secrets.length).toBe(11);
     },
@@ -177,12 +181,14 @@ describe.skipIf(!canCapture)("Wireshark check (tshark on lo)", () => {
       });
       await using dir = await tempDir("tlschat-capture-");
       const file = dir.file("tls12.pcapng");
+      const identity = await testIdentity("capture");
       const session = await captured(server.port, file, () =>
-        runSession(server, { maxVersion: 771, ciphers: "AES128-SHA" }),
+        runSession(server, { maxVersion: 771, ciphers: "AES128-SHA", ...presenting(identity) }),
       );
 
       const certificate = { label: "server certificate (DER)", bytes: new X509Certificate(server.certificate.certPem).raw };
-      const report = await inspectCapture(file, server.port, [...session.secrets, ...session.users, ...PROTOCOL_FRAGMENTS, certificate]);
+      const clientCertificate = { label: "client certificate (DER)", bytes: new X509Certificate(identity.certPem).raw };
+      const report = await inspectCapture(file, server.port, [...session.secrets, ...session.users, ...PROTOCOL_FRAGMENTS, certificate, clientCertificate]);
       const context = JSON.stringify(report, null, 1);
 
       for (const hello of report.serverHellos) {
@@ -190,16 +196,17 @@ describe.skipIf(!canCapture)("Wireshark check (tshark on lo)", () => {
         expect(hello.supportedVersion, context).toBe(""); // no supported_versions extension: not TLS 1.3
         expect(hello.cipherSuite, context).toBe("0x002f"); // TLS_RSA_WITH_AES_128_CBC_SHA
       }
-      // TLS 1.2 shows more of the handshake in clear: Certificate (11), ServerHelloDone (14),
-      // ClientKeyExchange (16), NewSessionTicket (4); Finished is encrypted.
-      expect(report.handshakeTypes, context).toEqual(expect.arrayContaining([1, 2, 11, 14, 16]));
-      expect(report.handshakeTypes.every((type) => [1, 2, 4, 11, 14, 16].includes(type)), context).toBe(true);
+      // TLS 1.2 shows more of the handshake in clear: Certificate (11, both sides'),
+      // CertificateRequest (13), ServerHelloDone (14), CertificateVerify (15), ClientKeyExchange
+      // (16), NewSessionTicket (4); Finished is encrypted.
+      expect(report.handshakeTypes, context).toEqual(expect.arrayContaining([1, 2, 11, 13, 14, 15, 16]));
+      expect(report.handshakeTypes.every((type) => [1, 2, 4, 11, 13, 14, 15, 16].includes(type)), context).toBe(true);
       // 21 = close_notify alerts at the end (encrypted, but the record type is visible in TLS 1.2).
       expect(report.recordTypes.every((type) => [20, 21, 22, 23].includes(type)), context).toBe(true);
       expectOnlyTls(report, server.port, 3, false);
 
-      // The certificate is visible in TLS 1.2; nothing else is.
-      expect(report.found, context).toEqual([certificate.label]);
+      // The certificates are visible in TLS 1.2, the client's identity too; nothing else is.
+      expect(report.found, context).toEqual([certificate.label, clientCertificate.label]);
     },
     TEST_TIMEOUT_MS,
   );

@@ -62,7 +62,7 @@ function harness(overrides: Partial<ConnectionHost> = {}): Harness {
     connectionClosed: () => state.closedSessions++,
   } as unknown as Session;
   const connection = new Connection(1, "127.0.0.1", socket as unknown as Socket<Connection>, host, () => session);
-  connection.onHandshake();
+  connection.onHandshake(undefined);
   return {
     connection,
     socket,
