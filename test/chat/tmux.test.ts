@@ -73,7 +73,7 @@ async function aliceAndBob(dir: TempDir) {
   const bob = await loggedIn(server, "bob", BOB);
   const term = startChat(dir, "alice", ALICE, server.port, ca);
   await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
-  await bob.next("join");
+  await bob.next("online");
   return {
     server,
     bob,
@@ -108,7 +108,7 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     // Ctrl-D on an empty line quits cleanly.
     term.press("C-d");
     expect(await term.exited()).toBe(0);
-    expect((await bob.next("leave")).user).toBe("alice");
+    expect((await bob.next("offline")).user).toBe("alice");
   }, 20_000);
 
   test("a typed line longer than the terminal is wide stays intact while messages arrive", async () => {
@@ -168,13 +168,13 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
     expect(await hostile.loggedIn).toBe("alice");
     const ts = Date.now();
-    hostile.send({ type: "msg", id: 1, from: "mallory", text: "before the attack", ts });
+    hostile.send({ type: "msg", id: 1, room: "#lobby", from: "mallory", text: "before the attack", ts });
     await term.waitFor((rows) => indexOf(rows, messageRow("mallory", "before the attack")) >= 0, "the first message");
     term.type("still typing");
     await term.waitFor((rows) => rows.at(-1) === "alice> still typing", "the typed text");
 
-    hostile.send({ type: "msg", id: 2, from: "mallory", text: "\u001b[2J\u001b[Hgotcha \u202eevil\u0007 \u009b31m", ts });
-    hostile.send({ type: "msg", id: 3, from: "mal\u001b[31mlory", text: "fake name", ts });
+    hostile.send({ type: "msg", id: 2, room: "#lobby", from: "mallory", text: "\u001b[2J\u001b[Hgotcha \u202eevil\u0007 \u009b31m", ts });
+    hostile.send({ type: "msg", id: 3, room: "#lobby", from: "mal\u001b[31mlory", text: "fake name", ts });
     hostile.send({ type: "dm", from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
     const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")) && r.at(-1) === "alice> still typing", "the hostile frames and the redrawn input");
 
