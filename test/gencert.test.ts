@@ -387,3 +387,56 @@ describe("tls/certificate", () => {
     );
   });
 });
+
+describe("tlschat gencert --identity", () => {
+  test("writes identity.pem (certificate, then key) 0600 in a 0700 config directory and prints openssl's fingerprint", async () => {
+    const config = join(await tempDir(), "config");
+    const cap = captureIO({ XDG_CONFIG_HOME: config });
+    expect(await run(["gencert", "--identity"], cap.io)).toBe(0);
+    const path = join(config, "tlschat", "identity.pem");
+    expect(cap.stdout()).toContain(`identity: ${path}`);
+    expect(await modeOf(path)).toBe(0o600);
+    expect(await modeOf(join(config, "tlschat"))).toBe(0o700);
+    const text = await readFile(path, "utf8");
+    expect(text).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n$/);
+    const printed = lines(cap.stdout()).find((line) => line.startsWith("SHA256 Fingerprint="));
+    const o = await openssl("x509", "-in", path, "-noout", "-fingerprint", "-sha256");
+    expect(printed!.split("=")[1]).toBe(o.stdout.trim().split("=")[1]!);
+  });
+
+  test("the identity is an ECDSA P-256 client certificate, long-lived, whose key is in the same file", async () => {
+    const dir = await tempDir();
+    expect((await cli("gencert", "--identity", "--out", dir)).code).toBe(0);
+    const text = await readFile(join(dir, "identity.pem"), "utf8");
+    const certificate = new X509Certificate(text);
+    expect(certificate.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+    expect(certificate.keyUsage).toEqual(["1.3.6.1.5.5.7.3.2"]); // clientAuth
+    expect(new Date(certificate.validTo).getTime() - Date.now()).toBeGreaterThan(3649 * DAY_MS);
+    const check = await openssl("x509", "-in", join(dir, "identity.pem"), "-noout", "-checkend", "0");
+    expect(check.code).toBe(0);
+    const key = await openssl("pkey", "-in", join(dir, "identity.pem"), "-noout");
+    expect(key.code).toBe(0);
+  });
+
+  test("refuses to replace an identity without --force; --force makes a new key", async () => {
+    const dir = await tempDir();
+    await cli("gencert", "--identity", "--out", dir);
+    const first = await readFile(join(dir, "identity.pem"), "utf8");
+    const again = await cli("gencert", "--identity", "--out", dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("--force");
+    expect(await readFile(join(dir, "identity.pem"), "utf8")).toBe(first);
+    expect((await cli("gencert", "--identity", "--out", dir, "--force")).code).toBe(0);
+    expect(await readFile(join(dir, "identity.pem"), "utf8")).not.toBe(first);
+  });
+
+  test("--identity with server-certificate options is a usage error and writes nothing", async () => {
+    const dir = await tempDir();
+    for (const extra of [["--san", "example.com"], ["--key-type", "rsa"], ["--days", "30"]]) {
+      const r = await cli("gencert", "--identity", "--out", dir, ...extra);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toHaveLength(1);
+    }
+    expect(await Bun.file(join(dir, "identity.pem")).exists()).toBe(false);
+  });
+});

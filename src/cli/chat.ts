@@ -3,7 +3,7 @@
 
 import { Command, Option } from "commander";
 import { createInterface } from "node:readline";
-import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
+import type { ChatClient, ChatEvent } from "../client/chat-client.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
 import { localLine, ownMessageLine, plainLines, screenLines, type Style } from "../client/format.ts";
@@ -16,11 +16,13 @@ import {
   addConnectionOptions,
   buildVerification,
   connectFailure,
+  givenPassword,
   obtainPassword,
   resolveTarget,
   type ConnectionOptions,
   type Target,
 } from "./connect.ts";
+import { chosenIdentity, startChat } from "./identity.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 interface ChatOptions extends ConnectionOptions {
@@ -43,12 +45,13 @@ export function chatCommand(io: CliIO, exit: ExitCode): Command {
     .addHelpText(
       "after",
       `
-Interactive: type to talk; /help lists commands (/msg, /reply, /me, /who, /passwd, /quit).
+Interactive: type to talk; /help lists commands (/msg, /reply, /me, /who, /passwd, /keys, /key, /quit).
 Tab completes commands and names. Ctrl-D or Ctrl-C twice quits.
 Scripts: each stdin line is sent (as typed, /msg works too); messages print as "name: text".
 Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
 
 The server is verified with --ca, a --fingerprint, or its pin in known_hosts (trust on first use).
+With an identity (tlschat gencert --identity) and no password given, you log in by key.
 
 Examples:
   tlschat chat alice@chat.example.com
@@ -71,13 +74,19 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
   }
   const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !opts.json && opts.send === undefined;
   const verification = await buildVerification(io, opts, target);
-  const password = await obtainPassword(io, opts, { confirmTwice: false, stdinAllowed: false, prompt: `Password for ${target.user}: ` });
+  const identity = await chosenIdentity(io, opts);
+  // With an identity and no password given, the key logs in: nothing to type.
+  const password = identity
+    ? await givenPassword(io, opts)
+    : await obtainPassword(io, opts, { confirmTwice: false, stdinAllowed: false, prompt: `Password for ${target.user}: ` });
 
   const early: ChatEvent[] = [];
   let client: ChatClient;
   try {
-    client = await ChatClient.start(
-      { host: target.host, port: target.port, serverName: opts.serverName, verification, user: target.user, password, reconnect: interactive },
+    const { host, port } = target;
+    client = await startChat(
+      io,
+      { host, port, serverName: opts.serverName, verification, user: target.user, password, identity, identityOverTls12: opts.identityOverTls12, reconnect: interactive },
       (event) => early.push(event),
     );
   } catch (error) {
@@ -122,12 +131,13 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
     print: (line, style) => surface.print(line, style ?? "status"),
     lastDmFrom: () => client.lastDmFrom,
     async changePassword() {
-      const oldPassword = await surface.readSecret("Current password: ");
+      const oldPassword = await surface.readSecret("Current password (none: just Enter): ");
       const newPassword = await surface.readSecret("New password: ");
       if ((await surface.readSecret("Repeat the new password: ")) !== newPassword) {
         throw new Error("The new passwords do not match; nothing was changed");
       }
-      client.changePassword(oldPassword, newPassword);
+      // No current password: a key-only account setting its first one.
+      client.changePassword(oldPassword === "" ? undefined : oldPassword, newPassword);
     },
     quit: () => surface.quit(),
   };

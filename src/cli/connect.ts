@@ -1,6 +1,6 @@
 // What `chat` and `register` share: the USER@HOST:PORT target, how the server is verified
-// (CA file, pinned fingerprint with trust on first use, or --insecure), and where the password
-// comes from.
+// (CA file, pinned fingerprint with trust on first use, or --insecure), where the password
+// comes from, and which identity (client certificate for key login) is presented.
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
@@ -23,6 +23,9 @@ export interface ConnectionOptions {
   trustNew?: boolean;
   insecure?: boolean;
   passwordFile?: string;
+  /** A path, false for --no-identity, undefined for the default identity if it exists. */
+  identity?: string | false;
+  identityOverTls12?: boolean;
 }
 
 export interface Target {
@@ -40,7 +43,12 @@ export function addConnectionOptions(command: Command): Command {
     .addOption(new Option("--fingerprint <sha256>", "trust the server only if its certificate has this SHA-256 fingerprint").env("TLSCHAT_FINGERPRINT"))
     .addOption(new Option("--trust-new", "pin an unknown server's certificate without asking").env("TLSCHAT_TRUST_NEW"))
     .addOption(new Option("--insecure", "do not verify the server at all (anyone can impersonate it)").env("TLSCHAT_INSECURE"))
-    .addOption(new Option("--password-file <file>", "read the password from the first line of this file").env("TLSCHAT_PASSWORD_FILE"));
+    .addOption(new Option("--password-file <file>", "read the password from the first line of this file").env("TLSCHAT_PASSWORD_FILE"))
+    .addOption(new Option("--identity <file>", "present this identity (client certificate and key) to log in by key [default: identity.pem in the config directory, if it exists]").env("TLSCHAT_IDENTITY"))
+    .addOption(new Option("--no-identity", "present no identity"))
+    .addOption(
+      new Option("--identity-over-tls12", "present the identity to a server that only speaks TLS 1.2, which sends it in clear").env("TLSCHAT_IDENTITY_OVER_TLS12"),
+    );
 }
 
 /** Parses USER[@HOST[:PORT]], with [v6]:port for IPv6; flags fill in what the target leaves out. */
@@ -126,6 +134,24 @@ export async function obtainPassword(
   opts: ConnectionOptions,
   how: { confirmTwice: boolean; stdinAllowed: boolean; prompt: string },
 ): Promise<string> {
+  const given = await givenPassword(io, opts);
+  if (given !== undefined) return given;
+  if (io.stdin.isTTY) return promptPassword(io, how.prompt, how.confirmTwice);
+  if (how.stdinAllowed) return readStdinLine(io);
+  throw new CliError("No password: use --password-file or TLSCHAT_PASSWORD when stdin is not a terminal", EXIT_USAGE);
+}
+
+/** Asks for a password on the terminal, twice when `confirmTwice` (a new one, which a typo would lock away). */
+export async function promptPassword(io: CliIO, prompt: string, confirmTwice: boolean): Promise<string> {
+  const password = await readPassword(io, prompt);
+  if (confirmTwice && (await readPassword(io, "Repeat the password: ")) !== password) {
+    throw new CliError("The passwords do not match");
+  }
+  return password;
+}
+
+/** The password named without asking for it: --password-file, then TLSCHAT_PASSWORD. */
+export async function givenPassword(io: CliIO, opts: ConnectionOptions): Promise<string | undefined> {
   if (opts.passwordFile !== undefined) {
     let text: string;
     try {
@@ -136,20 +162,14 @@ export async function obtainPassword(
     return text.split(/\r?\n/)[0] ?? "";
   }
   const fromEnv = io.env.TLSCHAT_PASSWORD;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  if (io.stdin.isTTY) {
-    const password = await readPassword(io, how.prompt);
-    if (how.confirmTwice && (await readPassword(io, "Repeat the password: ")) !== password) {
-      throw new CliError("The passwords do not match");
-    }
-    return password;
-  }
-  if (how.stdinAllowed) return readStdinLine(io);
-  throw new CliError("No password: use --password-file or TLSCHAT_PASSWORD when stdin is not a terminal", EXIT_USAGE);
+  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : undefined;
 }
 
 /** A connection failure as one line for the user (the changed-key warning keeps its lines). */
 export function connectFailure(error: unknown): CliError {
+  if (error instanceof ConnectError && error.kind === "identity_needs_tls13") {
+    return new CliError(`${error.message}; pass --identity-over-tls12 to present it anyway, or --no-identity to connect without it`);
+  }
   if (error instanceof ConnectError) return new CliError(error.message);
   return new CliError(error instanceof Error ? error.message : String(error));
 }

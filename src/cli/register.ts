@@ -1,5 +1,6 @@
 // `tlschat register`: creates an account, over the network (the server writes its store) or,
-// with --db, directly in a store file (a server running on that file picks the account up).
+// with --db, directly in a store file (a server running on that file picks the account up). Over
+// the network an identity binds its key to the new account, and then a password is optional.
 
 import { Command, Option } from "commander";
 import { createAccountService } from "../auth/accounts.ts";
@@ -17,6 +18,7 @@ import {
   resolveTarget,
   type ConnectionOptions,
 } from "./connect.ts";
+import { chosenIdentity, optionalPassword } from "./identity.ts";
 import { CliError, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
 
 const REPLY_TIMEOUT_MS = 30_000;
@@ -36,7 +38,9 @@ export function registerCommand(io: CliIO, exit: ExitCode): Command {
       "after",
       `
 The password is asked twice on a terminal, or read from --password-file, TLSCHAT_PASSWORD, or
-the first line of stdin when stdin is not a terminal.
+the first line of stdin when stdin is not a terminal. With an identity (tlschat gencert
+--identity) its key is bound to the account and the password is optional: without one given, a
+terminal asks whether to set one, and an empty stdin makes an account that logs in by key only.
 
 Examples:
   tlschat register alice@chat.example.com:7443 --ca server-cert.pem
@@ -58,25 +62,32 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   } catch (error) {
     throw new CliError((error as ChatError).message, EXIT_USAGE);
   }
-  // The password is asked before connecting (a server would not wait while it is typed twice);
-  // it is sent only after the server has passed verification.
-  const verification = opts.db === undefined ? await buildVerification(io, opts, target) : undefined;
-  const password = await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
-  try {
-    checkPassword(password);
-  } catch (error) {
-    throw new CliError(`weak_password: ${(error as ChatError).message}`);
-  }
-
   if (opts.db !== undefined) {
+    // A store file has no TLS handshake to prove a key: --db registers by password only.
+    const password = checked(await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` }));
     await registerInStore(opts.db, user, password);
     printLine(io.stdout, `Registered ${user} in ${opts.db}`);
     return EXIT_OK;
   }
+  // The password is asked before connecting (a server would not wait while it is typed twice);
+  // it is sent only after the server has passed verification.
+  const verification = await buildVerification(io, opts, target);
+  const identity = await chosenIdentity(io, opts);
+  const password = identity
+    ? await optionalPassword(io, opts, user)
+    : await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` });
+  if (password !== undefined) checked(password);
 
   let connection: ClientConnection;
   try {
-    connection = await ClientConnection.connect({ host: target.host, port: target.port, verification: verification!, serverName: opts.serverName });
+    connection = await ClientConnection.connect({
+      host: target.host,
+      port: target.port,
+      verification,
+      serverName: opts.serverName,
+      identity,
+      identityOverTls12: opts.identityOverTls12,
+    });
   } catch (error) {
     throw connectFailure(error);
   }
@@ -86,15 +97,26 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
       REPLY_TIMEOUT_MS,
       "answer to the registration",
     );
-    connection.send({ type: "register", user, password });
+    const credentials = { ...(password === undefined ? {} : { password }), ...(identity ? { key: true as const } : {}) };
+    connection.send({ type: "register", user, ...credentials });
     const answer = await reply;
     if (answer.type === "error") throw new CliError(`${answer.code}: ${answer.message}`);
-    printLine(io.stdout, `Registered ${answer.user} on ${target.host}:${target.port}`);
+    const bound = identity ? ` with the key ${identity.fingerprint256}${password === undefined ? "" : " and a password"}` : "";
+    printLine(io.stdout, `Registered ${answer.user} on ${target.host}:${target.port}${bound}`);
     return EXIT_OK;
   } catch (error) {
     throw error instanceof CliError ? error : connectFailure(error);
   } finally {
     await connection.close();
+  }
+}
+
+/** The password, if the length rules allow it; a weak one fails before anything is sent. */
+function checked(password: string): string {
+  try {
+    return checkPassword(password);
+  } catch (error) {
+    throw new CliError(`weak_password: ${(error as ChatError).message}`);
   }
 }
 

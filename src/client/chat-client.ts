@@ -1,4 +1,4 @@
-// A logged-in chat session that outlives connections: it logs in (password, or the resume
+// A logged-in chat session that outlives connections: it logs in (password or key, or the resume
 // token on reconnects), keeps the online list and the rooms joined, sends through a PacedOutbox so nothing is refused,
 // keeps each connection alive with a Keepalive, and reconnects with backoff, replaying history
 // without repeating lines already shown.
@@ -7,7 +7,7 @@ import { ChatError, isErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
 import { roomKey } from "../protocol/validate.ts";
 import { Backoff } from "./backoff.ts";
-import { ClientConnection, ConnectError, type Verification } from "./connection.ts";
+import { ClientConnection, ConnectError, type ClientIdentity, type Verification } from "./connection.ts";
 import { JoinedRooms, type RoomsView } from "./joined-rooms.ts";
 import { Keepalive, pingIntervalFor, PONG_TIMEOUT_MS } from "./keepalive.ts";
 import { PacedOutbox } from "./paced-outbox.ts";
@@ -34,8 +34,14 @@ export interface ChatClientOptions {
   serverName?: string;
   verification: Verification;
   user: string;
-  /** Kept in memory only, for logging in again when a resume token is refused. */
-  password: string;
+  /**
+   * Kept in memory only, for logging in again when a resume token is refused. Without one the
+   * client logs in by key: the identity's certificate.
+   */
+  password?: string;
+  identity?: ClientIdentity;
+  /** Present the identity in TLS 1.2 too (see ConnectOptions). */
+  identityOverTls12?: boolean;
   /** Reconnect after a lost connection instead of ending the session. */
   reconnect: boolean;
   /** A fixed ping interval instead of one derived from the idle timeout the server advertises. */
@@ -61,7 +67,7 @@ export class ChatClient {
   /** "stopping": quit is saying goodbye; nothing more is sent, and a lost connection stays lost. */
   private lifecycle: "running" | "stopping" | "finished" = "running";
   private readonly backoff: Backoff;
-  private password: string;
+  private password: string | undefined;
   private pendingPassword: string | undefined;
   private lastDmSender: string | undefined;
   private resolveFinished!: (error: Error | undefined) => void;
@@ -134,10 +140,13 @@ export class ChatClient {
     await this.connection?.flushed();
   }
 
-  /** Asks the server to change the password; the new one is used for later logins once confirmed. */
-  changePassword(oldPassword: string, newPassword: string): void {
-    this.pendingPassword = newPassword;
-    this.send({ type: "passwd", old: oldPassword, new: newPassword });
+  /**
+   * Asks the server to change the password (without `oldPassword`: to set a key-only account's
+   * first one); a session logging in by password uses the new one for later logins once confirmed.
+   */
+  changePassword(oldPassword: string | undefined, newPassword: string): void {
+    if (this.password !== undefined) this.pendingPassword = newPassword;
+    this.send(oldPassword === undefined ? { type: "passwd", new: newPassword } : { type: "passwd", old: oldPassword, new: newPassword });
   }
 
   /** Sends what is queued, says `quit`, and waits for the server to close. */
@@ -172,6 +181,8 @@ export class ChatClient {
       port: this.options.port,
       serverName: this.options.serverName,
       verification: this.options.verification,
+      identity: this.options.identity,
+      identityOverTls12: this.options.identityOverTls12,
     });
     // The server sends `history` in the same write as `welcome`: listen from the start and
     // replay what followed the welcome once the session is adopted.
@@ -193,9 +204,11 @@ export class ChatClient {
     if (this.resumeToken !== undefined) {
       const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.resumeToken });
       if (resumed.type === "welcome") return resumed;
-      this.resumeToken = undefined; // Expired or revoked: the password still works.
+      this.resumeToken = undefined; // Expired or revoked: the password or the key still works.
     }
-    const answer = await this.exchange(connection, { type: "login", user: this.user, password: this.password });
+    const login: ClientFrame =
+      this.password === undefined ? { type: "login", user: this.user, key: true } : { type: "login", user: this.user, password: this.password };
+    const answer = await this.exchange(connection, login);
     if (answer.type === "welcome") return answer;
     throw new ChatError(isErrorCode(answer.code) ? answer.code : "internal_error", answer.message);
   }
@@ -253,6 +266,10 @@ export class ChatClient {
         break;
       case "who":
         if (frame.room === undefined) this.onlineUsers = frame.users.slice();
+        break;
+      case "key_removed":
+        // The server revoked every token of the account, ours included.
+        this.resumeToken = frame.token;
         break;
       case "password_changed":
         this.resumeToken = frame.token;
@@ -312,7 +329,7 @@ export class ChatClient {
         // A refused login or an untrusted server will not fix itself by retrying.
         const permanent =
           (error instanceof ChatError && error.code === "auth_failed") ||
-          (error instanceof ConnectError && error.kind === "untrusted");
+          (error instanceof ConnectError && (error.kind === "untrusted" || error.kind === "identity_needs_tls13"));
         if (permanent) {
           this.finish(error as Error);
           return;

@@ -7,6 +7,7 @@
 
 import type { ClientFrame } from "../protocol/frames.ts";
 import { checkText, checkUsername, USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
+import { registerKeyCommands } from "./key-commands.ts";
 import { sanitize, sanitizeName } from "./sanitize.ts";
 
 /** What a command may do; the chat session implements it. */
@@ -150,7 +151,7 @@ function splitFirstWord(text: string): [string, string] {
   return space === -1 ? [text, ""] : [text.slice(0, space), text.slice(space).trim()];
 }
 
-/** The built-in commands: /help, /who, /msg (/dm), /reply, /me, /passwd, /quit (/exit). */
+/** The built-in commands: /help, /who, /msg (/dm), /reply, /me, /passwd, /quit (/exit), and the key commands. */
 export function defaultCommands(options: CommandRegistryOptions): CommandRegistry {
   const registry = new CommandRegistry(options);
 
@@ -234,6 +235,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
     help: "Leave the chat",
     run: (_args, ctx) => ctx.quit(),
   });
+  registerKeyCommands(registry);
   return registry;
 }
 

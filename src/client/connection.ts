@@ -1,7 +1,7 @@
-// A client's TLS connection to a tlschat server: connects, verifies the server (CA chain and
-// host name, a pinned fingerprint, or nothing when the user said --insecure) before a single
-// byte is sent, then turns the byte stream into parsed server frames and queues outgoing
-// frames across `drain` so nothing is silently dropped.
+// A client's TLS connection to a tlschat server: connects (presenting the user's identity, if
+// any), verifies the server (CA chain and host name, a pinned fingerprint, or nothing when the
+// user said --insecure) before a single byte is sent, then turns the byte stream into parsed
+// server frames and queues outgoing frames across `drain` so nothing is silently dropped.
 
 import type { Socket } from "bun";
 import { ChatError } from "../protocol/errors.ts";
@@ -32,6 +32,15 @@ export type Verification =
   | { kind: "fingerprint"; check(peer: PeerCertificateInfo): Promise<void> }
   | { kind: "insecure" };
 
+/** A client certificate and its key, presented in the handshake so the server can log us in by key. */
+export interface ClientIdentity {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Bun's number for TLS 1.3 (`minVersion` takes numbers, and its types leave the field out). */
+const TLS_1_3 = 772;
+
 export interface ConnectOptions {
   host: string;
   port: number;
@@ -39,9 +48,17 @@ export interface ConnectOptions {
   /** Name to verify and to send as SNI; defaults to the host. */
   serverName?: string;
   timeoutMs?: number;
+  identity?: ClientIdentity;
+  /**
+   * Also present the identity in TLS 1.2, which sends the client certificate in clear. Without
+   * it a connection with an identity requires TLS 1.3: the certificate is chosen before the
+   * handshake, so the client cannot wait to see which version the server picks.
+   */
+  identityOverTls12?: boolean;
 }
 
-export type ConnectFailure = "connect_failed" | "tls_failed" | "untrusted";
+/** `identity_needs_tls13`: the server offers no TLS 1.3, and the identity is not to be shown in TLS 1.2. */
+export type ConnectFailure = "connect_failed" | "tls_failed" | "untrusted" | "identity_needs_tls13";
 
 /** Why a connection could not be made; `kind` tells a retry loop whether trying again can help. */
 export class ConnectError extends Error {
@@ -80,6 +97,8 @@ export class ClientConnection implements AsyncDisposable {
   static async connect(options: ConnectOptions): Promise<ClientConnection> {
     const serverName = options.serverName ?? options.host;
     const verification = options.verification;
+    const identity = options.identity;
+    const tls13Only = identity !== undefined && options.identityOverTls12 !== true;
     let settle!: { resolve(connection: ClientConnection): void; reject(error: Error): void };
     const ready = new Promise<ClientConnection>((resolve, reject) => (settle = { resolve, reject }));
     // A refused TCP connect both throws from Bun.connect and rejects `ready`; the throw is reported.
@@ -106,9 +125,16 @@ export class ClientConnection implements AsyncDisposable {
           ...(verification.kind === "ca" ? { ca: verification.ca } : {}),
           // Always explicit: NODE_TLS_REJECT_UNAUTHORIZED must not be able to change this.
           rejectUnauthorized: verification.kind === "ca",
-        },
+          ...(identity ? { cert: identity.certPem, key: identity.keyPem } : {}),
+          ...(tls13Only ? { minVersion: TLS_1_3 } : {}),
+        } as Bun.TLSOptions,
         socket: {
           handshake(socket, _success, authorizationError) {
+            if (tls13Only && isVersionRefusal(authorizationError)) {
+              fail(new ConnectError("identity_needs_tls13", `${options.host}:${options.port} does not offer TLS 1.3, and TLS 1.2 would show the identity certificate to anyone on the path`));
+              socket.terminate();
+              return;
+            }
             const certificate = socket.getPeerCertificate();
             const peer: PeerCertificateInfo = {
               fingerprint256: certificate?.fingerprint256 ?? "",
@@ -282,6 +308,11 @@ export class ClientConnection implements AsyncDisposable {
     for (const listener of this.closeListeners.slice()) listener(this.closedError);
     this.resolveClosed();
   }
+}
+
+/** The handshake failed because the peers share no TLS version (OpenSSL and BoringSSL say it this way). */
+function isVersionRefusal(error: Error | null | undefined): boolean {
+  return /PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL/.test(error?.message ?? "");
 }
 
 async function verify(verification: Verification, peer: PeerCertificateInfo, host: string): Promise<void> {

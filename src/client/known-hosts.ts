@@ -2,17 +2,13 @@
 // known_hosts; it stores and compares pins and leaves deciding what to trust to its caller.
 
 import { mkdir, readFile } from "node:fs/promises";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, join } from "node:path";
 import { writeFileAtomically } from "../files/atomic-write.ts";
+import { configDir } from "./config-dir.ts";
 
 /** $XDG_CONFIG_HOME/tlschat/known_hosts, else $HOME/.config/tlschat/known_hosts. */
 export function knownHostsPath(env: { XDG_CONFIG_HOME?: string; HOME?: string }): string {
-  // The XDG spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
-  const xdg = env.XDG_CONFIG_HOME;
-  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, "tlschat", "known_hosts");
-  const home = env.HOME;
-  if (home === undefined || home === "") throw new Error("Cannot locate known_hosts: set HOME or XDG_CONFIG_HOME");
-  return join(home, ".config", "tlschat", "known_hosts");
+  return join(configDir(env), "known_hosts");
 }
 
 /** The key a pin is stored under: host lowercased, IPv6 addresses in brackets ("[::1]:7443"). */

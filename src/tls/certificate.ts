@@ -165,7 +165,8 @@ export async function writeCertificatePair(
 
 /** Writes an identity (certificate, then key, in one file) with mode 0600; refuses to replace one unless `force`. */
 export async function writeIdentityFile(pair: Pick<CertificatePair, "certPem" | "keyPem">, path: string, force: boolean): Promise<void> {
-  if (!force && (await exists(path))) throw new CertificateFileError("exists", path);
+  // A directory made for it is as private as the key, like ssh's ~/.ssh.
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeExact(path, pair.certPem + pair.keyPem, 0o600, force);
 }
 

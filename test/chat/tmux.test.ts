@@ -1,11 +1,13 @@
 // The compiled binary in a real terminal (tmux, 80×24): messages arriving while the user types are
 // printed above the input line without disturbing it (also when the input wraps), the typed line
-// is sent intact, and hostile text is shown visibly instead of driving the terminal.
+// is sent intact, hostile text is shown visibly instead of driving the terminal, and with an
+// identity a user registers and chats without ever typing a password.
 
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loggedIn, registerUsers, writeCa } from "../helpers/chat-support.ts";
+import { loggedIn, logEvents, registerUsers, writeCa } from "../helpers/chat-support.ts";
+import { TestClient } from "../helpers/client.ts";
 import { startHostileServer } from "../helpers/hostile-server.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
@@ -45,20 +47,25 @@ afterEach(() => {
   sessions = [];
 });
 
-/** Starts `tlschat chat` for `user` in a fresh 80×24 terminal with a clean environment. */
-function startChat(dir: TempDir, user: string, password: string, port: number, ca: string): TmuxSession {
-  const env = {
+/** Runs the binary with `args` in a fresh 80×24 terminal, with a clean environment plus `env`. */
+function inTerminal(dir: TempDir, args: string, env: Record<string, string> = {}): TmuxSession {
+  const all = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     TERM: "screen",
     HOME: dir.path,
     XDG_CONFIG_HOME: dir.file("config"),
-    TLSCHAT_PASSWORD: password,
     NO_COLOR: "1",
+    ...env,
   };
-  const assignments = Object.entries(env).map(([name, value]) => `${name}='${value.replaceAll("'", "'\\''")}'`);
-  const session = TmuxSession.start(`env -i ${assignments.join(" ")} '${BINARY}' chat ${user}@localhost:${port} --ca '${ca}'`);
+  const assignments = Object.entries(all).map(([name, value]) => `${name}='${value.replaceAll("'", "'\\''")}'`);
+  const session = TmuxSession.start(`env -i ${assignments.join(" ")} '${BINARY}' ${args}`);
   sessions.push(session);
   return session;
+}
+
+/** Starts `tlschat chat` for `user` in a terminal, with the password in the environment. */
+function startChat(dir: TempDir, user: string, password: string, port: number, ca: string): TmuxSession {
+  return inTerminal(dir, `chat ${user}@localhost:${port} --ca '${ca}'`, { TLSCHAT_PASSWORD: password });
 }
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
@@ -185,4 +192,57 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     expect(rows.at(-1)).toBe("alice> still typing");
     expect(rows.filter((row) => row.startsWith("spoofed"))).toEqual([]);
   }, 30_000);
+});
+
+/** Alice's empty input line, whatever else the prompt shows (the room, unread counts). */
+const isAlicePrompt = (row: string | undefined) => row !== undefined && /^alice\b[^>]*>$/.test(row);
+
+describe.skipIf(!haveTmux)("key login in a terminal (compiled binary under tmux)", () => {
+  test("after gencert --identity and register, chat alice@host connects with no prompt at all", async () => {
+    await using dir = await tempDir();
+    await using server = await startTestServer();
+    const target = `alice@localhost:${server.port}`;
+
+    const gencert = inTerminal(dir, "gencert --identity");
+    expect(await gencert.exited(10_000)).toBe(0);
+    // On a terminal register offers a password as well; declining makes a key-only account.
+    const register = inTerminal(dir, `register ${target} --trust-new`);
+    await register.waitFor((rows) => rows.some((row) => row.startsWith("Set a password too")), "the password question", 10_000);
+    register.type("n");
+    register.press("Enter");
+    expect(await register.exited(10_000)).toBe(0);
+    expect(register.content().some((row) => row.startsWith(`Registered alice on localhost:${server.port} with the key `))).toBe(true);
+
+    await using bob = await TestClient.connect({ port: server.port, ca: server.certificate.certPem });
+    await registerUsers(server, { bob: BOB });
+    await bob.login("bob", BOB);
+    const term = inTerminal(dir, `chat ${target}`);
+    const rows = await term.waitFor((r) => isAlicePrompt(r.at(-1)), "the prompt", 10_000);
+    expect(rows[0]).toMatch(new RegExp(`^-- Connected to localhost:${server.port} \\(TLSv1\\.3 .*\\) as alice\\.`));
+    expect(rows.filter((row) => /password|trust|\[y\/N\]/i.test(row))).toEqual([]);
+    term.type("no password typed");
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ from: "alice", text: "no password typed" });
+    expect(logEvents(server, "login").find((entry) => entry.fields.user === "alice")?.fields.method).toBe("key");
+    term.press("C-d");
+    expect(await term.exited()).toBe(0);
+  }, 40_000);
+
+  test("when the server refuses the key, chat asks for the password on the terminal and logs in with it", async () => {
+    await using dir = await tempDir();
+    await using server = await startTestServer();
+    const ca = await writeCa(dir, server);
+    await registerUsers(server, { alice: ALICE });
+    expect(await inTerminal(dir, "gencert --identity").exited(10_000)).toBe(0);
+
+    const term = inTerminal(dir, `chat alice@localhost:${server.port} --ca '${ca}'`);
+    await term.waitFor((rows) => rows.at(-1) === "Password for alice:", "the password prompt", 10_000);
+    expect(term.content()).toContain("The server refused this identity's key for alice");
+    term.type(ALICE);
+    term.press("Enter");
+    await term.waitFor((rows) => isAlicePrompt(rows.at(-1)), "the prompt", 10_000);
+    expect(logEvents(server, "login").map((entry) => entry.fields.method)).toEqual(["password"]);
+    term.press("C-d");
+    expect(await term.exited()).toBe(0);
+  }, 40_000);
 });

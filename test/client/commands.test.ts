@@ -226,7 +226,7 @@ describe("CommandRegistry.complete", () => {
     expect(registry.complete("/E", users)).toEqual([["/exit"], "/E"]);
     expect(registry.complete("/zz", users)).toEqual([[], "/zz"]);
     expect(registry.complete("/", users)[0]).toEqual([
-      "/dm", "/exit", "/help", "/me", "/msg", "/passwd", "/quit", "/reply", "/who",
+      "/dm", "/exit", "/help", "/key", "/keys", "/me", "/msg", "/passwd", "/quit", "/reply", "/who",
     ]);
   });
 
@@ -287,5 +287,37 @@ describe("renderAction", () => {
 
   test("sanitises both the name and the action", () => {
     expect(renderAction("ev\u202ee", "/me \x1b[2Jwipes")).toBe("* ev<U+202E>e ^[[2Jwipes");
+  });
+});
+
+describe("key commands", () => {
+  const FINGERPRINT = `${"AB:".repeat(31)}AB`;
+
+  test("/keys asks for the account's keys and /key add binds this connection's certificate", async () => {
+    const { registry, ctx } = setup();
+    await registry.dispatch("/keys", ctx);
+    await registry.dispatch("/key add", ctx);
+    expect(ctx.sent).toEqual([{ type: "keys" }, { type: "key_add" }]);
+  });
+
+  test("/key remove takes a fingerprint as openssl, gencert or /keys print it, or in plain hex of any case", async () => {
+    const { registry, ctx } = setup();
+    await registry.dispatch(`/key remove ${FINGERPRINT}`, ctx);
+    await registry.dispatch(`/key remove ${FINGERPRINT.replaceAll(":", "").toLowerCase()}`, ctx);
+    expect(ctx.sent).toEqual([
+      { type: "key_remove", fingerprint: FINGERPRINT },
+      { type: "key_remove", fingerprint: FINGERPRINT },
+    ]);
+  });
+
+  test("anything else is a usage error or a bad fingerprint, and nothing is sent", async () => {
+    const { registry, ctx } = setup();
+    for (const line of ["/key", "/key drop", "/key add now", "/key remove", `/key remove ${FINGERPRINT} extra`]) {
+      expect(await registry.dispatch(line, ctx)).toBe("local");
+    }
+    expect(ctx.errors).toEqual(Array(5).fill("Usage: /key add | /key remove FINGERPRINT"));
+    await registry.dispatch("/key remove AB:CD", ctx);
+    expect(ctx.errors.at(-1)).toContain("SHA-256");
+    expect(ctx.sent).toEqual([]);
   });
 });
