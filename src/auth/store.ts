@@ -1,7 +1,8 @@
 // The account store: the UserStore interface the account service uses, and JsonFileStore, which
 // keeps it in one JSON file (store-format.ts) written atomically (temp file, fsync, rename, fsync
 // of the directory) with mode 0600. Every write is a transaction under the lock file
-// (store-lock.ts): re-read the file if someone else changed it, apply the change, write, unlock.
+// (store-lock.ts): re-read the file if someone else changed it, apply the changes queued since
+// the last write (group commit), write, unlock.
 // So a running server and `tlschat register --db` can share the file without losing a write,
 // and the server sees accounts added behind its back. A corrupt or unreadable file stops
 // start-up and is never overwritten.
@@ -57,8 +58,16 @@ export interface StoreOptions {
   now?: () => number;
 }
 
+interface QueuedChange {
+  change: (accounts: StagedAccounts) => unknown;
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
+
 export class JsonFileStore implements UserStore {
-  private transactions: Promise<unknown> = Promise.resolve();
+  private queued: QueuedChange[] = [];
+  /** The write loop, while one runs. */
+  private writing: Promise<void> | undefined;
   private closed = false;
   private lookedAt: number;
 
@@ -107,29 +116,27 @@ export class JsonFileStore implements UserStore {
   }
 
   add(record: UserRecord): Promise<void> {
-    return this.transact((users) => {
+    return this.transact((accounts) => {
       const key = userKey(record.name);
-      if (users.has(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
-      refuseKeysOfOthers(users, key, record);
-      users.set(key, record);
+      if (accounts.get(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
+      accounts.put(key, record);
     });
   }
 
   update(user: string, change: (current: UserRecord) => UserRecord): Promise<UserRecord> {
-    return this.transact((users) => {
+    return this.transact((accounts) => {
       const key = userKey(user);
-      const current = users.get(key);
+      const current = accounts.get(key);
       if (!current) throw new ChatError("no_such_user", `${user} is not registered`);
       const next = change(current);
-      refuseKeysOfOthers(users, key, next);
-      users.set(key, next);
+      accounts.put(key, next);
       return next;
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.transactions.catch(() => undefined);
+    await this.writing;
   }
 
   /** Picks up a version of the file written by another process; keeps what it has if that version is unreadable. */
@@ -147,48 +154,91 @@ export class JsonFileStore implements UserStore {
   }
 
   /**
-   * Runs one change under the lock against the newest file, then writes it. Transactions of
-   * this store run one at a time; nothing is acknowledged before it is on disk.
+   * Queues one change to run under the lock against the newest file. Changes are group-committed:
+   * those queued while a write is under way go into the next write together, so a burst (a
+   * storm of first logins by key, each noting its key's use) costs a few writes, not one each.
+   * Nothing is acknowledged before it is on disk. A change that throws fails alone (it must
+   * throw before it puts anything), and the others in its write go ahead.
    */
-  private transact<T>(change: (users: Map<string, UserRecord>) => T): Promise<T> {
+  private transact<T>(change: (accounts: StagedAccounts) => T): Promise<T> {
     if (this.closed) return Promise.reject(new ChatError("store_unavailable", "The account store is closed"));
-    const run = async () =>
-      withLock(this.path, this.lockWaitMs, async () => {
-        // Always re-read under the lock: another writer may have changed the file, and a file
-        // that has become unreadable must be refused, not overwritten.
-        let loaded: Loaded | undefined;
-        try {
-          loaded = readIfPresent(this.path);
-        } catch (error) {
-          throw new ChatError("store_unavailable", `The account store is unreadable, so it was not changed (${(error as Error).message})`);
-        }
-        if (loaded) this.contents = loaded.contents;
-        const users = new Map(this.contents.users);
-        const result = change(users);
-        const next = { secret: this.contents.secret, users };
-        await writeFileAtomically(this.path, serialise(next));
-        this.contents = next;
-        this.stamp = stampOf(this.path);
-        this.lookedAt = this.now();
-        return result;
-      });
-    const result = this.transactions.then(run, run);
-    this.transactions = result.catch(() => undefined);
-    return result.catch((error: unknown) => {
-      if (error instanceof ChatError) throw error;
-      throw unavailable(error);
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ change, resolve: resolve as (result: unknown) => void, reject });
+      this.writing ??= this.writeQueued();
     });
+  }
+
+  private async writeQueued(): Promise<void> {
+    while (this.queued.length > 0) {
+      const batch = this.queued.splice(0);
+      const outcomes: Array<{ ok: true; result: unknown } | { ok: false; error: unknown }> = [];
+      try {
+        await withLock(this.path, this.lockWaitMs, async () => {
+          // Always re-read under the lock: another writer may have changed the file, and a file
+          // that has become unreadable must be refused, not overwritten.
+          let loaded: Loaded | undefined;
+          try {
+            loaded = readIfPresent(this.path);
+          } catch (error) {
+            throw new ChatError("store_unavailable", `The account store is unreadable, so it was not changed (${(error as Error).message})`);
+          }
+          if (loaded) this.contents = loaded.contents;
+          const users = new Map(this.contents.users);
+          const accounts = new StagedAccounts(users);
+          for (const { change } of batch) {
+            try {
+              outcomes.push({ ok: true, result: change(accounts) });
+            } catch (error) {
+              outcomes.push({ ok: false, error });
+            }
+          }
+          if (outcomes.some((outcome) => outcome.ok)) {
+            const next = { secret: this.contents.secret, users };
+            await writeFileAtomically(this.path, serialise(next));
+            this.contents = next;
+            this.stamp = stampOf(this.path);
+          }
+          this.lookedAt = this.now();
+        });
+      } catch (error) {
+        const failure = error instanceof ChatError ? error : unavailable(error);
+        for (const { reject } of batch) reject(failure);
+        continue;
+      }
+      batch.forEach(({ resolve, reject }, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) resolve(outcome.result);
+        else reject(outcome.error instanceof ChatError ? outcome.error : unavailable(outcome.error));
+      });
+    }
+    // Cleared in the same turn as the last check of the queue: a change queued by code the last
+    // results resumed finds no loop running and starts one.
+    this.writing = undefined;
   }
 }
 
-/** A key is bound to one account at most: `key_in_use` if `record` (stored under `owner`) holds another account's key. */
-function refuseKeysOfOthers(users: Map<string, UserRecord>, owner: string, record: UserRecord): void {
-  if (record.keys.length === 0) return;
-  const wanted = new Set(record.keys.map((key) => key.fingerprint));
-  for (const [name, other] of users) {
-    if (name === owner) continue;
-    const taken = other.keys.find((key) => wanted.has(key.fingerprint));
+/**
+ * The accounts one write changes, with an index of which account holds each key, so that
+ * keeping a key to one account does not scan every account for every change.
+ */
+class StagedAccounts {
+  private readonly keyOwners = new Map<string, string>();
+
+  constructor(private readonly users: Map<string, UserRecord>) {
+    for (const [name, record] of users) for (const key of record.keys) this.keyOwners.set(key.fingerprint, name);
+  }
+
+  get(name: string): UserRecord | undefined {
+    return this.users.get(name);
+  }
+
+  /** Stores `record` under `name`; `key_in_use`, with nothing changed, if it holds another account's key. */
+  put(name: string, record: UserRecord): void {
+    const taken = record.keys.find((key) => (this.keyOwners.get(key.fingerprint) ?? name) !== name);
     if (taken) throw new ChatError("key_in_use", `The key ${taken.fingerprint} belongs to another account`);
+    for (const key of this.users.get(name)?.keys ?? []) this.keyOwners.delete(key.fingerprint);
+    for (const key of record.keys) this.keyOwners.set(key.fingerprint, name);
+    this.users.set(name, record);
   }
 }
 

@@ -155,3 +155,20 @@ describe(`keys in a version ${STORE_VERSION} store`, () => {
     await reopened.close();
   });
 });
+
+test("a burst of changes is written together, and a refused one fails alone while the rest reach the disk", async () => {
+  await using file = await storeFile(currentFile([record("carol", { keys: [key(KEY_A)] })]));
+  const store = await JsonFileStore.open(file.path);
+  const names = Array.from({ length: 50 }, (_, i) => `user${i}`);
+  const outcomes = await Promise.all([
+    ...names.map((name) => store.add(record(name)).then(() => "ok", (error: ChatError) => error.code)),
+    store.add(record("dave", { keys: [key(KEY_A)] })).then(() => "ok", (error: ChatError) => error.code),
+    store.add(record("CAROL")).then(() => "ok", (error: ChatError) => error.code),
+  ]);
+  expect(outcomes).toEqual([...names.map(() => "ok"), "key_in_use", "user_exists"]);
+  await store.close();
+  const reopened = await JsonFileStore.open(file.path);
+  expect(reopened.size).toBe(51);
+  expect(reopened.get("dave")).toBeUndefined();
+  await reopened.close();
+});
