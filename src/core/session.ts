@@ -63,6 +63,8 @@ export interface SessionEvents {
 export interface SessionDeps {
   hub: Hub;
   accounts: Accounts;
+  /** Resolves when a connection that has logged in may enter the chat: bursts are spread over turns. */
+  enterTurn: () => Promise<void>;
   limits: ServerLimits;
   events: SessionEvents;
   allowRegistration: boolean;
@@ -311,6 +313,8 @@ export class Session {
    * per room, each once the socket has room for it.
    */
   private async enter(result: LoginResult, method: LoginMethod): Promise<void> {
+    if (this.closed) return;
+    await this.deps.enterTurn();
     if (this.closed) return;
     const hub = this.deps.hub;
     const entered = await hub.enter(result.user, this.peer);

@@ -14,6 +14,7 @@ import { Session, type SessionDeps, type SessionEvents } from "../core/session.t
 import { userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
 import { clientKeyOf } from "./client-key.ts";
+import { EnterPacer } from "./enter-pacer.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
@@ -122,9 +123,11 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   };
 
+  const enterPacer = new EnterPacer(limits.MAX_ENTERS_PER_TURN);
   const sessionDeps: SessionDeps = {
     hub,
     accounts,
+    enterTurn: () => enterPacer.turn(),
     events,
     allowRegistration: options.allowRegistration ?? true,
     now,

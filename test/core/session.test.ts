@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { defaultLimits, FRAME_BURST, FRAME_RATE_PER_SEC, MAX_PENDING_FRAMES, MAX_TEXT_CHARS } from "../../src/core/limits.ts";
+import { defaultLimits, FRAME_BURST, FRAME_RATE_PER_SEC, MAX_ENTERS_PER_TURN, MAX_PENDING_FRAMES, MAX_TEXT_CHARS } from "../../src/core/limits.ts";
 import { Session, type Accounts, type SessionDeps } from "../../src/core/session.ts";
 import { ChatError } from "../../src/protocol/errors.ts";
+import { EnterPacer } from "../../src/server/enter-pacer.ts";
 import { FakePeer } from "../helpers/fake-peer.ts";
 import { testHub } from "../helpers/hub.ts";
 
@@ -28,10 +29,12 @@ function deferredAccounts() {
 
 async function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
   const peer = new FakePeer();
+  const pacer = new EnterPacer(MAX_ENTERS_PER_TURN);
   const { hub } = await testHub({}, clock);
   const session = new Session(peer, "127.0.0.1", {
     hub,
     accounts,
+    enterTurn: () => pacer.turn(),
     allowRegistration: true,
     now: () => clock.now,
     events: { authenticated() {}, registered() {}, refused() {}, crashed() {} },
