@@ -11,12 +11,12 @@ import { killAllChildren, makeWorkspace, openFileLimit, serverCommand, writeStor
 import { PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
 import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
 import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
-import { LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
+import { KEY_LOGIN_STORM, LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
 import { FANOUT, fanout, LATENCY, latency, type Metrics } from "./scenarios/messages.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
 
-const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "reconnect", "connections"] as const;
+const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "key-login-storm", "reconnect", "connections"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: bun run bench [-- options]
@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): Options {
           .map((name) => name.trim())
           .filter(Boolean)
           .map((name) => {
-            const canonical = name === "login" || name === "login_storm" ? "login-storm" : name;
+            const canonical = name === "login" || name === "login_storm" ? "login-storm" : name === "key-login" ? "key-login-storm" : name;
             if (!(SCENARIOS as readonly string[]).includes(canonical)) fail(`unknown scenario "${name}"`);
             return canonical as ScenarioName;
           });
@@ -280,6 +280,7 @@ async function main(): Promise<void> {
       rooms: 30_000,
       connections: 140_000,
       "login-storm": 30_000,
+      "key-login-storm": 20_000,
       reconnect: 15_000,
     };
     const order = SCENARIOS.filter((name) => options.only.includes(name));
@@ -337,6 +338,9 @@ async function main(): Promise<void> {
             case "login-storm":
               add("tlschat", await loginStorm(ctx));
               break;
+            case "key-login-storm":
+              add("tlschat", await loginStorm(ctx, KEY_LOGIN_STORM));
+              break;
             case "reconnect":
               add("tlschat", await reconnect(ctx));
               break;
@@ -374,7 +378,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log(printTable(rows));
   const allNotes = [
-    "Clients log in with resume tokens issued by the bench (same secret and format as the server) in every scenario except the login storm, which sends password logins (argon2id).",
+    "Clients log in with resume tokens issued by the bench (same secret and format as the server) in every scenario except the login storms, which send password logins (argon2id) and logins by key (client certificates).",
     ...notes,
     ...results.flatMap((result) => result.notes),
   ];
@@ -394,6 +398,8 @@ function scenarioConfig(name: string, clients: number): object {
       return { ...CONNECTIONS, clients };
     case "login-storm":
       return LOGIN_STORM;
+    case "key-login-storm":
+      return KEY_LOGIN_STORM;
     case "reconnect":
       return RECONNECT;
     default:
@@ -547,6 +553,29 @@ function tableRows(results: ScenarioResult[]): Row[] {
       check: { op: "<=", target: 50, on: "median", text: "≤ 50 ms" },
     });
     rows.push({ scenario: "login storm", metric: "server_busy retries", unit: "", summary: get(storm, "busyRetries") });
+  }
+
+  const keyStorm = find("key-login-storm", "tlschat");
+  if (keyStorm) {
+    const n = fmt(keyStorm.runs[0]?.logins ?? NaN);
+    rows.push({ scenario: "key login storm", metric: `${n} TLS handshakes with certificates`, unit: "s", summary: get(keyStorm, "connectSeconds") });
+    rows.push({ scenario: "key login storm", metric: "key logins/s", unit: "", summary: get(keyStorm, "loginsPerSec") });
+    rows.push({
+      scenario: "key login storm",
+      metric: `${n} logins done`,
+      unit: "s",
+      summary: get(keyStorm, "stormSeconds"),
+      check: { op: "<=", target: 2, on: "median", text: "≤ 2 s" },
+    });
+    rows.push({ scenario: "key login storm", metric: "chat p99 before storm", unit: "ms", summary: get(keyStorm, "chatBaselineP99Ms") });
+    rows.push({
+      scenario: "key login storm",
+      metric: "chat p99 during storm",
+      unit: "ms",
+      summary: get(keyStorm, "chatP99Ms"),
+      check: { op: "<=", target: 50, on: "median", text: "≤ 50 ms" },
+    });
+    rows.push({ scenario: "key login storm", metric: "refused logins", unit: "", summary: get(keyStorm, "loginFailures"), check: NONE_IN_ANY_REP });
   }
 
   const rec = find("reconnect", "tlschat");

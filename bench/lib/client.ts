@@ -126,8 +126,16 @@ function flushDirty(): void {
   for (const client of batch) client.flush();
 }
 
+/** A client certificate and key, presented in the handshake to log in by key. */
+export interface BenchIdentity {
+  cert: string;
+  key: string;
+}
+
 export class BenchClient {
   state: State = "idle";
+  /** Presented in every handshake when set. */
+  identity: BenchIdentity | undefined;
   /** Logged in (welcome seen) on the current connection. */
   ready = false;
   /** Ignore incoming lines, keep only line alignment. */
@@ -179,7 +187,7 @@ export class BenchClient {
       hostname: HOST,
       port: endpoint.port,
       data: link,
-      tls: { ca: endpoint.ca, serverName: "localhost", rejectUnauthorized: true },
+      tls: { ca: endpoint.ca, serverName: "localhost", rejectUnauthorized: true, ...this.identity },
       socket: HANDLERS,
     }).then(
       (socket) => {
@@ -192,7 +200,7 @@ export class BenchClient {
 
   private connectNode(endpoint: Endpoint, localAddress: string, link: Link): void {
     // localAddress is passed on to net.connect; the tls option types leave it out.
-    const options = { host: HOST, port: endpoint.port, localAddress, ca: endpoint.ca, servername: "localhost", rejectUnauthorized: true };
+    const options = { host: HOST, port: endpoint.port, localAddress, ca: endpoint.ca, servername: "localhost", rejectUnauthorized: true, ...this.identity };
     const socket = nodeTls.connect(options as nodeTls.ConnectionOptions);
     socket.setNoDelay(true);
     const current = () => link.generation === this.generation;
@@ -238,6 +246,11 @@ export class BenchClient {
 
   login(password: string): void {
     this.send(JSON.stringify({ type: "login", user: this.user, password }) + "\n");
+  }
+
+  /** Logs in with the certificate of `identity`, which the handshake has already proved. */
+  loginByKey(): void {
+    this.send(`{"type":"login","user":"${this.user}","key":true}\n`);
   }
 
   /** Queues data; everything queued in this turn leaves in one write. */

@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { serialise, type UserRecord } from "../../src/auth/store-format.ts";
 import { BenchError, log, now, sleep, withTimeout } from "./util.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
@@ -129,16 +130,21 @@ export interface StoreInfo {
 }
 
 /**
- * Writes a tlschat store file with users u1..uN that all share one argon2id hash of
- * `password`, computed once with the server's parameters (m=19456 KiB, t=2).
+ * Writes a tlschat store file (in the server's own format) with users u1..uN that all share one
+ * argon2id hash of `password`, computed once with the server's parameters (m=19456 KiB, t=2).
+ * `keys` binds a key (certificate fingerprint) to some of them, last used long ago: each one's
+ * first login then writes its use to the store, as on the first login of a day.
  */
-export async function writeStore(path: string, users: number, password: string): Promise<StoreInfo> {
+export async function writeStore(path: string, users: number, password: string, keys: ReadonlyMap<string, string> = new Map()): Promise<StoreInfo> {
   const secret = crypto.getRandomValues(new Uint8Array(32));
   const hash = await Bun.password.hash(password, { algorithm: "argon2id", memoryCost: 19_456, timeCost: 2 });
-  const records = [];
-  for (let i = 1; i <= users; i++) records.push({ name: userName(i), hash, epoch: 0, createdAt: 0 });
-  const file = { format: "tlschat-users", version: 1, secret: Buffer.from(secret).toString("hex"), users: records };
-  writeFileSync(path, JSON.stringify(file) + "\n", { mode: 0o600 });
+  const records = new Map<string, UserRecord>();
+  for (let i = 1; i <= users; i++) {
+    const name = userName(i);
+    const fingerprint = keys.get(name);
+    records.set(name, { name, hash, epoch: 0, createdAt: 0, keys: fingerprint === undefined ? [] : [{ fingerprint, addedAt: 0, lastUsedAt: 0 }] });
+  }
+  writeFileSync(path, serialise({ secret, users: records }), { mode: 0o600 });
   return { path, secret, users };
 }
 

@@ -33,21 +33,21 @@ export interface Target {
 const TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** A resume token as the server would issue it (same secret, format and epoch 0). */
-export function tokenFor(ctx: BenchContext, user: string): string {
-  return issueToken(ctx.store.secret, user, 0, Date.now() + TOKEN_TTL_MS);
+export function tokenFor(ctx: BenchContext, user: string, store: StoreInfo = ctx.store): string {
+  return issueToken(store.secret, user, 0, Date.now() + TOKEN_TTL_MS);
 }
 
-/** A tlschat server on the big store and a new chat database (no rooms but the lobby). */
-export async function startTlschat(ctx: BenchContext, limits: ServeLimits = GENEROUS_LIMITS): Promise<Target> {
+/** A tlschat server on a store (the big one unless named) and a new chat database (no rooms but the lobby). */
+export async function startTlschat(ctx: BenchContext, limits: ServeLimits = GENEROUS_LIMITS, store: StoreInfo = ctx.store): Promise<Target> {
   const port = freePort();
-  const files = { accounts: ctx.store.path, chat: ctx.ws.newChatDb() };
+  const files = { accounts: store.path, chat: ctx.ws.newChatDb() };
   const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, files, port, limits);
   const endpoint = { port, ca: ctx.ws.certPem };
   return {
     name: "tlschat",
     server,
     endpoint,
-    join: (clients, concurrency = 64, stop) => connectAll(clients, endpoint, (client) => tokenFor(ctx, client.user), concurrency, stop),
+    join: (clients, concurrency = 64, stop) => connectAll(clients, endpoint, (client) => tokenFor(ctx, client.user, store), concurrency, stop),
     stop: () => server.stop(),
   };
 }

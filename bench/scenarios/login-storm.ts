@@ -1,33 +1,72 @@
-// login storm: 500 clients send password logins at the same moment while 5 others chat at
-// 20 msg/s each. Password checks are argon2id (~35 ms each) and the server runs a bounded number
-// at once, refusing the excess with `server_busy`; refused clients retry after 100-300 ms.
+// login storms: many clients send logins at the same moment while 5 others chat at 20 msg/s
+// each, by password or by key.
 //
-// The storm's clients come from 100 loopback source addresses (127.0.1.1-127.0.1.100, 5 each;
-// the destination is 127.0.0.1 as always): the server's per-address throttle counts a password
-// attempt as a failure until it has been checked and allows 5, so 500 simultaneous logins from
-// one address would mostly be answered `throttled`. A `throttled` client retries after the delay
-// the server names.
+// By password: 500 clients. Password checks are argon2id (~35 ms each) and the server runs a
+// bounded number at once, refusing the excess with `server_busy`; refused clients retry after
+// 100-300 ms. The storm's clients come from 100 loopback source addresses (127.0.1.1-127.0.1.100,
+// 5 each; the destination is 127.0.0.1 as always): the server's per-address throttle counts a
+// password attempt as a failure until it has been checked and allows 5, so 500 simultaneous
+// logins from one address would mostly be answered `throttled`. A `throttled` client retries
+// after the delay the server names.
+//
+// By key: 1,000 clients, each with its own identity (client certificate) bound to its account
+// in a store of the same size as the password storm's. They have all been in the chat before
+// (a warm-up logs each in once by token), but their keys were last used long ago, so every login
+// also records its key's use in the store, as the first logins of a day do. No hashing and no
+// throttle slots: all come from 127.0.0.1. The clients' TLS handshakes (where the key is proved)
+// are timed apart from the logins.
 
+import { join } from "node:path";
+import { generateIdentity } from "../../src/tls/certificate.ts";
 import { loopbackSource, sayLines, terminateAll, type BenchClient } from "../lib/client.ts";
-import { makeClients, PASSWORD, startTlschat, type BenchContext } from "../lib/targets.ts";
+import { GENEROUS_LIMITS, userName, writeStore } from "../lib/proc.ts";
+import { makeClients, PASSWORD, startTlschat, STORE_USERS, type BenchContext } from "../lib/targets.ts";
 import { Tracker } from "../lib/tracker.ts";
-import { cpuShare, jitter, log, now, sleep } from "../lib/util.ts";
+import { cpuShare, jitter, log, now, sleep, waitUntil } from "../lib/util.ts";
 import type { Metrics } from "./messages.ts";
 
 export interface LoginStormConfig {
+  credential: "password" | "key";
   stormers: number;
-  /** Storm clients per loopback source address. */
-  perAddress: number;
+  /** Storm clients per loopback source address (password logins only: keys are not throttled per slot). */
+  perAddress?: number;
   chatters: number;
   ratePerSec: number;
   baselineMs: number;
   timeoutMs: number;
 }
 
-export const LOGIN_STORM: LoginStormConfig = { stormers: 500, perAddress: 5, chatters: 5, ratePerSec: 20, baselineMs: 1_000, timeoutMs: 90_000 };
+export const LOGIN_STORM: LoginStormConfig = { credential: "password", stormers: 500, perAddress: 5, chatters: 5, ratePerSec: 20, baselineMs: 1_000, timeoutMs: 90_000 };
+export const KEY_LOGIN_STORM: LoginStormConfig = { credential: "key", stormers: 1_000, chatters: 5, ratePerSec: 20, baselineMs: 1_000, timeoutMs: 30_000 };
+
+interface KeyFixture {
+  /** By user name: the identity presented, and its certificate's fingerprint bound in the store. */
+  identities: Map<string, { cert: string; key: string }>;
+  keys: Map<string, string>;
+}
+
+let keyFixture: Promise<KeyFixture> | undefined;
+
+/** An identity for each of the storm's users; made once per run. */
+function keyStormFixture(cfg: LoginStormConfig): Promise<KeyFixture> {
+  keyFixture ??= (async () => {
+    const started = now();
+    const users = Array.from({ length: cfg.stormers }, (_, i) => userName(cfg.chatters + i + 1));
+    const pairs = await Promise.all(users.map(() => generateIdentity()));
+    log(`key login storm: ${users.length} identities made in ${((now() - started) / 1000).toFixed(1)} s`);
+    return {
+      identities: new Map(users.map((user, i) => [user, { cert: pairs[i]!.certPem, key: pairs[i]!.keyPem }])),
+      keys: new Map(users.map((user, i) => [user, pairs[i]!.fingerprint256])),
+    };
+  })();
+  return keyFixture;
+}
 
 export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<Metrics> {
-  const target = await startTlschat(ctx);
+  const fixture = cfg.credential === "key" ? await keyStormFixture(cfg) : undefined;
+  // Written afresh for each repetition, so every one starts from keys last used long ago.
+  const store = fixture ? await writeStore(join(ctx.ws.dir, "keys.json"), STORE_USERS, PASSWORD, fixture.keys) : ctx.store;
+  const target = await startTlschat(ctx, GENEROUS_LIMITS, store);
   let chatters: BenchClient[] = [];
   let stormers: BenchClient[] = [];
   const timers: ReturnType<typeof setInterval>[] = [];
@@ -40,6 +79,7 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
     let throttled = 0;
     let failures = 0;
     let lastLoginAt = NaN;
+    const logIn = (client: BenchClient) => (cfg.credential === "key" ? client.loginByKey() : client.login(PASSWORD));
     const stormEvents = {
       welcome(client: BenchClient) {
         client.skip = true;
@@ -50,11 +90,11 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
         if (client.ready) return;
         if (code === "server_busy") {
           busy += 1;
-          setTimeout(() => client.login(PASSWORD), jitter(100, 300));
+          setTimeout(() => logIn(client), jitter(100, 300));
         } else if (code === "throttled") {
           throttled += 1;
           const seconds = Number(/try again in (\d+) s/.exec(message)?.[1] ?? 1);
-          setTimeout(() => client.login(PASSWORD), seconds * 1000 + jitter(0, 100));
+          setTimeout(() => logIn(client), seconds * 1000 + jitter(0, 100));
         } else {
           failures += 1;
           log(`login storm: ${client.user} refused: ${code}: ${message}`);
@@ -62,9 +102,25 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
       },
     };
     stormers = makeClients(cfg.stormers, stormEvents, cfg.chatters);
+    if (fixture) {
+      // "Yesterday": every storm user has logged in before (by token, which leaves the keys'
+      // last use as it was), so the storm measures logins, not first visits to the chat database.
+      await target.join(stormers);
+      terminateAll(stormers);
+      await waitUntil(() => stormers.every((client) => client.state === "closed"), 10_000, "the warm-up connections to close");
+      await sleep(500);
+      loggedIn = 0;
+      lastLoginAt = NaN;
+      for (const client of stormers) client.identity = fixture.identities.get(client.user);
+    }
     await target.join(chatters);
     // The storm's clients connect (TLS) first; their logins all go out in the same turn below.
-    await Promise.all(stormers.map((client, i) => client.connect(target.endpoint, loopbackSource(Math.floor(i / cfg.perAddress)))));
+    const connectStart = now();
+    const perAddress = cfg.perAddress;
+    await Promise.all(
+      stormers.map((client, i) => client.connect(target.endpoint, perAddress === undefined ? undefined : loopbackSource(Math.floor(i / perAddress)))),
+    );
+    const connectSeconds = (now() - connectStart) / 1000;
     await sleep(200);
 
     const intervalMs = 1000 / cfg.ratePerSec;
@@ -86,7 +142,7 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
     const serverCpu0 = target.server.cpuMs();
     const share = cpuShare();
     const stormStart = now();
-    for (const client of stormers) client.login(PASSWORD);
+    for (const client of stormers) logIn(client);
     const deadline = stormStart + cfg.timeoutMs;
     while (loggedIn + failures < cfg.stormers && now() < deadline) await sleep(10);
     const stormEnd = loggedIn === cfg.stormers ? lastLoginAt : now();
@@ -99,6 +155,7 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
     const during = tracker.percentiles(stormStart, stormEnd);
     const stormSeconds = (stormEnd - stormStart) / 1000;
     return {
+      connectSeconds,
       logins: loggedIn,
       loginFailures: failures,
       busyRetries: busy,
@@ -122,3 +179,4 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
     terminateAll(stormers);
   }
 }
+
