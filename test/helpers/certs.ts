@@ -50,18 +50,18 @@ export function expiredIdentity(): Promise<CertificatePair> {
   });
 }
 
-/** A self-signed RSA identity of `bits` made by openssl (WebCrypto refuses short moduli). */
-export function rsaIdentity(bits: number): Promise<CertificatePair> {
-  return cached(`identity:rsa${bits}`, async () => {
-    const dir = `${process.env.TMPDIR ?? "/tmp"}/tlschat-rsa-${bits}-${process.pid}`;
+/** A self-signed identity made by openssl with `-newkey` (`rsa:512`, `ed25519`): kinds WebCrypto will not make. */
+export function opensslIdentity(newkey: string): Promise<CertificatePair> {
+  return cached(`identity:${newkey}`, async () => {
+    const base = `${process.env.TMPDIR ?? "/tmp"}/tlschat-identity-${newkey.replace(/\W/g, "")}-${process.pid}`;
     const made = Bun.spawnSync(
-      ["openssl", "req", "-x509", "-newkey", `rsa:${bits}`, "-nodes", "-keyout", `${dir}.key`, "-out", `${dir}.crt`, "-subj", "/CN=weak", "-days", "2"],
+      ["openssl", "req", "-x509", "-newkey", newkey, "-nodes", "-keyout", `${base}.key`, "-out", `${base}.crt`, "-subj", "/CN=test", "-days", "2"],
       { stdout: "pipe", stderr: "pipe" },
     );
-    if (made.exitCode !== 0) throw new Error(`openssl could not make an RSA-${bits} certificate: ${made.stderr.toString()}`);
-    const certPem = await Bun.file(`${dir}.crt`).text();
-    const keyPem = await Bun.file(`${dir}.key`).text();
-    await Promise.all([Bun.file(`${dir}.crt`).delete(), Bun.file(`${dir}.key`).delete()]);
+    if (made.exitCode !== 0) throw new Error(`openssl could not make a ${newkey} certificate: ${made.stderr.toString()}`);
+    const certPem = await Bun.file(`${base}.crt`).text();
+    const keyPem = await Bun.file(`${base}.key`).text();
+    await Promise.all([Bun.file(`${base}.crt`).delete(), Bun.file(`${base}.key`).delete()]);
     return { certPem, keyPem, fingerprint256: fingerprint256(certPem) };
   });
 }

@@ -4,7 +4,7 @@
 // revokes the account's tokens), and one key never serves two accounts.
 
 import { describe, expect, test } from "bun:test";
-import { expiredIdentity, presenting, rsaIdentity, testIdentity } from "../helpers/certs.ts";
+import { expiredIdentity, opensslIdentity, presenting, testIdentity } from "../helpers/certs.ts";
 import type { TestClient } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import type { CertificatePair } from "../../src/tls/certificate.ts";
@@ -226,7 +226,7 @@ describe("certificates that cannot be a key", () => {
 
   test("RSA-512 fails the TLS 1.3 handshake cleanly, and the server goes on", async () => {
     await using server = await startTestServer();
-    const weak = await rsaIdentity(512);
+    const weak = await opensslIdentity("rsa:512");
     await expect(connectAs(server, weak)).rejects.toThrow();
     await using bystander = await connect(server);
     await expectUsable(bystander);
@@ -234,7 +234,7 @@ describe("certificates that cannot be a key", () => {
 
   test.each([512, 1024])("RSA-%i over TLS 1.2 connects without a key: login by key is auth_failed, key frames no_such_key", async (bits) => {
     await using server = await startTestServer({ tls: { minVersion: "1.2" } });
-    const weak = await rsaIdentity(bits);
+    const weak = await opensslIdentity(`rsa:${bits}`);
     await using client = await connectAs(server, weak, { maxVersion: 771 });
     expect(client.tlsVersion).toBe("TLSv1.2");
     expect(await errorFor(client, { type: "register", user: "weak", key: true })).toBe("no_such_key");
@@ -244,12 +244,12 @@ describe("certificates that cannot be a key", () => {
     expect(await errorFor(client, { type: "key_add" })).toBe("no_such_key");
   });
 
-  test("an RSA-2048 certificate is a key like an ECDSA one", async () => {
+  test.each(["rsa:2048", "ed25519"])("a %s certificate is a key like an ECDSA one", async (newkey) => {
     await using server = await startTestServer();
-    const rsa = await rsaIdentity(2048);
-    await using client = await connectAs(server, rsa);
-    await registerByKey(client, "rsa");
-    await using again = await connectAs(server, rsa);
-    expect((await loginByKey(again, "rsa")).user).toBe("rsa");
+    const identity = await opensslIdentity(newkey);
+    await using client = await connectAs(server, identity);
+    await registerByKey(client, "strong");
+    await using again = await connectAs(server, identity);
+    expect((await loginByKey(again, "strong")).user).toBe("strong");
   });
 });
