@@ -11,6 +11,7 @@ import { run } from "../src/cli/program.ts";
 import {
   fingerprint256,
   generateSelfSigned,
+  IDENTITY_VALIDITY_DAYS,
   keyTypeOf,
   parseSubjectAltName,
   writeCertificatePair,
@@ -411,7 +412,7 @@ describe("tlschat gencert --identity", () => {
     const certificate = new X509Certificate(text);
     expect(certificate.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
     expect(certificate.keyUsage).toEqual(["1.3.6.1.5.5.7.3.2"]); // clientAuth
-    expect(new Date(certificate.validTo).getTime() - Date.now()).toBeGreaterThan(3649 * DAY_MS);
+    expect(new Date(certificate.validTo).getTime() - Date.now()).toBeGreaterThan((IDENTITY_VALIDITY_DAYS - 1) * DAY_MS);
     const check = await openssl("x509", "-in", join(dir, "identity.pem"), "-noout", "-checkend", "0");
     expect(check.code).toBe(0);
     const key = await openssl("pkey", "-in", join(dir, "identity.pem"), "-noout");

@@ -35,7 +35,7 @@ interface GencertOptions {
 
 export function gencertCommand(io: CliIO, exit: ExitCode): Command {
   return new Command("gencert")
-    .description("make a self-signed TLS certificate and private key for a tlschat server")
+    .description("make a self-signed TLS certificate and private key for a tlschat server, or your identity for key login")
     .addOption(
       new Option("--out <dir>", `directory for ${CERT_FILE} and ${KEY_FILE}`)
         .default("certs")

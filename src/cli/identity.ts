@@ -13,10 +13,10 @@ import { confirm, readStdinLine } from "./prompt.ts";
 
 export async function chosenIdentity(io: CliIO, opts: ConnectionOptions): Promise<Identity | undefined> {
   if (opts.identity === false) return undefined;
-  const named = opts.identity !== undefined;
+  const named = typeof opts.identity === "string";
   let path: string;
   try {
-    path = named ? (opts.identity as string) : defaultIdentityPath(io.env);
+    path = typeof opts.identity === "string" ? opts.identity : defaultIdentityPath(io.env);
   } catch {
     return undefined; // No config directory, so no default identity either.
   }

@@ -7,7 +7,7 @@ import { sanitize } from "./sanitize.ts";
 type KeyFrame = Extract<ServerFrame, { type: "key_added" | "keys" | "key_removed" }>;
 
 /** The calendar day of a timestamp in local time, as "last used" is only kept to the day. */
-export function isoDay(ts: number): string {
+function isoDay(ts: number): string {
   const date = new Date(ts);
   return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
 }

@@ -7,13 +7,13 @@ import { X509Certificate } from "node:crypto";
 import { FINGERPRINT_PATTERN } from "../protocol/validate.ts";
 
 /** Shorter RSA moduli are within reach of factoring, so a login with one would prove nothing. */
-export const MIN_CLIENT_RSA_BITS = 2048;
+const MIN_CLIENT_RSA_BITS = 2048;
 /** Named curves as node:crypto calls them; all at least as strong as a 3072-bit RSA key. */
 const ACCEPTED_CURVES: ReadonlySet<string> = new Set(["prime256v1", "secp384r1", "secp521r1"]);
 const ACCEPTED_EDWARDS_KEYS: ReadonlySet<string> = new Set(["ed25519", "ed448"]);
 
 /** The parts of Bun's `getPeerCertificate()` read here; empty when the client sent none. */
-export interface PeerCertificate {
+interface PeerCertificate {
   fingerprint256?: string;
   raw?: Uint8Array;
 }
