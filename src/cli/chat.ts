@@ -1,17 +1,21 @@
 // `tlschat chat`: the chat client. Interactive when stdin and stdout are terminals; otherwise
-// scriptable: stdin lines are sent, received messages are printed one per line (or as NDJSON).
+// scriptable: stdin lines are sent to one room, received messages of the chosen rooms are
+// printed one per line (or as NDJSON).
 
-import { Command, Option } from "commander";
-import { createInterface } from "node:readline";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { createInterface, type Key } from "node:readline";
 import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
+import { roomName } from "../client/command-args.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
-import { localLine, ownMessageLine, plainLines, screenLines, type Style } from "../client/format.ts";
+import { localLine, ownMessageLine, plainLines, promptText, screenLines, type Style } from "../client/format.ts";
+import { LOBBY } from "../client/joined-rooms.ts";
+import { RoomFocus } from "../client/room-focus.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
-import { checkUsername } from "../protocol/validate.ts";
+import { checkRoomName, checkUsername, roomKey } from "../protocol/validate.ts";
 import {
   addConnectionOptions,
   buildVerification,
@@ -28,24 +32,40 @@ interface ChatOptions extends ConnectionOptions {
   send?: string;
   bell?: boolean;
   history: boolean;
+  /** In the order given: the first is where lines go. */
+  room: string[];
+}
+
+/** --room, repeatable; "rust" means "#rust", since an unquoted # starts a shell comment. */
+function collectRoom(value: string, previous: string[]): string[] {
+  const room = roomName(value);
+  try {
+    checkRoomName(room);
+  } catch (error) {
+    throw new InvalidArgumentError((error as ChatError).message);
+  }
+  return [...previous, room];
 }
 
 export function chatCommand(io: CliIO, exit: ExitCode): Command {
   return addConnectionOptions(
     new Command("chat")
-      .description("chat in the room (interactive on a terminal, line-based in scripts)")
+      .description("chat in rooms (interactive on a terminal, line-based in scripts)")
       .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
   )
-    .option("--json", "print received chat frames (msg, history, dm, join, leave, who, error) as JSON lines")
+    .option("--room <room>", "join ROOM if need be; the first is where lines go, and only these rooms print (repeatable; default #lobby)", collectRoom, [])
+    .option("--json", "print every received frame (messages, notices, lists, errors) as JSON lines")
     .addOption(new Option("--send <text>", "send one message and exit"))
     .option("--bell", "ring the terminal bell when someone mentions you")
     .option("--no-history", "do not print the recent messages sent on login")
     .addHelpText(
       "after",
       `
-Interactive: type to talk; /help lists commands (/msg, /reply, /me, /who, /passwd, /quit).
-Tab completes commands and names. Ctrl-D or Ctrl-C twice quits.
-Scripts: each stdin line is sent (as typed, /msg works too); messages print as "name: text".
+Interactive: type to talk in the current room, shown in the prompt; /help lists commands
+(/join, /part, /switch, /rooms, /msg, /topic, /kick, /ban, ...). Alt-1..9, Ctrl-N and Ctrl-P
+switch rooms. Tab completes commands, names and rooms. Ctrl-D or Ctrl-C twice quits.
+Scripts: each stdin line is sent to the first --room (as typed, /msg works too); messages print
+as "name: text", or "#room name: text" when more than one --room is given.
 Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
 
 The server is verified with --ca, a --fingerprint, or its pin in known_hosts (trust on first use).
@@ -53,7 +73,7 @@ The server is verified with --ca, a --fingerprint, or its pin in known_hosts (tr
 Examples:
   tlschat chat alice@chat.example.com
   tlschat chat alice@localhost:7443 --ca certs/cert.pem
-  TLSCHAT_PASSWORD=... tlschat chat bot@localhost --send "build finished"
+  TLSCHAT_PASSWORD=... tlschat chat bot@localhost --room builds --send "build finished"
   tail -f build.log | tlschat chat bot@localhost --password-file ~/.bot-password`,
     )
     .action(async (user: string | undefined, opts: ChatOptions) => {
@@ -84,20 +104,23 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
     throw connectFailure(error);
   }
-  if (opts.send !== undefined) return sendOne(client, opts.send, io);
+  // Membership persists on the server: join only the rooms the user is not in yet. The server
+  // handles a connection's frames in order, so lines sent after these go to joined rooms.
+  for (const room of opts.room) if (!client.rooms.has(room)) client.send({ type: "join", room });
+  if (opts.send !== undefined) return sendOne(client, opts.send, opts.room[0], io);
   return interactive ? runInteractive(client, target, opts, io, early) : runScripted(client, opts, io, early);
 }
 
 /** --send: one message, then quit; a refusal is a failure. */
-async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<number> {
+async function sendOne(client: ChatClient, text: string, room: string | undefined, io: CliIO): Promise<number> {
   let refused: Extract<ServerFrame, { type: "error" }> | undefined;
   client.on((event) => {
     if (event.kind === "frame" && event.frame.type === "error") refused ??= event.frame;
   });
-  client.send({ type: "say", text });
+  client.send(room === undefined ? { type: "say", text } : { type: "say", text, room });
   await client.quit();
   if (refused) {
-    printLine(io.stderr, `tlschat: message refused: ${refused.code}: ${sanitize(refused.message)}`);
+    printLine(io.stderr, `tlschat: message refused: ${sanitize(refused.code)}: ${sanitize(refused.message)}`);
     return EXIT_FAILURE;
   }
   return EXIT_OK;
@@ -110,6 +133,9 @@ interface CommandSurface {
   showSent(frame: ClientFrame): void;
   readSecret(prompt: string): Promise<string>;
   quit(): void;
+  currentRoom(): string | undefined;
+  switchTo(room: string): void;
+  switchWhenJoined(room: string): void;
 }
 
 /** The one CommandContext of `chat`: frames go to the session, local output to `surface`. */
@@ -121,6 +147,11 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
     },
     print: (line, style) => surface.print(line, style ?? "status"),
     lastDmFrom: () => client.lastDmFrom,
+    currentRoom: () => surface.currentRoom(),
+    joinedRooms: () => client.rooms.names(),
+    topicOf: (room) => client.rooms.get(room)?.topic,
+    switchTo: (room) => surface.switchTo(room),
+    switchWhenJoined: (room) => surface.switchWhenJoined(room),
     async changePassword() {
       const oldPassword = await surface.readSecret("Current password: ");
       const newPassword = await surface.readSecret("New password: ");
@@ -133,18 +164,31 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
   };
 }
 
+/**
+ * The rooms a script prints: those named with --room, else the lobby; with --json and no --room,
+ * every room (each frame carries its room). Undefined means every room.
+ */
+function printedRooms(opts: ChatOptions): Set<string> | undefined {
+  if (opts.room.length > 0) return new Set(opts.room.map(roomKey));
+  return opts.json ? undefined : new Set([roomKey(LOBBY)]);
+}
+
 async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   let refusals = 0;
+  const printed = printedRooms(opts);
+  const withRoom = printed !== undefined && printed.size > 1;
   const show = (event: ChatEvent) => {
     if (event.kind === "status") return printLine(io.stderr, event.text);
     const frame = event.frame;
     if (frame.type === "error") {
       refusals += 1;
-      printLine(io.stderr, `tlschat: server refused: ${frame.code}: ${sanitize(frame.message)}`);
+      printLine(io.stderr, `tlschat: server refused: ${sanitize(frame.code)}: ${sanitize(frame.message)}`);
     }
     if (frame.type === "history" && !opts.history) return;
+    const room = "room" in frame ? frame.room : undefined;
+    if (room !== undefined && printed !== undefined && !printed.has(roomKey(room))) return;
     if (opts.json) io.stdout.write(JSON.stringify(frame) + "\n");
-    else for (const line of plainLines(frame)) io.stdout.write(line + "\n");
+    else for (const line of plainLines(frame, withRoom)) io.stdout.write(line + "\n");
   };
   for (const event of early.splice(0)) show(event);
   client.on(show);
@@ -152,6 +196,8 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   const lines = createInterface({ input: io.stdin, terminal: false });
   // In a script, /quit ends the input as EOF would; lines after it are not sent.
   let quitTyped = false;
+  // Joins were sent before any line, so a script switches at once instead of awaiting `joined`.
+  let target = opts.room[0];
   const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const context = commandContext(client, {
     print: (line, style) => {
@@ -166,6 +212,9 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
       quitTyped = true;
       lines.close();
     },
+    currentRoom: () => target,
+    switchTo: (room) => (target = room),
+    switchWhenJoined: (room) => (target = room),
   });
   const onAbort = () => lines.close();
   io.signal.addEventListener("abort", onAbort, { once: true });
@@ -188,25 +237,40 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   return refusals > 0 ? EXIT_FAILURE : EXIT_OK;
 }
 
+/** Alt-1..9 switches to a room by its number, Ctrl-N and Ctrl-P to the next and previous one. */
+function switchByKey(focus: RoomFocus, key: Key): boolean {
+  if (key.meta && key.name !== undefined && /^[1-9]$/.test(key.name)) {
+    focus.switchToPosition(Number(key.name));
+    return true;
+  }
+  if (key.ctrl && (key.name === "n" || key.name === "p")) {
+    focus.cycle(key.name === "n" ? 1 : -1);
+    return true;
+  }
+  return false;
+}
+
 async function runInteractive(client: ChatClient, target: Target, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   const color = io.env.NO_COLOR === undefined || io.env.NO_COLOR === "";
-  const style = (): Style => ({ color, self: client.user });
+  const focus = new RoomFocus(client.rooms);
+  if (opts.room[0] !== undefined) focus.switchWhenJoined(opts.room[0]);
+  const style = (): Style => ({ color, self: client.user, room: focus.current });
   const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const terminal = new Terminal({
     input: io.stdin,
     output: io.stdout,
-    prompt: `${client.user}> `,
-    completer: (line) => commands.complete(line, client.online()),
+    prompt: () => promptText(client.user, focus.current, focus.unread()),
+    completer: (line) => commands.complete(line, client.online(), client.rooms.names()),
   });
   const dim = (text: string) => localLine(text, "status", color);
 
   const show = (event: ChatEvent) => {
     if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
     const frame = event.frame;
+    focus.observe(frame);
     if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
-    if (frame.type === "history" && !opts.history) return;
-    const lines = screenLines(frame, style());
-    if (lines.length === 0) return;
+    const lines = frame.type === "history" && !opts.history ? [] : screenLines(frame, style());
+    if (lines.length === 0) return terminal.refreshPrompt();
     terminal.print(...lines.map((line) => line.text));
     if (opts.bell && lines.some((line) => line.mention)) terminal.bell();
   };
@@ -219,6 +283,12 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
     },
     readSecret: (prompt) => terminal.readSecret(prompt),
     quit: () => void client.quit(),
+    currentRoom: () => focus.current,
+    switchTo: (room) => {
+      focus.switchTo(room);
+      terminal.refreshPrompt();
+    },
+    switchWhenJoined: (room) => focus.switchWhenJoined(room),
   });
 
   terminal.print(dim(`-- Connected to ${target.host}:${target.port} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
@@ -226,6 +296,11 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   client.on(show);
   terminal.on("line", (line) => void commands.dispatch(line, context));
   terminal.on("quit", () => context.quit());
+  terminal.on("key", (key) => {
+    if (!switchByKey(focus, key)) return false;
+    terminal.refreshPrompt();
+    return true;
+  });
   const onAbort = () => void client.stop();
   io.signal.addEventListener("abort", onAbort, { once: true });
   terminal.start();

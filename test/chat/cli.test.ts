@@ -129,8 +129,8 @@ describe("chat in scripts", () => {
       // stdin stays open: only /quit can end the run.
       const alice = await withTimeout(cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], aliceIO), 5_000, "the script to quit");
       expect(alice).toMatchObject({ code: 0, stderr: "" });
-      // The server relays in order, so anything sent before alice left arrives before her leave.
-      expect((await bob.next("leave")).user).toBe("alice");
+      // The server relays in order, so anything sent before alice left arrives before she goes offline.
+      expect((await bob.next("offline")).user).toBe("alice");
       expect(bob.take("msg").map((frame) => frame.text)).toEqual(["before"]);
       aliceIO.stdin.end();
     }));
@@ -140,7 +140,7 @@ describe("chat in scripts", () => {
       await using bob = await loggedIn(server, "bob", BOB);
       const aliceIO = fedIO(envFor(dir, ALICE));
       const aliceRun = run(["chat", `alice@localhost:${server.port}`, "--ca", ca], aliceIO.io);
-      await bob.next("join");
+      await bob.next("online");
       bob.send({ type: "dm", to: "alice", text: "are you a bot?" });
       await aliceIO.waitForStdout("[dm] bob -> alice: are you a bot?");
       aliceIO.stdin.end("/reply yes\n");
@@ -168,7 +168,12 @@ describe("chat in scripts", () => {
       // JSON output is not sanitised for a terminal: it carries the text exactly.
       expect(frames).toContainEqual(expect.objectContaining({ type: "msg", from: "alice", text: "live \u202e text" }));
       expect(frames).toContainEqual(expect.objectContaining({ type: "dm", from: "alice", to: "bob", text: "private" }));
-      expect(frames).toContainEqual({ type: "history", messages: [expect.objectContaining({ from: "alice", text: "from history" })] });
+      expect(frames).toContainEqual({
+        type: "history",
+        room: "#lobby",
+        more: false,
+        messages: [expect.objectContaining({ room: "#lobby", from: "alice", text: "from history" })],
+      });
     }));
 
   test("the recent history is printed on login, and not with --no-history", () =>
