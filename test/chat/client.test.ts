@@ -5,13 +5,13 @@
 import { describe, expect, test } from "bun:test";
 import { readFile, stat } from "node:fs/promises";
 import { Backoff } from "../../src/client/backoff.ts";
-import { ChatClient, type ChatClientOptions } from "../../src/client/chat-client.ts";
-import { ClientConnection, ConnectError, type PeerCertificateInfo, type Verification } from "../../src/client/connection.ts";
+import { ChatClient } from "../../src/client/chat-client.ts";
+import { ClientConnection, ConnectError, type Verification } from "../../src/client/connection.ts";
 import { hostKey, KnownHosts } from "../../src/client/known-hosts.ts";
 import { pinVerification, type PinPolicy } from "../../src/client/trust.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { withTimeout } from "../helpers/client.ts";
-import { authLogs, EventLog, loggedIn, logEvents, registerUsers, until } from "../helpers/chat-support.ts";
+import { authLogs, chatOptions, holdableVerification, idlingReconnects, loggedIn, logEvents, registerUsers, startChatClient, until } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -42,25 +42,6 @@ async function allDisconnected(server: TestServer): Promise<void> {
     () => logEvents(server, "connect").length > 0 && logEvents(server, "disconnect").length === logEvents(server, "connect").length,
     "the server to see every connection close",
   );
-}
-
-function chatOptions(server: TestServer, user: string, password: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
-  return {
-    host: "127.0.0.1",
-    port: server.port,
-    serverName: "localhost",
-    verification: caVerification(server),
-    user,
-    password,
-    reconnect: false,
-    ...extra,
-  };
-}
-
-async function startChat(options: ChatClientOptions): Promise<{ client: ChatClient; log: EventLog } & AsyncDisposable> {
-  const log = new EventLog();
-  const client = await ChatClient.start(options, log.listener);
-  return { client, log, [Symbol.asyncDispose]: () => client.stop() };
 }
 
 describe("verification with a CA file", () => {
@@ -240,8 +221,8 @@ describe("ChatClient", () => {
   test("two clients exchange room messages and direct messages", async () => {
     await using server = await startTestServer();
     await registerUsers(server, { alice: ALICE, bob: BOB });
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
-    await using bob = await startChat(chatOptions(server, "bob", BOB));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB));
     expect(alice.client.connected).toBe(true);
     expect(alice.client.tlsSummary).toStartWith("TLSv1.3 ");
     expect(bob.client.online()).toEqual(["alice", "bob"]);
@@ -269,7 +250,7 @@ describe("ChatClient", () => {
     await using bob = await loggedIn(server, "bob", BOB);
     bob.send({ type: "say", text: "said before alice came" });
     await bob.sync();
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
     bob.send({ type: "say", text: "said live" });
     await alice.log.frame("msg", (f) => f.text === "said live");
     // The history frame arrives before the live message, so it must have been shown by now.
@@ -288,8 +269,8 @@ describe("ChatClient", () => {
     for (let i = 0; i < 12; i++) carol.send({ type: "say", text: `raw ${i}` });
     expect(await carol.nextError()).toBe("rate_limited");
 
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
-    await using bob = await startChat(chatOptions(server, "bob", BOB));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB));
     const start = Date.now();
     const texts = Array.from({ length: 12 }, (_, i) => `paced ${i}`);
     for (const text of texts) alice.client.send({ type: "say", text });
@@ -312,7 +293,7 @@ describe("ChatClient", () => {
     let second: TestServer | undefined;
     try {
       await registerUsers(first, { alice: ALICE, bob: BOB });
-      await using alice = await startChat(
+      await using alice = await startChatClient(
         chatOptions(first, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 50, maxMs: 200 }) }),
       );
       const bob1 = await loggedIn(first, "bob", BOB);
@@ -365,38 +346,20 @@ describe("ChatClient", () => {
     // the certificate check until bob has sent a message she missed.
     await using server = await startTestServer({ limits: { idleTimeoutMs: 400 } });
     await registerUsers(server, { alice: ALICE, bob: BOB });
-    let gate: Promise<void> | undefined;
-    let checks = 0;
-    const verification: Verification = {
-      kind: "fingerprint",
-      async check(peer: PeerCertificateInfo) {
-        checks += 1;
-        if (peer.fingerprint256 !== server.fingerprint256) throw new ConnectError("untrusted", "wrong server");
-        await gate;
-      },
-    };
-    await using alice = await startChat(
-      chatOptions(server, "alice", ALICE, {
-        verification,
-        reconnect: true,
-        backoff: new Backoff({ baseMs: 20, maxMs: 40 }),
-        pingIntervalMs: 60_000,
-        pongTimeoutMs: 60_000,
-      }),
-    );
-    await using bob = await startChat(chatOptions(server, "bob", BOB, { pingIntervalMs: 100, pongTimeoutMs: 300 }));
+    const held = holdableVerification(server);
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE, { verification: held.verification, ...idlingReconnects() }));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB, { pingIntervalMs: 100, pongTimeoutMs: 300 }));
     bob.client.send({ type: "say", text: "m1" });
     bob.client.send({ type: "say", text: "m2" });
     await alice.log.frame("msg", (f) => f.text === "m2");
 
-    let release!: () => void;
-    gate = new Promise<void>((resolve) => (release = resolve));
+    const release = held.hold();
     await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Connection lost"), "alice's connection to drop", 5_000);
     await until(
       () => logEvents(server, "disconnect").some((e) => e.fields.user === "alice" && e.fields.reason === "timeout"),
       "the server to log alice's idle timeout",
     );
-    await until(() => checks >= 2, "alice's reconnect to reach the certificate check");
+    await until(() => held.checks >= 2, "alice's reconnect to reach the certificate check");
     bob.client.send({ type: "say", text: "m3 while alice was away" });
     // Frames are handled in order: once the answer to bob's `who` is back, m3 is in the history.
     const whoFrom = bob.log.events.length;
@@ -420,11 +383,11 @@ describe("ChatClient", () => {
   test("pings, at an interval derived from the advertised idle timeout, keep a session alive past it", async () => {
     await using server = await startTestServer({ limits: { idleTimeoutMs: 400 } });
     await registerUsers(server, { alice: ALICE, bob: BOB, idle: "idle-password" });
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
 
     // Control: a client told to ping only every minute is dropped for idling, twice over.
     for (let round = 0; round < 2; round++) {
-      await using idle = await startChat(chatOptions(server, "idle", "idle-password", { pingIntervalMs: 60_000 }));
+      await using idle = await startChatClient(chatOptions(server, "idle", "idle-password", { pingIntervalMs: 60_000 }));
       const closed = await withTimeout(idle.client.finished, 5_000, "the idle client to be dropped");
       expect(closed).toBeInstanceOf(ConnectError);
       expect(idle.log.frames("error")).toEqual([expect.objectContaining({ code: "timeout" })]);
@@ -442,9 +405,7 @@ describe("ChatClient", () => {
   test("a password change is confirmed with a fresh token, the reconnect resumes with it, and the new password works", async () => {
     await using server = await startTestServer({ limits: { idleTimeoutMs: 300 } });
     await registerUsers(server, { alice: ALICE });
-    await using alice = await startChat(
-      chatOptions(server, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }), pingIntervalMs: 60_000 }),
-    );
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE, idlingReconnects()));
     alice.client.changePassword(ALICE, "a brand new password");
     await alice.log.frame("password_changed");
     // The idle timeout drops the connection (alice pings only every minute); the client comes

@@ -1,11 +1,14 @@
 // Shared steps for the chat client and CLI end-to-end tests: condition polling with a deadline,
-// an event recorder for ChatClient, a CliIO with a feedable stdin whose output can be awaited,
-// and account set-up through a raw TestClient.
+// an event recorder for ChatClient and a way to start one, a CliIO with a feedable stdin whose
+// output can be awaited, running the CLI in-process, and account set-up through a raw TestClient.
 
 import { writeFile } from "node:fs/promises";
 import { PassThrough, Writable } from "node:stream";
 import type { CliIO } from "../../src/cli/io.ts";
-import type { ChatEvent } from "../../src/client/chat-client.ts";
+import { run } from "../../src/cli/program.ts";
+import { Backoff } from "../../src/client/backoff.ts";
+import { ChatClient, type ChatClientOptions, type ChatEvent } from "../../src/client/chat-client.ts";
+import { ConnectError, type Verification } from "../../src/client/connection.ts";
 import type { ServerFrame } from "../../src/protocol/frames.ts";
 import { TestClient } from "./client.ts";
 import type { LogEntry, TestServer } from "./server.ts";
@@ -93,6 +96,67 @@ export class EventLog {
   }
 }
 
+/** ChatClient options for `user` on a test server, verified with the server's own certificate. */
+export function chatOptions(server: TestServer, user: string, password: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
+  return {
+    host: "127.0.0.1",
+    port: server.port,
+    serverName: "localhost",
+    verification: { kind: "ca", ca: server.certificate.certPem },
+    user,
+    password,
+    reconnect: false,
+    ...extra,
+  };
+}
+
+/** A logged-in ChatClient whose events are recorded; disposing it stops the client. */
+export async function startChatClient(options: ChatClientOptions): Promise<{ client: ChatClient; log: EventLog } & AsyncDisposable> {
+  const log = new EventLog();
+  const client = await ChatClient.start(options, log.listener);
+  return { client, log, [Symbol.asyncDispose]: () => client.stop() };
+}
+
+/**
+ * Options for a client the server drops for idling (it pings only once a minute) and that
+ * reconnects at once: with a server's short idle timeout, a way to lose a connection on cue.
+ */
+export function idlingReconnects(): Partial<ChatClientOptions> {
+  return { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }), pingIntervalMs: 60_000, pongTimeoutMs: 60_000 };
+}
+
+export interface HeldVerification {
+  verification: Verification;
+  /** Certificate checks so far: the first is the login, later ones are reconnects. */
+  readonly checks: number;
+  /** From now on, checks wait; the returned function lets them through. */
+  hold(): () => void;
+}
+
+/** Trusts only `server`, and can hold a reconnect at the certificate check while a test acts. */
+export function holdableVerification(server: TestServer): HeldVerification {
+  let gate: Promise<void> | undefined;
+  let checks = 0;
+  return {
+    verification: {
+      kind: "fingerprint",
+      async check(peer) {
+        checks += 1;
+        if (peer.fingerprint256 !== server.fingerprint256) throw new ConnectError("untrusted", "wrong server");
+        await gate;
+      },
+    },
+    get checks() {
+      return checks;
+    },
+    hold() {
+      let release!: () => void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      return release;
+    },
+  };
+}
+
 export interface FedIO {
   io: CliIO;
   /** Feed lines to the command; `end()` is EOF. */
@@ -153,6 +217,27 @@ function capture() {
       listeners.push(listener);
     });
   return { stream, text, waitFor };
+}
+
+/** Commander reads option defaults from process.env; CLI tests pass every option as a flag. */
+export function clearTlschatEnv(): void {
+  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_")) delete process.env[name];
+}
+
+/** The environment a CLI run sees: a home of its own, and the password if given. */
+export function envFor(dir: TempDir, password?: string): Record<string, string | undefined> {
+  return { HOME: dir.path, XDG_CONFIG_HOME: dir.file("config"), TLSCHAT_PASSWORD: password };
+}
+
+/** Runs the CLI in-process; resolves with the exit code and the captured output. */
+export async function cli(args: string[], io: FedIO): Promise<{ code: number; stdout: string; stderr: string }> {
+  const code = await run(args, io.io);
+  return { code, stdout: io.stdout(), stderr: io.stderr() };
+}
+
+/** The non-empty lines of a command's output. */
+export function outputLines(text: string): string[] {
+  return text.split("\n").filter((line) => line !== "");
 }
 
 /** Registers accounts on the server through one raw connection. */
