@@ -54,7 +54,7 @@ export function chatCommand(io: CliIO, exit: ExitCode): Command {
       .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
   )
     .option("--room <room>", "join ROOM if need be; the first is where lines go, and only these rooms print (repeatable; default #lobby)", collectRoom, [])
-    .option("--json", "print every received frame (messages, notices, lists, errors) as JSON lines")
+    .option("--json", "print received frames (messages, notices, lists, errors) as JSON lines; with --room, only those rooms'")
     .addOption(new Option("--send <text>", "send one message and exit"))
     .option("--bell", "ring the terminal bell when someone mentions you")
     .option("--no-history", "do not print the recent messages sent on login")
