@@ -9,13 +9,12 @@ import { roomName } from "../client/command-args.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
 import { localLine, ownMessageLine, plainLines, promptText, screenLines, type Style } from "../client/format.ts";
-import { LOBBY } from "../client/joined-rooms.ts";
 import { RoomFocus } from "../client/room-focus.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
-import { checkRoomName, checkUsername, roomKey } from "../protocol/validate.ts";
+import { checkRoomName, checkUsername, LOBBY, roomKey } from "../protocol/validate.ts";
 import {
   addConnectionOptions,
   buildVerification,

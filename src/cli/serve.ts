@@ -131,7 +131,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.maxRooms !== undefined) limits.maxRooms = opts.maxRooms;
   if (opts.maxRoomsPerUser !== undefined) limits.maxRoomsPerUser = opts.maxRoomsPerUser;
   if (opts.maxRoomsCreated !== undefined) limits.maxRoomsCreatedPerUser = opts.maxRoomsCreated;
-  if (opts.presenceMax !== undefined) limits.presenceMaxUsers = opts.presenceMax;
+  if (opts.presenceMax !== undefined) limits.presenceMaxConnections = opts.presenceMax;
   let rooms: SqliteRooms;
   try {
     rooms = SqliteRooms.load(await openChatDatabase(opts.chatDb));

@@ -3,8 +3,8 @@
 // a /join switches once the server confirms it. It reads the session's rooms and frames only.
 
 import type { ServerFrame } from "../protocol/frames.ts";
-import { roomKey } from "../protocol/validate.ts";
-import { LOBBY, type RoomsView } from "./joined-rooms.ts";
+import { LOBBY, roomKey } from "../protocol/validate.ts";
+import type { RoomsView } from "./joined-rooms.ts";
 
 export interface Unread {
   room: string;

@@ -55,14 +55,12 @@ export const HISTORY_SIZE = 100;
 export const HISTORY_MAX_BYTES = 256 * 1024;
 
 /**
- * Presence and membership notices (online/offline, join/leave) go to a room only while at most
- * this many of its members are online: each notice reaches everyone, so a crowd logging in
- * would cost N² deliveries.
+ * Presence and membership notices (online/offline, join/leave) go to a room only while it has at
+ * most this many connections online: each notice reaches everyone, so a crowd logging in would
+ * cost N² deliveries.
  */
-export const PRESENCE_NOTICE_MAX_USERS = 1_000;
+export const PRESENCE_NOTICE_MAX_CONNECTIONS = 1_000;
 
-/** The room every account starts in. */
-export const LOBBY = "#lobby";
 /** Rooms one user may be a member of at once. */
 export const MAX_ROOMS_PER_USER = 100;
 /** Rooms on the server in total. */
@@ -113,7 +111,7 @@ export interface ServerLimits {
   messageBurst: number;
   maxRateViolations: number;
   historySize: number;
-  presenceMaxUsers: number;
+  presenceMaxConnections: number;
   maxRoomsPerUser: number;
   maxRooms: number;
   maxRoomsCreatedPerUser: number;
@@ -134,7 +132,7 @@ export function defaultLimits(): ServerLimits {
     messageBurst: MESSAGE_BURST,
     maxRateViolations: MAX_RATE_VIOLATIONS,
     historySize: HISTORY_SIZE,
-    presenceMaxUsers: PRESENCE_NOTICE_MAX_USERS,
+    presenceMaxConnections: PRESENCE_NOTICE_MAX_CONNECTIONS,
     maxRoomsPerUser: MAX_ROOMS_PER_USER,
     maxRooms: MAX_ROOMS,
     maxRoomsCreatedPerUser: MAX_ROOMS_CREATED_PER_USER,

@@ -11,7 +11,7 @@ import * as limits from "../core/limits.ts";
 import { MemoryMessageLog } from "../core/message-log.ts";
 import type { Rooms } from "../core/rooms.ts";
 import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
-import { userKey } from "../protocol/validate.ts";
+import { LOBBY, userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
@@ -68,13 +68,13 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     messageLog,
     new LocalFanout(directory),
     {
-      lobby: limits.LOBBY,
+      lobby: LOBBY,
       admins: new Set((options.admins ?? []).map(userKey)),
       maxRoomsPerUser: config.maxRoomsPerUser,
       maxRooms: config.maxRooms,
       maxRoomsCreatedPerUser: config.maxRoomsCreatedPerUser,
       maxTopicChars: limits.MAX_TOPIC_CHARS,
-      presenceMaxAudience: config.presenceMaxUsers,
+      presenceMaxAudience: config.presenceMaxConnections,
       maxListBytes: Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4)),
       roomExpiryMs: config.roomExpiryMs,
     },

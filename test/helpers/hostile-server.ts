@@ -47,11 +47,17 @@ export async function startHostileServer(history: Array<{ from: string; text: st
               type: "welcome",
               user,
               online: [user, "mallory"],
+              rooms: ["#lobby"],
               token: "not-a-real-token",
               limits: { messageRatePerSec: 10, messageBurst: 30, maxTextChars: 4096, idleTimeoutMs: 90_000 },
             });
             const ts = Date.now();
-            write(socket, { type: "history", messages: history.map((m, i) => ({ type: "msg", id: i + 1, from: m.from, text: m.text, ts })) });
+            write(socket, {
+              type: "history",
+              room: "#lobby",
+              more: false,
+              messages: history.map((m, i) => ({ type: "msg", id: i + 1, room: "#lobby", from: m.from, text: m.text, ts })),
+            });
             clients.add(socket);
             resolveLogin(user);
           } else if (frame.type === "ping") {

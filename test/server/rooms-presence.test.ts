@@ -58,9 +58,9 @@ describe("online and offline", () => {
   });
 });
 
-describe("the presence threshold (presenceMaxUsers)", () => {
+describe("the presence threshold (presenceMaxConnections)", () => {
   // The threshold counts connections (one per user here): at 2 a pair still hears about each other, and a third makes the room quiet.
-  const limits = { presenceMaxUsers: 2 };
+  const limits = { presenceMaxConnections: 2 };
 
   test("a room with more online connections than the threshold hears no online or offline", async () => {
     await using server = await startTestServer({ limits });
