@@ -238,7 +238,7 @@ export class ChatClient {
     this.joinedRooms.apply(frame, this.user);
     switch (frame.type) {
       case "history": {
-        const fresh = frame.messages.filter((message) => this.remember(message));
+        const fresh = frame.messages.filter((message) => message.type !== "msg" || this.remember(message));
         if (fresh.length > 0) this.emit({ kind: "frame", frame: { ...frame, messages: fresh } });
         return;
       }

@@ -87,9 +87,16 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
     case "msg":
       return [roomLine(frame.room, frame.from, frame.text, frame.ts, style)];
     case "history":
-      return frame.messages.map((message) => roomLine(message.room, message.from, message.text, message.ts, style));
+    case "search":
+      return frame.messages.map((message) =>
+        message.type === "msg" ? roomLine(message.room, message.from, message.text, message.ts, style) : dmLine(message.from, message.to, message.text, message.ts, style),
+      );
     case "dm":
       return [dmLine(frame.from, frame.to, frame.text, frame.ts, style)];
+    case "deleted":
+      return notice(`* ${sanitizeName(frame.by)} deleted message ${frame.id}`);
+    case "ack":
+      return [];
     case "join":
       return notice(`* ${sanitizeName(frame.user)} joined ${sanitizeRoomName(frame.room)}`);
     case "leave":
@@ -182,6 +189,10 @@ function dmLine(from: string, to: string, text: string, ts: number, style: Style
   return { text: `${time} ${paint(style, BOLD, "[dm]")} ${direction}: ${sanitize(text)}`, mention: from !== style.self };
 }
 
+function plainDm(frame: { from: string; to: string; text: string }): string {
+  return `[dm] ${sanitizeName(frame.from)} -> ${sanitizeName(frame.to)}: ${sanitize(frame.text)}`;
+}
+
 /**
  * Scriptable mode's stdout: one "name: text" line per message, nothing else; "#room name: text"
  * when `withRoom` (more than one room is printed).
@@ -191,9 +202,10 @@ export function plainLines(frame: ServerFrame, withRoom: boolean): string[] {
     case "msg":
       return [plainMessage(frame.room, frame.from, frame.text, withRoom)];
     case "history":
-      return frame.messages.map((message) => plainMessage(message.room, message.from, message.text, withRoom));
+    case "search":
+      return frame.messages.map((message) => (message.type === "msg" ? plainMessage(message.room, message.from, message.text, withRoom) : plainDm(message)));
     case "dm":
-      return [`[dm] ${sanitizeName(frame.from)} -> ${sanitizeName(frame.to)}: ${sanitize(frame.text)}`];
+      return [plainDm(frame)];
     default:
       return [];
   }

@@ -1,65 +1,273 @@
-// The message log: every accepted room message gets a server-wide id and is kept for history.
-// This is the in-memory log (recent messages per room, bounded by count and encoded size); the
-// durable log replaces it behind the same interface.
+// The message log: every accepted room message and dm gets a server-wide id, strictly
+// increasing and never reused, and is kept for history, catch-up, offline delivery and search.
+// `append` resolves once the message is durable, so the relay and the sender's ack come after.
+// This file holds the interface and the in-memory log (`--message-log memory`: recent messages
+// per conversation, bounded by count and size, gone at restart); the chat database holds the
+// durable one.
 
-import type { RoomMessage } from "../protocol/frames.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { userKey } from "../protocol/validate.ts";
 
-/** JSON punctuation, field names, the type, id and timestamp of one encoded msg frame, at most. */
-const MSG_FRAME_OVERHEAD_BYTES = 96;
+export interface StoredMessage {
+  id: number;
+  /** The room's key and name for a room message; absent for a dm. */
+  room?: { key: string; name: string };
+  /** Sender and (dms) recipient, as registered. */
+  from: string;
+  to?: string;
+  text: string;
+  ts: number;
+}
 
-/**
- * An upper bound of the message's encoded size without encoding it again (the relay already
- * did once): texts have no control characters, so a UTF-16 unit costs at most 3 bytes.
- */
-function encodedSizeBound(message: RoomMessage): number {
-  return MSG_FRAME_OVERHEAD_BYTES + message.room.length + message.from.length * 3 + message.text.length * 3;
+export interface Draft {
+  room?: { key: string; name: string };
+  from: string;
+  to?: string;
+  text: string;
+  ts: number;
+  /** The client's retry key: a second append with the same sender and ref is the same message. */
+  ref?: string;
+  /** A dm whose recipient was offline: delivered at their next login. */
+  undelivered?: boolean;
+}
+
+/** A room (its key), or the dms between two users. */
+export type Conversation = { room: string } | { between: readonly [string, string] };
+
+export interface PageQuery {
+  /** Only messages with ids below / above these. */
+  before?: number;
+  after?: number;
+  limit: number;
+}
+
+/** Messages oldest first; `more` when the query's bound cut some off. */
+export interface Page {
+  messages: StoredMessage[];
+  more: boolean;
+}
+
+export interface SearchScope {
+  /** Room keys to search in. */
+  rooms: readonly string[];
+  /** Whose dms (sent or received) to search in; none when absent. */
+  dmsOf?: string;
 }
 
 export interface MessageLog {
-  /** Assigns the next id and keeps the message for the room's history. */
-  append(room: string, message: Omit<RoomMessage, "id">): RoomMessage;
-  /** The room's most recent messages, oldest first, within the log's bounds. */
-  recent(room: string): RoomMessage[];
-  /** Forgets a removed room. */
-  drop(room: string): void;
+  append(draft: Draft): Promise<StoredMessage>;
+  /**
+   * The message this sender sent with `ref` at `since` or later, if any. Synchronous so that a
+   * retried frame cannot overtake the frames sent after it.
+   */
+  findByRef(sender: string, ref: string, since: number): StoredMessage | undefined;
+  page(conversation: Conversation, query: PageQuery): Promise<Page>;
+  /** A user's dms (sent and received) with ids above `after`. */
+  dmsAfter(user: string, after: number, limit: number): Promise<Page>;
+  /** Dms to the user stored while they were offline, and not yet delivered. */
+  undelivered(user: string, limit: number): Promise<Page>;
+  markDelivered(user: string, upTo: number): Promise<void>;
+  get(id: number): Promise<StoredMessage | undefined>;
+  /** Removes the message and its text everywhere (history, search). */
+  remove(id: number): Promise<void>;
+  /** Newest first; whole words, every word must occur. */
+  search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]>;
+  /** Removes messages older than `before` and, per room, all but the newest `maxPerRoom`; returns how many. */
+  trim(before: number, maxPerRoom: number): Promise<number>;
+  dropRoom(room: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The key of the dms between two users, whoever sends. */
+export function dmConversationKey(a: string, b: string): string {
+  const [first, second] = [userKey(a), userKey(b)].sort();
+  return `dm:${first}:${second}`;
+}
+
+export function conversationKey(conversation: Conversation): string {
+  return "room" in conversation ? conversation.room : dmConversationKey(conversation.between[0], conversation.between[1]);
+}
+
+/** JSON punctuation, field names, type, ids and timestamp of one encoded frame, at most. */
+const FRAME_OVERHEAD_BYTES = 112;
+
+/**
+ * An upper bound of a message's encoded size without encoding it: texts and names have no
+ * control characters, so a UTF-16 unit costs at most 3 bytes.
+ */
+export function encodedSizeBound(message: StoredMessage): number {
+  const names = message.from.length + (message.to?.length ?? 0) + (message.room?.name.length ?? 0);
+  return FRAME_OVERHEAD_BYTES + names + message.text.length * 3;
 }
 
 export interface MemoryLogOptions {
-  /** Messages kept per room. */
-  perRoom: number;
-  /** Encoded bytes kept per room: the history frame must fit a connection's outbound allowance. */
-  perRoomBytes: number;
+  /** Messages kept per conversation. */
+  perConversation: number;
+  /** Encoded bytes kept per conversation. */
+  perConversationBytes: number;
 }
 
-interface Ring {
-  entries: Array<{ message: RoomMessage; bytes: number }>;
+interface Kept extends StoredMessage {
+  conversation: string;
+  sender: string;
+  ref?: string;
+  undelivered?: boolean;
   bytes: number;
 }
 
+interface Ring {
+  entries: Kept[];
+  bytes: number;
+}
+
+/** The log in memory: ids restart at 1 with the process, search is a scan of what is kept. */
 export class MemoryMessageLog implements MessageLog {
-  private readonly rooms = new Map<string, Ring>();
+  private readonly conversations = new Map<string, Ring>();
+  private readonly byId = new Map<number, Kept>();
   private nextId = 1;
 
   constructor(private readonly options: MemoryLogOptions) {}
 
-  append(room: string, fields: Omit<RoomMessage, "id">): RoomMessage {
-    const message: RoomMessage = { type: "msg", id: this.nextId++, room: fields.room, from: fields.from, text: fields.text, ts: fields.ts };
-    let ring = this.rooms.get(room);
-    if (!ring) this.rooms.set(room, (ring = { entries: [], bytes: 0 }));
-    const bytes = encodedSizeBound(message);
-    ring.entries.push({ message, bytes });
-    ring.bytes += bytes;
-    while (ring.entries.length > this.options.perRoom || ring.bytes > this.options.perRoomBytes) {
-      ring.bytes -= ring.entries.shift()!.bytes;
+  async append(draft: Draft): Promise<StoredMessage> {
+    const message = toStored(this.nextId++, draft);
+    const conversation = draft.room ? draft.room.key : dmConversationKey(draft.from, draft.to!);
+    const kept: Kept = { ...message, conversation, sender: userKey(draft.from), bytes: encodedSizeBound(message) };
+    if (draft.ref !== undefined) kept.ref = draft.ref;
+    if (draft.undelivered) kept.undelivered = true;
+    let ring = this.conversations.get(conversation);
+    if (!ring) this.conversations.set(conversation, (ring = { entries: [], bytes: 0 }));
+    ring.entries.push(kept);
+    ring.bytes += kept.bytes;
+    this.byId.set(kept.id, kept);
+    while (ring.entries.length > this.options.perConversation || ring.bytes > this.options.perConversationBytes) {
+      const dropped = ring.entries.shift()!;
+      ring.bytes -= dropped.bytes;
+      this.byId.delete(dropped.id);
     }
     return message;
   }
 
-  recent(room: string): RoomMessage[] {
-    return this.rooms.get(room)?.entries.map((entry) => entry.message) ?? [];
+  findByRef(sender: string, ref: string, since: number): StoredMessage | undefined {
+    const key = userKey(sender);
+    for (const kept of this.byId.values()) {
+      if (kept.sender === key && kept.ref === ref && kept.ts >= since) return strip(kept);
+    }
+    return undefined;
   }
 
-  drop(room: string): void {
-    this.rooms.delete(room);
+  async page(conversation: Conversation, query: PageQuery): Promise<Page> {
+    const entries = this.conversations.get(conversationKey(conversation))?.entries ?? [];
+    return pageOf(entries.filter((kept) => inRange(kept.id, query)), query);
   }
+
+  async dmsAfter(user: string, after: number, limit: number): Promise<Page> {
+    return pageOf(this.dmsOf(user, (kept) => kept.id > after), { after, limit });
+  }
+
+  async undelivered(user: string, limit: number): Promise<Page> {
+    const key = userKey(user);
+    return pageOf(this.dmsOf(user, (kept) => kept.undelivered === true && userKey(kept.to!) === key), { after: 0, limit });
+  }
+
+  async markDelivered(user: string, upTo: number): Promise<void> {
+    const key = userKey(user);
+    for (const kept of this.byId.values()) if (kept.id <= upTo && kept.to !== undefined && userKey(kept.to) === key) delete kept.undelivered;
+  }
+
+  async get(id: number): Promise<StoredMessage | undefined> {
+    const kept = this.byId.get(id);
+    return kept && strip(kept);
+  }
+
+  async remove(id: number): Promise<void> {
+    const kept = this.byId.get(id);
+    if (!kept) return;
+    this.byId.delete(id);
+    const ring = this.conversations.get(kept.conversation)!;
+    ring.entries = ring.entries.filter((entry) => entry.id !== id);
+    ring.bytes -= kept.bytes;
+  }
+
+  async search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
+    const rooms = new Set(scope.rooms);
+    const user = scope.dmsOf === undefined ? undefined : userKey(scope.dmsOf);
+    const patterns = words.map((word) => new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(word)}(?![\\p{L}\\p{N}])`, "iu"));
+    const found: StoredMessage[] = [];
+    const ids = [...this.byId.keys()].sort((a, b) => b - a);
+    for (const id of ids) {
+      const kept = this.byId.get(id)!;
+      const visible = kept.room ? rooms.has(kept.room.key) : user !== undefined && (kept.sender === user || userKey(kept.to!) === user);
+      if (visible && patterns.every((pattern) => pattern.test(kept.text))) found.push(strip(kept));
+      if (found.length === limit) break;
+    }
+    return found;
+  }
+
+  async trim(before: number, maxPerRoom: number): Promise<number> {
+    let removed = 0;
+    for (const ring of this.conversations.values()) {
+      const keep = ring.entries.filter((kept, index) => kept.ts >= before && index >= ring.entries.length - maxPerRoom);
+      for (const kept of ring.entries) {
+        if (!keep.includes(kept)) {
+          this.byId.delete(kept.id);
+          ring.bytes -= kept.bytes;
+          removed += 1;
+        }
+      }
+      ring.entries = keep;
+    }
+    return removed;
+  }
+
+  async dropRoom(room: string): Promise<void> {
+    for (const kept of this.conversations.get(room)?.entries ?? []) this.byId.delete(kept.id);
+    this.conversations.delete(room);
+  }
+
+  async close(): Promise<void> {}
+
+  private dmsOf(user: string, keep: (kept: Kept) => boolean): Kept[] {
+    const key = userKey(user);
+    const found: Kept[] = [];
+    for (const kept of this.byId.values()) {
+      if (kept.to !== undefined && (kept.sender === key || userKey(kept.to) === key) && keep(kept)) found.push(kept);
+    }
+    return found.sort((a, b) => a.id - b.id);
+  }
+}
+
+export function toStored(id: number, draft: Draft): StoredMessage {
+  const message: StoredMessage = { id, from: draft.from, text: draft.text, ts: draft.ts };
+  if (draft.room) message.room = draft.room;
+  if (draft.to !== undefined) message.to = draft.to;
+  return message;
+}
+
+function strip(kept: Kept): StoredMessage {
+  const message: StoredMessage = { id: kept.id, from: kept.from, text: kept.text, ts: kept.ts };
+  if (kept.room) message.room = kept.room;
+  if (kept.to !== undefined) message.to = kept.to;
+  return message;
+}
+
+function inRange(id: number, query: PageQuery): boolean {
+  return (query.before === undefined || id < query.before) && (query.after === undefined || id > query.after);
+}
+
+/** Oldest first; with `after`, the first `limit` of them, else the last `limit`. */
+function pageOf(entries: readonly StoredMessage[], query: PageQuery): Page {
+  const more = entries.length > query.limit;
+  const slice = query.after !== undefined ? entries.slice(0, query.limit) : entries.slice(Math.max(0, entries.length - query.limit));
+  return { messages: slice.map((entry) => ("bytes" in entry ? strip(entry as Kept) : entry)), more };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The words of a search query, or `bad_frame` if there are none. */
+export function searchWords(query: string): string[] {
+  const words = query.split(/\s+/u).filter((word) => word.length > 0);
+  if (words.length === 0) throw new ChatError("bad_frame", "The search query has no words");
+  return words;
 }

@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   "banned",
   "muted",
   "too_many_rooms",
+  "no_such_message",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

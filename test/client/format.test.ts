@@ -34,7 +34,7 @@ describe("screenLines", () => {
     const hostile: ServerFrame[] = [
       msg("bob", "\x1b[2Jgotcha"),
       msg("b\x1b[31mob", "x"),
-      { type: "dm", from: "bob", to: "alice", text: "\u202etxt.exe", ts: 0 },
+      { type: "dm", id: 1, from: "bob", to: "alice", text: "\u202etxt.exe", ts: 0 },
       { type: "error", code: "bad_frame", message: "\x07\x1b]0;title\x07" },
       { type: "who", users: ["\x1b[H"], more: false },
     ];
@@ -45,8 +45,8 @@ describe("screenLines", () => {
 
   test("/me actions, dms in both directions, and frames with nothing to show", () => {
     expect(screenLines(msg("bob", "/me waves"), plain)[0]!.text).toBe("[12:34] * bob waves");
-    expect(screenLines({ type: "dm", from: "bob", to: "alice", text: "psst", ts: 0 }, plain)[0]).toEqual({ text: "[12:34] [dm] bob → you: psst", mention: true });
-    expect(screenLines({ type: "dm", from: "alice", to: "bob", text: "hi", ts: 0 }, plain)[0]!.text).toBe("[12:34] [dm] → bob: hi");
+    expect(screenLines({ type: "dm", id: 1, from: "bob", to: "alice", text: "psst", ts: 0 }, plain)[0]).toEqual({ text: "[12:34] [dm] bob → you: psst", mention: true });
+    expect(screenLines({ type: "dm", id: 1, from: "alice", to: "bob", text: "hi", ts: 0 }, plain)[0]!.text).toBe("[12:34] [dm] → bob: hi");
     expect(screenLines({ type: "pong" }, plain)).toEqual([]);
   });
 
@@ -153,7 +153,7 @@ describe("plainLines (scriptable mode)", () => {
   test("one name: text line per message, dms marked, nothing else", () => {
     expect(plainLines(msg("bob", "hi"), false)).toEqual(["bob: hi"]);
     expect(plainLines({ type: "history", room: "#lobby", more: false, messages: [msg("a", "1"), msg("b", "/me waves")] }, false)).toEqual(["a: 1", "* b waves"]);
-    expect(plainLines({ type: "dm", from: "bob", to: "alice", text: "psst", ts: 0 }, false)).toEqual(["[dm] bob -> alice: psst"]);
+    expect(plainLines({ type: "dm", id: 1, from: "bob", to: "alice", text: "psst", ts: 0 }, false)).toEqual(["[dm] bob -> alice: psst"]);
     expect(plainLines({ type: "join", room: "#lobby", user: "bob", ts: 0 }, false)).toEqual([]);
     expect(plainLines(msg("bob", "a\nb"), false)).toEqual(["bob: a^Jb"]);
   });
@@ -161,7 +161,7 @@ describe("plainLines (scriptable mode)", () => {
   test("with more than one room printed, messages start with their room; dms do not", () => {
     expect(plainLines(msg("bob", "hi", "#rust"), true)).toEqual(["#rust bob: hi"]);
     expect(plainLines({ type: "history", room: "#go", more: false, messages: [msg("b", "/me waves", "#go")] }, true)).toEqual(["#go * b waves"]);
-    expect(plainLines({ type: "dm", from: "bob", to: "alice", text: "psst", ts: 0 }, true)).toEqual(["[dm] bob -> alice: psst"]);
+    expect(plainLines({ type: "dm", id: 1, from: "bob", to: "alice", text: "psst", ts: 0 }, true)).toEqual(["[dm] bob -> alice: psst"]);
   });
 });
 
