@@ -180,7 +180,7 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     // A newer server's frame type is ignored, and its error code is shown, not trusted.
     hostile.send({ type: "from_the_future", text: "\u001b[2J" });
     hostile.send({ type: "error", code: "new_\u001b[31mcode", message: "from a newer server" });
-    hostile.send({ type: "dm", from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
+    hostile.send({ type: "dm", id: 5, from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
     const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")) && r.at(-1) === "alice #lobby> still typing", "the hostile frames and the redrawn input");
 
     expect(indexOf(rows, messageRow("mallory", "before the attack"))).toBeGreaterThan(0);
