@@ -22,7 +22,7 @@ import {
 } from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
-import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
+import { byteSize, parsePort, positiveInteger, positiveSeconds } from "./options.ts";
 
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
@@ -44,6 +44,7 @@ interface ServeOptions {
   maxRoomsCreated?: number;
   presenceMax?: number;
   messageLog: "db" | "memory";
+  maxOutboundMemory?: number;
   fsync: FsyncMode;
   historyDays?: number;
   historyMaxMessages?: number;
@@ -74,6 +75,7 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--max-rooms <n>", "rooms on the server in total").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS"))
     .addOption(new Option("--max-rooms-per-user <n>", "rooms one user may be in").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_PER_USER"))
     .addOption(new Option("--max-rooms-created <n>", "existing rooms one user may have created").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_CREATED"))
+    .addOption(new Option("--max-outbound-memory <size>", "bytes queued to all clients together before the furthest behind are dropped [default: a quarter of memory, at most 2G]").argParser(byteSize).env("TLSCHAT_MAX_OUTBOUND_MEMORY"))
     .addOption(new Option("--message-log <where>", "keep messages in the chat database, or only in memory (lost at restart)").choices(["db", "memory"]).default("db").env("TLSCHAT_MESSAGE_LOG"))
     .addOption(new Option("--fsync <mode>", "normal: acked messages survive a crash of the server; always: also a power loss, at a cost").choices(["normal", "always"]).default("normal").env("TLSCHAT_FSYNC"))
     .addOption(new Option("--history-days <days>", "remove messages older than this").argParser(positiveDays).env("TLSCHAT_HISTORY_DAYS"))
@@ -141,6 +143,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.maxRoomsPerUser !== undefined) limits.maxRoomsPerUser = opts.maxRoomsPerUser;
   if (opts.maxRoomsCreated !== undefined) limits.maxRoomsCreatedPerUser = opts.maxRoomsCreated;
   if (opts.presenceMax !== undefined) limits.presenceMaxConnections = opts.presenceMax;
+  if (opts.maxOutboundMemory !== undefined) limits.maxOutboundMemoryBytes = opts.maxOutboundMemory;
   if (opts.historyDays !== undefined) limits.historyRetentionMs = opts.historyDays * DAY_MS;
   if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
   let rooms: SqliteRooms;

@@ -120,6 +120,8 @@ export interface ServerLimits {
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxOutboundBytes: number;
+  /** All connections' queues together; the largest are dropped past it. Undefined: a share of the machine's memory. */
+  maxOutboundMemoryBytes?: number;
   messageRatePerSec: number;
   messageBurst: number;
   maxRateViolations: number;

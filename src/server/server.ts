@@ -16,6 +16,7 @@ import { Admission } from "./admission.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
+import { defaultOutboundBudgetBytes, OutboundBudget } from "./outbound-budget.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
 
@@ -117,13 +118,21 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   };
 
-  const flushes = new FlushScheduler();
+  const budget = new OutboundBudget(config.maxOutboundMemoryBytes ?? defaultOutboundBudgetBytes());
+  const enforceBudget = () => {
+    if (!budget.exceeded) return;
+    const queued = budget.queuedBytes;
+    const dropped = budget.enforce(admission.connections);
+    log.warn("outbound_budget_exceeded", { budget: budget.limitBytes, queued, dropped });
+  };
+  const flushes = new FlushScheduler(enforceBudget);
   const host: ConnectionHost = {
     maxLineBytes: limits.MAX_LINE_BYTES,
     maxOutboundBytes: config.maxOutboundBytes,
     writableBelowBytes: Math.floor(config.maxOutboundBytes / 4),
     maxWriteBytes: limits.MAX_WRITE_BYTES,
     closeGraceMs: limits.CLOSE_GRACE_MS,
+    budget,
     scheduleFlush: (connection) => flushes.schedule(connection),
     slowConsumer(connection) {
       log.warn("slow_consumer", { id: connection.id, user: connection.session.user, address: connection.address });
