@@ -12,11 +12,13 @@ import { PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
 import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
 import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
 import { LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
+import { CATCH_UP, catchUp } from "./scenarios/catch-up.ts";
 import { FANOUT, fanout, LATENCY, latency, type FanoutLog, type Metrics } from "./scenarios/messages.ts";
+import { fillQueryLog, queries, QUERIES, type QueryLog } from "./scenarios/queries.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
 
-const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "reconnect", "connections"] as const;
+const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "reconnect", "catch-up", "queries", "connections"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: bun run bench [-- options]
@@ -285,7 +287,11 @@ async function main(): Promise<void> {
       connections: 140_000,
       "login-storm": 30_000,
       reconnect: 15_000,
+      "catch-up": 20_000,
+      // The first repetition also fills the log (about 40 s here).
+      queries: 60_000,
     };
+    let queryLog: QueryLog | undefined;
     const order = SCENARIOS.filter((name) => options.only.includes(name));
     for (const name of order) {
       const reps =
@@ -357,6 +363,22 @@ async function main(): Promise<void> {
             case "reconnect":
               add(name, "tlschat", await reconnect(ctx));
               break;
+            case "catch-up":
+              add(name, "tlschat", await catchUp(ctx));
+              break;
+            case "queries":
+              if (!queryLog) {
+                log(`queries: filling a log of ${QUERIES.messages} messages`);
+                try {
+                  queryLog = await fillQueryLog(ctx);
+                } catch (error) {
+                  rep = reps; // a fill that failed once is not tried again
+                  throw error;
+                }
+                scenarioNotes.push(`queries: the log of ${queryLog.messages} messages was filled in ${queryLog.fillSeconds.toFixed(1)} s and served by every repetition`);
+              }
+              add(name, "tlschat", await queries(ctx, queryLog));
+              break;
           }
         } catch (error) {
           const note = `${name} repetition ${rep} failed: ${(error as Error).message}`;
@@ -410,6 +432,10 @@ function scenarioConfig(scenario: string, clients: number): object {
       return { ...LATENCY, messageLog: "db" };
     case "peer-latency":
       return LATENCY;
+    case "catch-up":
+      return CATCH_UP;
+    case "queries":
+      return QUERIES;
     case "rooms":
       return ROOMS;
     case "connections":
@@ -613,6 +639,39 @@ function tableRows(results: ScenarioResult[]): Row[] {
     });
     rows.push({ scenario: "reconnect", metric: "SIGTERM → all back", unit: "s", summary: get(rec, "outageSeconds") });
     rows.push({ scenario: "reconnect", metric: "attempts per client", unit: "", summary: get(rec, "attemptsPerClient") });
+  }
+
+  const caught = find("catch-up", "tlschat");
+  if (caught) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "catch-up", metric, unit, summary, check });
+    const run = caught.runs[0];
+    add(`listening → ${fmt(run?.clients ?? NaN)} × ${fmt(run?.missedPerClient ?? NaN)} missed caught up`, "s", get(caught, "catchUpSeconds"), {
+      op: "<=",
+      target: 5,
+      on: "median",
+      text: "≤ 5 s",
+    });
+    add("listening → all resumed", "s", get(caught, "resumedSeconds"));
+    add("missing+dup+out-of-order+unexpected", "", sumOf(caught, ["missing", "duplicated", "outOfOrder", "unexpected"]), NONE_IN_ANY_REP);
+    add("history replies per client", "", get(caught, "historyRepliesPerClient"));
+    add("received per client", "KiB", get(caught, "receivedPerClientKiB"));
+    add("server CPU until caught up", "s", get(caught, "serverCpuSeconds"));
+    add("SIGTERM → listening", "s", get(caught, "restartSeconds"));
+  }
+
+  const query = find("queries", "tlschat");
+  if (query) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "queries", metric, unit, summary, check });
+    const log = fmt(query.runs[0]?.messages ?? NaN);
+    add(`history before, ${log} log: p50`, "ms", get(query, "historyP50Ms"));
+    add(`history before, ${log} log: p99`, "ms", get(query, "historyP99Ms"), { op: "<=", target: 10, on: "median", text: "≤ 10 ms" });
+    add("history before: max", "ms", get(query, "historyMaxMs"));
+    add("history before: messages per reply", "", get(query, "historyMessagesPerReply"));
+    add(`search, ${log} log: p50`, "ms", get(query, "searchP50Ms"));
+    add(`search, ${log} log: p99`, "ms", get(query, "searchP99Ms"), { op: "<=", target: 50, on: "median", text: "≤ 50 ms" });
+    add("search: max", "ms", get(query, "searchMaxMs"));
+    add("search: results per reply", "", get(query, "searchResultsPerReply"));
+    add("one retention step (server code, bench process)", "ms", get(query, "retentionStepMs"));
   }
   return rows;
 }
