@@ -8,12 +8,12 @@ import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
 import { roomName } from "../client/command-args.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
-import { localLine, ownMessageLine, plainLines, promptText, screenLines, type Style } from "../client/format.ts";
+import { localLine, olderHeading, plainLines, promptText, refusalLine, screenLines, type ScreenLine, type Style } from "../client/format.ts";
 import { RoomFocus } from "../client/room-focus.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
-import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
+import type { ErrorFrame, ServerFrame } from "../protocol/frames.ts";
 import { checkRoomName, checkUsername, LOBBY, roomKey } from "../protocol/validate.ts";
 import {
   addConnectionOptions,
@@ -53,16 +53,18 @@ export function chatCommand(io: CliIO, exit: ExitCode): Command {
       .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
   )
     .option("--room <room>", "join ROOM if need be; the first is where lines go, and only these rooms print (repeatable; default #lobby)", collectRoom, [])
-    .option("--json", "print received frames (messages, notices, lists, errors) as JSON lines; with --room, only those rooms'")
+    .option("--json", "print received frames (messages, notices, lists, acks, errors) as JSON lines; with --room, only those rooms'")
     .addOption(new Option("--send <text>", "send one message and exit"))
     .option("--bell", "ring the terminal bell when someone mentions you")
-    .option("--no-history", "do not print the recent messages sent on login")
+    .option("--no-history", "do not print the recent messages sent on login and on joining (missed ones after a reconnect still print)")
     .addHelpText(
       "after",
       `
 Interactive: type to talk in the current room, shown in the prompt; /help lists commands
-(/join, /part, /switch, /rooms, /msg, /topic, /kick, /ban, ...). Alt-1..9, Ctrl-N and Ctrl-P
-switch rooms. Tab completes commands, names and rooms. Ctrl-D or Ctrl-C twice quits.
+(/join, /part, /switch, /rooms, /msg, /history, /search, /topic, /kick, /ban, ...). Your lines
+show once the server has stored them. Alt-1..9, Ctrl-N and Ctrl-P switch rooms. Tab completes
+commands, names and rooms. Ctrl-D or Ctrl-C twice quits. After a lost connection it reconnects,
+shows what was missed, and sends what was typed meanwhile.
 Scripts: each stdin line is sent to the first --room (as typed, /msg works too); messages print
 as "name: text", or "#room name: text" when more than one --room is given.
 Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
@@ -110,10 +112,11 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
   return interactive ? runInteractive(client, target, opts, io, early) : runScripted(client, opts, io, early);
 }
 
-/** --send: one message, then quit; a refusal is a failure. */
+/** --send: one message, then quit once the server has stored it; a refusal is a failure. */
 async function sendOne(client: ChatClient, text: string, room: string | undefined, io: CliIO): Promise<number> {
-  let refused: Extract<ServerFrame, { type: "error" }> | undefined;
+  let refused: ErrorFrame | undefined;
   client.on((event) => {
+    if (event.kind === "refused") refused ??= event.error;
     if (event.kind === "frame" && event.frame.type === "error") refused ??= event.frame;
   });
   client.send(room === undefined ? { type: "say", text } : { type: "say", text, room });
@@ -128,8 +131,6 @@ async function sendOne(client: ChatClient, text: string, room: string | undefine
 /** The parts of the command context that differ between a terminal and a script. */
 interface CommandSurface {
   print(line: string, style: "status" | "error"): void;
-  /** Shows a frame the user just sent; the server does not echo our own messages. */
-  showSent(frame: ClientFrame): void;
   readSecret(prompt: string): Promise<string>;
   quit(): void;
   currentRoom(): string | undefined;
@@ -142,7 +143,8 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
   return {
     send(frame) {
       client.send(frame);
-      surface.showSent(frame);
+      // Shown once stored, which needs the connection back first: say it is not lost.
+      if ((frame.type === "say" || frame.type === "dm") && !client.connected) surface.print("Not connected: it goes out once reconnected", "status");
     },
     print: (line, style) => surface.print(line, style ?? "status"),
     lastDmFrom: () => client.lastDmFrom,
@@ -151,6 +153,7 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
     topicOf: (room) => client.rooms.get(room)?.topic,
     switchTo: (room) => surface.switchTo(room),
     switchWhenJoined: (room) => surface.switchWhenJoined(room),
+    olderHistory: (room) => client.olderHistory(room),
     async changePassword() {
       const oldPassword = await surface.readSecret("Current password: ");
       const newPassword = await surface.readSecret("New password: ");
@@ -176,18 +179,34 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   let refusals = 0;
   const printed = printedRooms(opts);
   const withRoom = printed !== undefined && printed.size > 1;
-  const show = (event: ChatEvent) => {
-    if (event.kind === "status") return printLine(io.stderr, event.text);
-    const frame = event.frame;
-    if (frame.type === "error") {
-      refusals += 1;
-      printLine(io.stderr, `tlschat: server refused: ${sanitize(frame.code)}: ${sanitize(frame.message)}`);
-    }
-    if (frame.type === "history" && !opts.history) return;
+  const refused = (error: ErrorFrame) => {
+    refusals += 1;
+    printLine(io.stderr, `tlschat: server refused: ${sanitize(error.code)}: ${sanitize(error.message)}`);
+  };
+  const print = (frame: ServerFrame) => {
     const room = "room" in frame ? frame.room : undefined;
     if (room !== undefined && printed !== undefined && !printed.has(roomKey(room))) return;
     if (opts.json) io.stdout.write(JSON.stringify(frame) + "\n");
     else for (const line of plainLines(frame, withRoom)) io.stdout.write(line + "\n");
+  };
+  const show = (event: ChatEvent) => {
+    switch (event.kind) {
+      case "status":
+        return printLine(io.stderr, event.text);
+      case "sent":
+        // A script's stdout is what was received; what it sent is its own input.
+        if (opts.json) print(event.ack);
+        return;
+      case "refused":
+        refused(event.error);
+        return print(event.error);
+      case "history":
+        if (event.cause !== "recent" || opts.history) print(event.frame);
+        return;
+      case "frame":
+        if (event.frame.type === "error") refused(event.frame);
+        return print(event.frame);
+    }
   };
   for (const event of early.splice(0)) show(event);
   client.on(show);
@@ -204,8 +223,6 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
       if (style === "error") refusals += 1;
       printLine(io.stderr, line);
     },
-    // A script's stdout is what was received; what it sent is its own input.
-    showSent: () => undefined,
     readSecret: () => Promise.reject(new Error("/passwd needs a terminal")),
     quit: () => {
       quitTyped = true;
@@ -263,23 +280,35 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   });
   const dim = (text: string) => localLine(text, "status", color);
 
-  const show = (event: ChatEvent) => {
-    if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
-    const frame = event.frame;
-    focus.observe(frame);
-    if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
-    const lines = frame.type === "history" && !opts.history ? [] : screenLines(frame, style());
-    if (lines.length === 0) return terminal.refreshPrompt();
-    terminal.print(...lines.map((line) => line.text));
+  const printLines = (lines: readonly ScreenLine[], ...above: string[]) => {
+    if (lines.length === 0 && above.length === 0) return terminal.refreshPrompt();
+    terminal.print(...above, ...lines.map((line) => line.text));
     if (opts.bell && lines.some((line) => line.mention)) terminal.bell();
+  };
+  const show = (event: ChatEvent) => {
+    switch (event.kind) {
+      case "status":
+        return terminal.print(dim(`-- ${event.text}`));
+      case "sent":
+        return event.alreadyShown ? undefined : printLines(screenLines(event.message, style()));
+      case "refused":
+        return terminal.print(refusalLine(event.error, event.message, style()));
+      case "history": {
+        if (event.cause === "recent" && !opts.history) return;
+        // Missed messages of other rooms are unread like live ones.
+        if (event.cause === "missed") for (const message of event.frame.messages) focus.observe(message);
+        const lines = screenLines(event.frame, style());
+        return event.cause === "older" ? printLines(lines, olderHeading(event.frame, color)) : printLines(lines);
+      }
+      case "frame":
+        focus.observe(event.frame);
+        if (event.frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
+        return printLines(screenLines(event.frame, style()));
+    }
   };
 
   const context = commandContext(client, {
     print: (line, style) => terminal.print(localLine(line, style, color)),
-    showSent: (frame) => {
-      const line = ownMessageLine(frame, style());
-      if (line !== undefined) terminal.print(line);
-    },
     readSecret: (prompt) => terminal.readSecret(prompt),
     quit: () => void client.quit(),
     currentRoom: () => focus.current,

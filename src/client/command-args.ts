@@ -2,6 +2,7 @@
 // or without their "#", and the optional leading room of room commands. Shared by the basic and
 // the room commands so every command reads its arguments the same way.
 
+import { roomKey } from "../protocol/validate.ts";
 import type { ChatCommand, CommandContext } from "./commands.ts";
 
 /** Splits "word rest of text" at the first whitespace; the rest is trimmed. */
@@ -26,4 +27,9 @@ export function roomName(word: string): string {
 export function roomAndRest(args: string, ctx: CommandContext): [string | undefined, string] {
   const [first, rest] = splitFirstWord(args);
   return first.startsWith("#") ? [first, rest] : [ctx.currentRoom(), args];
+}
+
+/** The joined room called `name` (any case), as the server shows it. */
+export function joinedRoom(name: string, ctx: CommandContext): string | undefined {
+  return ctx.joinedRooms().find((room) => roomKey(room) === roomKey(name));
 }

@@ -1,6 +1,7 @@
 // Slash commands as a registry of name, usage, help and handler; it turns typed lines into
 // frames for the current room and local output through a CommandContext, and knows nothing of
-// sockets or the screen. The room and moderation commands are in room-commands.ts.
+// sockets or the screen. The room and moderation commands are in room-commands.ts, those about
+// the message log (/history, /search, /delete) in log-commands.ts.
 //
 // /me has no frame of its own: it sends a room message whose text starts with "/me ", and
 // receiving clients show it through `renderAction` as "* alice waves". Typing "//me waves"
@@ -9,6 +10,7 @@
 import { MAX_REASON_CHARS, MODERATION_ACTIONS, type ClientFrame, type ModerationRequest } from "../protocol/frames.ts";
 import { checkRoomName, checkText, checkUsername, ROOM_NAME_PATTERN, roomKey, USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
 import { printUsage, splitFirstWord } from "./command-args.ts";
+import { logCommands } from "./log-commands.ts";
 import { roomCommands } from "./room-commands.ts";
 import { sanitize, sanitizeName } from "./sanitize.ts";
 
@@ -29,6 +31,8 @@ export interface CommandContext {
   switchTo(room: string): void;
   /** Makes `room` the current one once the server confirms the join just sent. */
   switchWhenJoined(room: string): void;
+  /** Asks for the joined room's messages before the oldest shown; false when that cannot be done now. */
+  olderHistory(room: string): boolean;
   /** Prompts for the old and new password without echoing them, then sends `passwd`. */
   changePassword(): Promise<void>;
   /** /quit and /exit: leave the chat after what was typed before has gone out. */
@@ -134,6 +138,7 @@ export class CommandRegistry {
       topicOf: (room) => ctx.topicOf(room),
       switchTo: (room) => ctx.switchTo(room),
       switchWhenJoined: (room) => ctx.switchWhenJoined(room),
+      olderHistory: (room) => ctx.olderHistory(room),
       changePassword: () => ctx.changePassword(),
       quit: () => ctx.quit(),
     };
@@ -188,8 +193,8 @@ function printUnknown(name: string, ctx: CommandContext): void {
 }
 
 /**
- * The built-in commands: /help, /msg (/dm), /reply, /me, /passwd, the room and moderation
- * commands, and /quit (/exit).
+ * The built-in commands: /help, /msg (/dm), /reply, /me, the room and moderation commands, the
+ * message log's commands, /passwd, and /quit (/exit).
  */
 export function defaultCommands(options: CommandRegistryOptions): CommandRegistry {
   const registry = new CommandRegistry(options);
@@ -216,7 +221,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
     name: "msg",
     aliases: ["dm"],
     usage: "/msg USER TEXT",
-    help: "Send a direct message",
+    help: "Send a direct message (kept for them until they log in if they are offline)",
     completes: "user",
     run(args, ctx) {
       const [to, text] = splitFirstWord(args);
@@ -263,6 +268,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
   registry.register(reply);
   registry.register(me);
   for (const cmd of roomCommands()) registry.register(cmd);
+  for (const cmd of logCommands()) registry.register(cmd);
   registry.register(passwd);
   registry.register({
     name: "quit",

@@ -1,12 +1,14 @@
 // How received frames look on screen: "[HH:MM] name: text" with a stable colour per name, own
-// name highlighted, other rooms' lines marked with the room, notices dimmed; the prompt with the
-// current room and unread counts; and the plain "name: text" lines of scriptable mode. Every
-// string from the network goes through the sanitiser here, the one door to the terminal.
+// name highlighted, other rooms' lines marked with the room, notices dimmed, search results with
+// their date and id; the prompt with the current room and unread counts; and the plain
+// "name: text" lines of scriptable mode. Every string from the network goes through the
+// sanitiser here, the one door to the terminal.
 
-import type { ClientFrame, ModerationNotice, ServerFrame } from "../protocol/frames.ts";
+import type { ErrorFrame, HistoryFrame, LoggedMessage, ModerationNotice, ServerFrame } from "../protocol/frames.ts";
 import { roomKey } from "../protocol/validate.ts";
 import { renderAction } from "./commands.ts";
 import { formatDuration } from "./duration.ts";
+import type { MessageFrame } from "./pending-acks.ts";
 import type { Unread } from "./room-focus.ts";
 import { sanitize, sanitizeName, sanitizeRoomName } from "./sanitize.ts";
 
@@ -18,6 +20,8 @@ export interface Style {
   room?: string;
   /** Formats a timestamp; injectable so tests do not depend on the time zone. */
   clock?: (ts: number) => string;
+  /** Formats a timestamp's day, for search results that may be old; injectable like `clock`. */
+  day?: (ts: number) => string;
 }
 
 export interface ScreenLine {
@@ -37,6 +41,12 @@ const NAME_COLORS = [32, 33, 34, 35, 36, 92, 93, 94, 95, 96];
 export function hhmm(ts: number): string {
   const date = new Date(ts);
   return `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
+}
+
+/** The local day as YYYY-MM-DD. */
+export function isoDay(ts: number): string {
+  const date = new Date(ts);
+  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
 }
 
 /** The same name always gets the same colour (FNV-1a over its lower-case form). */
@@ -87,10 +97,9 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
     case "msg":
       return [roomLine(frame.room, frame.from, frame.text, frame.ts, style)];
     case "history":
+      return frame.messages.map((message) => messageLine(message, style));
     case "search":
-      return frame.messages.map((message) =>
-        message.type === "msg" ? roomLine(message.room, message.from, message.text, message.ts, style) : dmLine(message.from, message.to, message.text, message.ts, style),
-      );
+      return searchLines(frame, style);
     case "dm":
       return [dmLine(frame.from, frame.to, frame.text, frame.ts, style)];
     case "deleted":
@@ -135,18 +144,41 @@ export function screenLines(frame: ServerFrame, style: Style): ScreenLine[] {
 }
 
 /**
- * The screen line for a room message or dm we just sent, drawn from the frame we sent because
- * the server does not echo our own messages back; undefined for frames that are not messages.
+ * A message of ours the server refused, in place of the line it would have had: the error and
+ * the text that was not sent.
  */
-export function ownMessageLine(frame: ClientFrame, style: Style, ts = Date.now()): string | undefined {
-  if (frame.type === "say") return roomLine(frame.room ?? style.room, style.self, frame.text, ts, style).text;
-  if (frame.type === "dm") return dmLine(style.self, frame.to, frame.text, ts, style).text;
-  return undefined;
+export function refusalLine(error: ErrorFrame, message: MessageFrame, style: Style): string {
+  const where = message.type === "dm" ? ` to ${sanitizeName(message.to)}` : "";
+  return paint(style, RED, `! ${sanitize(error.code)}: ${sanitize(error.message)} (not sent${where}: ${sanitize(message.text)})`);
 }
 
-function roomLine(room: string | undefined, from: string, text: string, ts: number, style: Style): ScreenLine {
+/** The dimmed line above a page of older messages, or in place of an empty one. */
+export function olderHeading(frame: HistoryFrame, color: boolean): string {
+  const where = frame.room === undefined ? `with ${sanitizeName(frame.with ?? "")}` : `in ${sanitizeRoomName(frame.room)}`;
+  const text = frame.messages.length === 0 ? `-- No older messages ${where}` : `-- Older messages ${where}:`;
+  return localLine(text, "status", color);
+}
+
+function messageLine(message: LoggedMessage, style: Style): ScreenLine {
+  return message.type === "msg" ? roomLine(message.room, message.from, message.text, message.ts, style) : dmLine(message.from, message.to, message.text, message.ts, style);
+}
+
+/** Results may come from any time and room: each line shows its day, its room, and the id /delete takes. */
+function searchLines(frame: Extract<ServerFrame, { type: "search" }>, style: Style): ScreenLine[] {
+  const count = frame.messages.length;
+  const found = count === 0 ? "nothing found" : `${count} message${count === 1 ? "" : "s"}${frame.more ? " and more" : ""}, newest first`;
+  const heading: ScreenLine = { text: paint(style, DIM, `-- Search "${sanitize(frame.query)}": ${found}`), mention: false };
+  const anyRoom: Style = { ...style, room: undefined };
+  const lines = frame.messages.map((message) => {
+    const line = message.type === "msg" ? roomLine(message.room, message.from, message.text, message.ts, anyRoom, true) : messageLine(message, anyRoom);
+    return { text: `id ${message.id} ${(style.day ?? isoDay)(message.ts)} ${line.text}`, mention: false };
+  });
+  return [heading, ...lines];
+}
+
+function roomLine(room: string | undefined, from: string, text: string, ts: number, style: Style, withRoom = false): ScreenLine {
   const time = `[${(style.clock ?? hhmm)(ts)}]`;
-  const elsewhere = room !== undefined && style.room !== undefined && roomKey(room) !== roomKey(style.room);
+  const elsewhere = room !== undefined && (withRoom || (style.room !== undefined && roomKey(room) !== roomKey(style.room)));
   const action = renderAction(from, text);
   const mention = from !== style.self && mentions(text, style.self);
   const body = action ?? `${name(style, from)}: ${sanitize(text)}`;

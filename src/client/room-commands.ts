@@ -3,17 +3,11 @@
 // Room commands act on the current room unless a "#room" comes first.
 
 import { MAX_MODERATION_SECONDS, type ModerationAction, type ModerationRequest } from "../protocol/frames.ts";
-import { roomKey } from "../protocol/validate.ts";
-import { printUsage, roomAndRest, roomName, splitFirstWord } from "./command-args.ts";
+import { joinedRoom, printUsage, roomAndRest, roomName, splitFirstWord } from "./command-args.ts";
 import type { ChatCommand, CommandContext } from "./commands.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
 const MAX_DURATION = formatDuration(MAX_MODERATION_SECONDS);
-
-/** The joined room called `name` (any case), as the server shows it. */
-function joinedRoom(name: string, ctx: CommandContext): string | undefined {
-  return ctx.joinedRooms().find((room) => roomKey(room) === roomKey(name));
-}
 
 type Extras = Pick<ModerationRequest, "seconds" | "reason">;
 /** Reads what follows the user; undefined when it is wrong (and has said why). */

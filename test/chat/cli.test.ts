@@ -159,6 +159,45 @@ describe("chat in scripts", () => {
       });
     }));
 
+  test("--json also prints the acks of what the script sent, search results and deleted notices", () =>
+    withServer(async () => {
+      const aliceIO = fedIO(envFor(dir, ALICE));
+      const aliceRun = run(["chat", `alice@localhost:${server.port}`, "--ca", ca, "--json"], aliceIO.io);
+      const frames = () => outputLines(aliceIO.stdout()).map((line) => JSON.parse(line));
+      aliceIO.stdin.write("deploy finished\n");
+      await aliceIO.waitForStdout('"type":"ack"');
+      const ack = frames().find((frame) => frame.type === "ack");
+      expect(ack).toEqual({ type: "ack", ref: expect.any(String), id: expect.any(Number), ts: expect.any(Number) });
+
+      aliceIO.stdin.write('/search deploy "finished\n');
+      await aliceIO.waitForStdout('"type":"search"');
+      expect(frames().find((frame) => frame.type === "search")).toEqual({
+        type: "search",
+        query: 'deploy "finished',
+        more: false,
+        messages: [expect.objectContaining({ id: ack.id, from: "alice", text: "deploy finished" })],
+      });
+
+      aliceIO.stdin.end(`/delete ${ack.id}\n`);
+      expect(await aliceRun).toBe(0);
+      expect(frames()).toContainEqual({ type: "deleted", room: "#lobby", id: ack.id, by: "alice" });
+      expect(aliceIO.stderr()).toBe("");
+      // The script's own message is not printed as received: only its ack.
+      expect(frames().filter((frame) => frame.type === "msg")).toEqual([]);
+    }));
+
+  test("a dm to an account that is offline is accepted; one to no such account is refused", () =>
+    withServer(async () => {
+      const offline = await cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, ALICE), "/msg bob see you tomorrow\n", true));
+      expect(offline).toMatchObject({ code: 0, stderr: "" });
+      const nobody = await cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, ALICE), "/msg carol hi\n", true));
+      expect(nobody.code).toBe(1);
+      expect(nobody.stderr).toBe("tlschat: server refused: no_such_user: There is no account carol\n");
+      // Bob was offline: the dm waited for him.
+      const bob = await cli(["chat", `bob@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, BOB), "", true));
+      expect(bob).toMatchObject({ code: 0, stdout: "[dm] alice -> bob: see you tomorrow\n" });
+    }));
+
   test("the recent history is printed on login, and not with --no-history", () =>
     withServer(async () => {
       await using alice = await loggedIn(server, "alice", ALICE);

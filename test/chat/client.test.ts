@@ -1,6 +1,7 @@
 // End-to-end tests of the client library against a real server over real TLS: how the server is
 // verified (CA, pins with trust on first use), and the ChatClient session (relay, pacing to the
-// advertised rate, reconnecting with a resume token, history dedupe, keepalive pings).
+// advertised rate, reconnecting with a resume token, catching up after a dropped connection,
+// keepalive pings). test/chat/catch-up.test.ts has acks, catch-up across restarts and the log.
 
 import { describe, expect, test } from "bun:test";
 import { readFile, stat } from "node:fs/promises";
@@ -257,7 +258,7 @@ describe("ChatClient", () => {
     expect(alice.log.frames("history")).toEqual([
       { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ id: 1, from: "bob", text: "said before alice came" })] },
     ]);
-    expect(alice.log.roomTexts()).toEqual(["said before alice came", "said live"]);
+    expect(alice.log.shownTexts()).toEqual(["said before alice came", "said live"]);
   });
 
   test("sending faster than the advertised rate is paced: nothing refused, all delivered in order", async () => {
@@ -287,8 +288,8 @@ describe("ChatClient", () => {
 
   test("reconnects after a server restart on the same port, resuming with its token", async () => {
     await using dir = await tempDir();
-    const storePath = dir.file("users.json");
-    const first = await startTestServer({ storePath });
+    const files = { storePath: dir.file("users.json"), chatDbPath: dir.file("chat.db") };
+    const first = await startTestServer(files);
     const port = first.port;
     let second: TestServer | undefined;
     try {
@@ -309,7 +310,7 @@ describe("ChatClient", () => {
       // Queued while disconnected: goes out after the next login.
       alice.client.send({ type: "say", text: "queued while down" });
 
-      second = await startTestServer({ storePath, port });
+      second = await startTestServer({ ...files, port });
       expect(second.port).toBe(port);
       await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Reconnected"), "reconnected status", 5_000);
       expect(alice.client.connected).toBe(true);
@@ -322,16 +323,19 @@ describe("ChatClient", () => {
       await using bob2 = await loggedIn(second, "bob", BOB);
       await alice.log.frame("online", (f) => f.user === "bob", 5_000, beforeJoin);
       expect(alice.client.online()).toEqual(["alice", "bob"]);
-      // The message queued during the outage was sent once logged in again; the new server's
-      // history had it before bob joined, so bob sees it in his login history.
+      // The message queued during the outage was sent once logged in again; the restarted
+      // server's history had it before bob logged in again, after what he had said before.
       expect(bob2.received.find((f) => f.type === "history")?.messages.map((m: { text: string }) => m.text)).toEqual([
+        "before 1",
+        "before 2",
         "queued while down",
       ]);
       bob2.send({ type: "say", text: "after 1" });
       await alice.log.frame("msg", (f) => f.text === "after 1");
       alice.client.send({ type: "say", text: "after 2" });
       expect((await bob2.next("msg")).text).toBe("after 2");
-      expect(alice.log.roomTexts()).toEqual(["before 1", "before 2", "after 1"]);
+      await alice.log.stored("after 2");
+      expect(alice.log.shownTexts()).toEqual(["before 1", "before 2", "queued while down", "after 1", "after 2"]);
       expect(alice.client.isFinished).toBe(false);
       await bob1.close();
     } finally {
@@ -340,7 +344,7 @@ describe("ChatClient", () => {
     }
   });
 
-  test("after a dropped connection, history does not repeat messages already shown", async () => {
+  test("after a dropped connection, the catch-up shows only what was missed", async () => {
     // The server drops idle connections: with a short idle timeout and no pings from alice, her
     // connection is closed by the server while bob (who pings) stays. Her reconnect is held at
     // the certificate check until bob has sent a message she missed.
@@ -361,10 +365,8 @@ describe("ChatClient", () => {
     );
     await until(() => held.checks >= 2, "alice's reconnect to reach the certificate check");
     bob.client.send({ type: "say", text: "m3 while alice was away" });
-    // Frames are handled in order: once the answer to bob's `who` is back, m3 is in the history.
-    const whoFrom = bob.log.events.length;
-    bob.client.send({ type: "who" });
-    expect((await bob.log.frame("who", () => true, 5_000, whoFrom)).users).toEqual(["bob"]);
+    // Acknowledged means stored: the catch-up will have it.
+    await bob.log.stored("m3 while alice was away");
     const before = alice.log.events.length;
     release();
     await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Reconnected"), "alice's reconnect", 5_000, before);
@@ -372,10 +374,14 @@ describe("ChatClient", () => {
     bob.client.send({ type: "say", text: "m4" });
     await alice.log.frame("msg", (f) => f.text === "m4", 5_000, before);
 
-    // m1 and m2 were shown live before the drop; the history on reconnect adds only m3.
-    expect(alice.log.roomTexts()).toEqual(["m1", "m2", "m3 while alice was away", "m4"]);
-    expect(alice.log.frames("history")).toEqual([
-      { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
+    // m1 and m2 were shown live before the drop; the catch-up after her mark adds only m3.
+    expect(alice.log.shownTexts()).toEqual(["m1", "m2", "m3 while alice was away", "m4"]);
+    expect(alice.log.events.filter((e) => e.kind === "history")).toEqual([
+      {
+        kind: "history",
+        cause: "missed",
+        frame: { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
+      },
     ]);
     expect(logEvents(server, "login").filter((e) => e.fields.user === "alice").map((e) => e.fields.method)).toEqual(["password", "token"]);
   });

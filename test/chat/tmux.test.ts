@@ -1,14 +1,16 @@
 // The compiled binary in a real terminal (tmux, 80×24): messages arriving while the user types are
 // printed above the input line without disturbing it (also when the input wraps), the typed line
 // is sent intact, hostile text is shown visibly instead of driving the terminal, and rooms are
-// switched with commands and keys while the prompt shows the current room and unread counts.
+// switched with commands and keys while the prompt shows the current room and unread counts, and
+// the message log's commands show older pages, search results and refusals.
 
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loggedIn, registerUsers, writeCa } from "../helpers/chat-support.ts";
 import { startHostileServer } from "../helpers/hostile-server.ts";
-import { startTestServer } from "../helpers/server.ts";
+import type { TestClient } from "../helpers/client.ts";
+import { startTestServer, type TestServerOptions } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 import { TmuxSession } from "../helpers/tmux.ts";
 import { requireTool } from "../helpers/tools.ts";
@@ -66,12 +68,16 @@ const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 const messageRow = (from: string, text: string) => new RegExp(`^${TIME} ${escape(from)}: ${escape(text)}$`);
 const indexOf = (rows: string[], pattern: RegExp) => rows.findIndex((row) => pattern.test(row));
 
-/** A server with alice and bob, bob logged in (raw client), and alice's chat at its prompt. */
-async function aliceAndBob(dir: TempDir) {
-  const server = await startTestServer();
+/**
+ * A server with alice and bob, bob logged in (raw client) and done with `beforeAlice`, and
+ * alice's chat at its prompt.
+ */
+async function aliceAndBob(dir: TempDir, options: TestServerOptions = {}, beforeAlice: (bob: TestClient) => Promise<void> = async () => {}) {
+  const server = await startTestServer(options);
   const ca = await writeCa(dir, server);
   await registerUsers(server, { alice: ALICE, bob: BOB });
   const bob = await loggedIn(server, "bob", BOB);
+  await beforeAlice(bob);
   const term = startChat(dir, "alice", ALICE, server.port, ca);
   await term.waitFor((rows) => rows.at(-1) === "alice #lobby>", "the prompt", 10_000);
   await bob.next("online");
@@ -275,5 +281,38 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
 
     bob.send({ type: "join", room: "#mods" });
     expect(await bob.nextError()).toBe("room_banned");
+  }, 30_000);
+
+  test("the message log: /history pages back, /search shows ids and days, a refused line shows its text", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir, { limits: { historySize: 2 } }, async (bob) => {
+      for (const text of ["older one", "older two", "recent one", "recent two"]) bob.send({ type: "say", text, ref: text });
+      for (let i = 0; i < 4; i++) await bob.next("ack");
+    });
+    const { term } = chat;
+    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "recent two")) >= 0, "the recent history");
+    expect(indexOf(rows, messageRow("bob", "older two"))).toBe(-1);
+
+    term.type("/history");
+    term.press("Enter");
+    rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "older two")) >= 0, "the older page");
+    const heading = rows.indexOf("-- Older messages in #lobby:");
+    expect(heading).toBeGreaterThan(indexOf(rows, messageRow("bob", "recent two")));
+    expect([indexOf(rows, messageRow("bob", "older one")), indexOf(rows, messageRow("bob", "older two"))]).toEqual([heading + 1, heading + 2]);
+    term.type("/history");
+    term.press("Enter");
+    await term.waitFor((r) => r.includes("-- No older messages in #lobby"), "the end of the history");
+
+    term.type("/search two");
+    term.press("Enter");
+    rows = await term.waitFor((r) => r.some((row) => row.startsWith('-- Search "two"')), "the search results");
+    const results = rows.slice(rows.indexOf('-- Search "two": 2 messages, newest first') + 1).slice(0, 2);
+    const result = (text: string) => expect.stringMatching(new RegExp(String.raw`^id \d+ \d{4}-\d\d-\d\d ${TIME} #lobby bob: ${text}$`));
+    expect(results).toEqual([result("recent two"), result("older two")]);
+
+    term.type("/msg nobody are you there?");
+    term.press("Enter");
+    await term.waitFor((r) => r.includes("! no_such_user: There is no account nobody (not sent to nobody: are you there?)"), "the refusal with its text");
+    expect(term.content().at(-1)).toBe("alice #lobby>");
   }, 30_000);
 });

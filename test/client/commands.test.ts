@@ -8,7 +8,7 @@ import {
   renderAction,
   type CommandContext,
 } from "../../src/client/commands.ts";
-import { MODERATION_ACTIONS, type ClientFrame } from "../../src/protocol/frames.ts";
+import { MAX_SEARCH_QUERY_CHARS, MODERATION_ACTIONS, type ClientFrame } from "../../src/protocol/frames.ts";
 
 const MAX_TEXT_CHARS = 100;
 
@@ -23,6 +23,9 @@ class FakeContext implements CommandContext {
   topics = new Map<string, string>();
   /** Rooms switched to, and "when joined: ROOM" for switches awaiting the server. */
   switches: string[] = [];
+  /** Rooms whose older messages were asked for; `olderAvailable` false makes the session decline. */
+  olderAskedFor: string[] = [];
+  olderAvailable = true;
 
   send(frame: ClientFrame): void {
     this.sent.push(frame);
@@ -48,6 +51,10 @@ class FakeContext implements CommandContext {
   switchWhenJoined(room: string): void {
     this.switches.push(`when joined: ${room}`);
   }
+  olderHistory(room: string): boolean {
+    if (this.olderAvailable) this.olderAskedFor.push(room);
+    return this.olderAvailable;
+  }
   async changePassword(): Promise<void> {
     this.passwordChanges++;
   }
@@ -61,6 +68,14 @@ class FakeContext implements CommandContext {
 
 function setup(): { registry: CommandRegistry; ctx: FakeContext } {
   return { registry: defaultCommands({ maxTextChars: MAX_TEXT_CHARS }), ctx: new FakeContext() };
+}
+
+/** A setup in `rooms`, the first of them current. */
+function inRooms(...rooms: string[]): { registry: CommandRegistry; ctx: FakeContext } {
+  const { registry, ctx } = setup();
+  ctx.rooms = rooms;
+  ctx.room = rooms[0];
+  return { registry, ctx };
 }
 
 describe("CommandRegistry.dispatch", () => {
@@ -152,7 +167,7 @@ describe("default commands", () => {
       "/join #ROOM", "/part [#ROOM]", "/switch #ROOM", "/rooms [AFTER]", "/who [#ROOM]", "/topic [TEXT]",
       "/kick [#ROOM] USER [REASON]", "/ban [#ROOM] USER [DURATION] [REASON]", "/unban [#ROOM] USER",
       "/mute [#ROOM] USER [DURATION] [REASON]", "/unmute [#ROOM] USER", "/op [#ROOM] USER", "/deop [#ROOM] USER",
-      "/invite [#ROOM] USER", "/invite-only [#ROOM] on|off",
+      "/invite [#ROOM] USER", "/invite-only [#ROOM] on|off", "/history [#ROOM]", "/search [#ROOM] WORDS", "/delete ID",
     ]));
   });
 
@@ -161,8 +176,8 @@ describe("default commands", () => {
     await registry.dispatch("/help msg", ctx);
     await registry.dispatch("/help /dm", ctx);
     expect(ctx.printed.map((p) => p.line)).toEqual([
-      "/msg USER TEXT  Send a direct message (also /dm)",
-      "/msg USER TEXT  Send a direct message (also /dm)",
+      "/msg USER TEXT  Send a direct message (kept for them until they log in if they are offline) (also /dm)",
+      "/msg USER TEXT  Send a direct message (kept for them until they log in if they are offline) (also /dm)",
     ]);
   });
 
@@ -271,13 +286,6 @@ describe("typing in a room", () => {
 });
 
 describe("room commands", () => {
-  function inRooms(...rooms: string[]) {
-    const { registry, ctx } = setup();
-    ctx.rooms = rooms;
-    ctx.room = rooms[0];
-    return { registry, ctx };
-  }
-
   test("/join sends a join and switches once the server confirms; the # may be left out", async () => {
     const { registry, ctx } = inRooms("#lobby");
     await registry.dispatch("/join #rust", ctx);
@@ -477,6 +485,71 @@ describe("moderation commands", () => {
   });
 });
 
+describe("message log commands", () => {
+  test("/history asks for the current room's older messages, or a joined room's named in any case", async () => {
+    const { registry, ctx } = inRooms("#lobby", "#Rust");
+    await registry.dispatch("/history", ctx);
+    await registry.dispatch("/history rust", ctx);
+    await registry.dispatch("/history #RUST", ctx);
+    expect(ctx.olderAskedFor).toEqual(["#lobby", "#Rust", "#Rust"]);
+    expect(ctx.sent).toEqual([]);
+    expect(ctx.errors).toEqual([]);
+  });
+
+  test("/history of a room not joined, in no room, with two rooms, or when the session declines, says so", async () => {
+    const { registry, ctx } = inRooms("#lobby", "#Rust");
+    await registry.dispatch("/history #go", ctx);
+    await registry.dispatch("/history #lobby #Rust", ctx);
+    ctx.olderAvailable = false;
+    await registry.dispatch("/history", ctx);
+    ctx.room = undefined;
+    ctx.olderAvailable = true;
+    await registry.dispatch("/history", ctx);
+    expect(ctx.olderAskedFor).toEqual([]);
+    expect(ctx.errors).toEqual([
+      "You are not in #go",
+      "Usage: /history [#ROOM]",
+      "Older messages of #lobby cannot be asked for yet (not connected, catching up, or a page is on its way)",
+      "You are in no room; /join one first",
+    ]);
+  });
+
+  test("/search sends the words as typed, everywhere or in the room named first", async () => {
+    const { registry, ctx } = inRooms("#lobby", "#Rust");
+    await registry.dispatch('/search borrow "checker" NEAR(x', ctx);
+    await registry.dispatch("/search #rust lifetimes", ctx);
+    expect(ctx.sent).toEqual([
+      { type: "search", query: 'borrow "checker" NEAR(x' },
+      { type: "search", query: "lifetimes", room: "#rust" },
+    ]);
+  });
+
+  test("/search without words, with too many characters, or in a bad room name, sends nothing", async () => {
+    const { registry, ctx } = inRooms("#lobby", "#Rust");
+    await registry.dispatch("/search", ctx);
+    await registry.dispatch("/search #rust", ctx);
+    await registry.dispatch(`/search ${"x".repeat(MAX_SEARCH_QUERY_CHARS + 1)}`, ctx);
+    await registry.dispatch("/search #bad!room words", ctx);
+    expect(ctx.sent).toEqual([]);
+    expect(ctx.errors).toEqual([
+      "Usage: /search [#ROOM] WORDS",
+      "Usage: /search [#ROOM] WORDS",
+      `A search is at most ${MAX_SEARCH_QUERY_CHARS} characters`,
+      "Room names are '#' and 1-32 letters, digits, '_' or '-'",
+    ]);
+  });
+
+  test("/delete takes one message id, a whole number from 1", async () => {
+    const { registry, ctx } = inRooms("#lobby", "#Rust");
+    await registry.dispatch("/delete 42", ctx);
+    for (const bad of ["/delete", "/delete 0", "/delete -3", "/delete 4.5", "/delete 42 43", "/delete x", `/delete ${"9".repeat(20)}`]) {
+      await registry.dispatch(bad, ctx);
+    }
+    expect(ctx.sent).toEqual([{ type: "delete", id: 42 }]);
+    expect(ctx.errors).toEqual(Array(7).fill("Usage: /delete ID"));
+  });
+});
+
 describe("CommandRegistry.complete", () => {
   const users = ["alice", "albert", "bob", "Alfred", "al\x1b[2Jx"];
   const rooms = ["#lobby", "#Rust", "#rust-beginners", "#r\x1b[2J"];
@@ -487,8 +560,9 @@ describe("CommandRegistry.complete", () => {
     expect(registry.complete("/E", users, rooms)).toEqual([["/exit"], "/E"]);
     expect(registry.complete("/zz", users, rooms)).toEqual([[], "/zz"]);
     expect(registry.complete("/", users, rooms)[0]).toEqual([
-      "/ban", "/deop", "/dm", "/exit", "/help", "/invite", "/invite-only", "/join", "/kick", "/leave", "/me", "/msg",
-      "/mute", "/op", "/part", "/passwd", "/quit", "/reply", "/rooms", "/switch", "/topic", "/unban", "/unmute", "/who",
+      "/ban", "/delete", "/deop", "/dm", "/exit", "/help", "/history", "/invite", "/invite-only", "/join", "/kick", "/leave",
+      "/me", "/msg", "/mute", "/op", "/part", "/passwd", "/quit", "/reply", "/rooms", "/search", "/switch", "/topic",
+      "/unban", "/unmute", "/who",
     ]);
   });
 

@@ -2,7 +2,7 @@
 // the current room and the unread counts of the others.
 
 import { describe, expect, test } from "bun:test";
-import { localLine, MAX_UNREAD_ROOMS_IN_PROMPT, mentions, nameColor, ownMessageLine, plainLines, promptText, screenLines } from "../../src/client/format.ts";
+import { localLine, MAX_UNREAD_ROOMS_IN_PROMPT, mentions, nameColor, olderHeading, plainLines, promptText, refusalLine, screenLines } from "../../src/client/format.ts";
 import type { ServerFrame } from "../../src/protocol/frames.ts";
 
 const plain = { color: false, self: "alice", clock: () => "12:34" };
@@ -131,21 +131,50 @@ describe("promptText", () => {
   });
 });
 
-describe("ownMessageLine", () => {
-  test("what we send looks like the line the server's copy would give", () => {
-    expect(ownMessageLine({ type: "say", text: "hello" }, plain, 0)).toBe(screenLines(msg("alice", "hello"), plain)[0]!.text);
-    expect(ownMessageLine({ type: "say", text: "hello", room: "#rust" }, { ...plain, room: "#rust" }, 0)).toBe("[12:34] alice: hello");
-    expect(ownMessageLine({ type: "say", text: "/me waves" }, plain, 0)).toBe("[12:34] * alice waves");
-    expect(ownMessageLine({ type: "dm", to: "bob", text: "hi" }, plain, 0)).toBe("[12:34] [dm] → bob: hi");
+describe("our own messages, refusals, older pages and search results", () => {
+  test("our own message, as the ack makes it, is not a mention of ourselves", () => {
+    const [line] = screenLines(msg("alice", "alice here"), colored);
+    expect(line!.mention).toBe(false);
+    expect(line!.text).not.toContain("\x1b[7m");
   });
 
-  test("our own name in our own message is not a mention", () => {
-    expect(ownMessageLine({ type: "say", text: "alice here" }, colored, 0)).not.toContain("\x1b[7m");
+  test("a refused message shows the error and the text that was not sent", () => {
+    const error = { type: "error" as const, code: "muted", message: "You are muted in #rust", ref: "r.1" };
+    expect(refusalLine(error, { type: "say", text: "hello", room: "#rust" }, plain)).toBe("! muted: You are muted in #rust (not sent: hello)");
+    expect(refusalLine({ ...error, code: "no_such_user", message: "There is no account carol" }, { type: "dm", to: "carol", text: "hi" }, plain)).toBe(
+      "! no_such_user: There is no account carol (not sent to carol: hi)",
+    );
+    expect(refusalLine(error, { type: "say", text: "x" }, colored)).toStartWith("\x1b[31m");
   });
 
-  test("frames that are not messages show nothing", () => {
-    expect(ownMessageLine({ type: "who" }, plain)).toBeUndefined();
-    expect(ownMessageLine({ type: "passwd", old: "a", new: "b" }, plain)).toBeUndefined();
+  test("a page of older messages has a heading, and an empty one says there is nothing older", () => {
+    const older = { type: "history" as const, room: "#rust", more: true, messages: [msg("bob", "old", "#rust")] };
+    expect(olderHeading(older, false)).toBe("-- Older messages in #rust:");
+    expect(olderHeading({ ...older, messages: [] }, false)).toBe("-- No older messages in #rust");
+  });
+
+  test("search results, newest first as sent, carry their id, day and room, even the current room", () => {
+    const lines = (frame: Extract<ServerFrame, { type: "search" }>) => screenLines(frame, { ...plain, room: "#lobby", day: () => "2025-01-02" }).map((line) => line.text);
+    const found: Extract<ServerFrame, { type: "search" }> = {
+      type: "search",
+      query: "borrow",
+      more: false,
+      messages: [
+        { ...msg("bob", "borrow it, alice", "#rust"), id: 9 },
+        { ...msg("carol", "borrow", "#lobby"), id: 4 },
+        { type: "dm", id: 2, from: "bob", to: "alice", text: "borrow?", ts: 0 },
+      ],
+    };
+    expect(lines(found)).toEqual([
+      '-- Search "borrow": 3 messages, newest first',
+      "id 9 2025-01-02 [12:34] #rust bob: borrow it, alice",
+      "id 4 2025-01-02 [12:34] #lobby carol: borrow",
+      "id 2 2025-01-02 [12:34] [dm] bob → you: borrow?",
+    ]);
+    expect(lines({ ...found, more: true })[0]).toBe('-- Search "borrow": 3 messages and more, newest first');
+    expect(lines({ ...found, query: "\x1b[2J", messages: [] })).toEqual(['-- Search "^[[2J": nothing found']);
+    // A result never rings the bell: it is not news.
+    expect(screenLines(found, plain).some((line) => line.mention)).toBe(false);
   });
 });
 

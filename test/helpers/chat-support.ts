@@ -9,7 +9,7 @@ import { run } from "../../src/cli/program.ts";
 import { Backoff } from "../../src/client/backoff.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "../../src/client/chat-client.ts";
 import { ConnectError, type Verification } from "../../src/client/connection.ts";
-import type { ServerFrame } from "../../src/protocol/frames.ts";
+import type { LoggedMessage, ServerFrame } from "../../src/protocol/frames.ts";
 import { TestClient } from "./client.ts";
 import type { LogEntry, TestServer } from "./server.ts";
 import type { TempDir } from "./tmp.ts";
@@ -58,41 +58,70 @@ export class EventLog {
     });
   }
 
-  /** Waits for a frame of `type` satisfying `match`. */
+  /** Waits for a frame of `type` satisfying `match`, carried by any kind of event. */
   async frame<T extends ServerFrame["type"]>(
     type: T,
     match: (frame: Extract<ServerFrame, { type: T }>) => boolean = () => true,
     timeoutMs = 5_000,
     from = 0,
   ): Promise<Extract<ServerFrame, { type: T }>> {
-    const event = await this.waitFor(
-      (e) => e.kind === "frame" && e.frame.type === type && match(e.frame as Extract<ServerFrame, { type: T }>),
-      `a ${type} frame`,
-      timeoutMs,
-      from,
-    );
-    return (event as Extract<ChatEvent, { kind: "frame" }>).frame as Extract<ServerFrame, { type: T }>;
+    const matching = (event: ChatEvent) => {
+      const frame = frameOf(event);
+      return frame?.type === type && match(frame as Extract<ServerFrame, { type: T }>);
+    };
+    const event = await this.waitFor(matching, `a ${type} frame`, timeoutMs, from);
+    return frameOf(event) as Extract<ServerFrame, { type: T }>;
   }
 
+  /** Waits until our message with `text` is stored (its ack came); resolves with the message. */
+  async stored(text: string, timeoutMs = 5_000): Promise<LoggedMessage> {
+    const event = await this.waitFor((e) => e.kind === "sent" && e.message.text === text, `the ack of ${JSON.stringify(text)}`, timeoutMs);
+    return (event as Extract<ChatEvent, { kind: "sent" }>).message;
+  }
+
+  /** The server's frames behind the events (acks and refusals included), optionally of one type. */
   frames(type?: ServerFrame["type"]): ServerFrame[] {
-    return this.events.flatMap((e) => (e.kind === "frame" && (type === undefined || e.frame.type === type) ? [e.frame] : []));
+    return this.events.flatMap((event) => {
+      const frame = frameOf(event);
+      return frame !== undefined && (type === undefined || frame.type === type) ? [frame] : [];
+    });
   }
 
   statuses(): string[] {
     return this.events.flatMap((e) => (e.kind === "status" ? [e.text] : []));
   }
 
-  /** Texts of room messages shown, live or from history, in the order they were shown. */
-  roomTexts(): string[] {
-    return this.frames().flatMap((frame) =>
-      frame.type === "msg" ? [frame.text] : frame.type === "history" ? frame.messages.map((m) => m.text) : [],
-    );
+  /** The room messages and dms shown, in the order shown: live, from history, and our own once stored. */
+  shown(): LoggedMessage[] {
+    return this.events.flatMap((event): LoggedMessage[] => {
+      if (event.kind === "history") return event.frame.messages;
+      if (event.kind === "sent") return event.alreadyShown ? [] : [event.message];
+      if (event.kind === "frame" && (event.frame.type === "msg" || event.frame.type === "dm")) return [event.frame];
+      return [];
+    });
+  }
+
+  /** Texts of the messages shown, in order. */
+  shownTexts(): string[] {
+    return this.shown().map((message) => message.text);
   }
 
   describe(): string {
-    return this.events
-      .map((e) => (e.kind === "frame" ? e.frame.type : `status(${e.text})`))
-      .join(", ");
+    return this.events.map((e) => (e.kind === "status" ? `status(${e.text})` : `${e.kind}(${frameOf(e)?.type})`)).join(", ");
+  }
+}
+
+function frameOf(event: ChatEvent): ServerFrame | undefined {
+  switch (event.kind) {
+    case "frame":
+    case "history":
+      return event.frame;
+    case "sent":
+      return event.ack;
+    case "refused":
+      return event.error;
+    case "status":
+      return undefined;
   }
 }
 
