@@ -70,6 +70,11 @@ export interface Entered {
   rooms: RoomView[];
   /** Online users for `welcome`, capped like any list. */
   online: string[];
+  /**
+   * The newest message relayed when the connection was attached: it gets everything after this
+   * live, so its login history (catchUp, missedDms) stops here and repeats none of it.
+   */
+  historyUpTo: number;
 }
 
 /** Bytes of a JSON string item beyond its characters: quotes and a comma. */
@@ -80,6 +85,9 @@ const ROOM_SUMMARY_OVERHEAD_BYTES = 48;
 const MAX_BYTES_PER_TOPIC_UNIT = 3;
 
 export class Hub {
+  /** The newest message relayed so far; messages are relayed in id order. */
+  private relayedUpTo: number;
+
   constructor(
     private readonly directory: Directory,
     private readonly rooms: Rooms,
@@ -89,7 +97,9 @@ export class Hub {
     private readonly policy: HubPolicy,
     private readonly events: HubEvents,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.relayedUpTo = log.lastId();
+  }
 
   /** Creates the lobby on a new server. */
   async open(): Promise<void> {
@@ -111,7 +121,8 @@ export class Hub {
     const rooms = this.rooms.roomsOf(user);
     for (const room of rooms) this.fanout.attach(room.key, peer);
     if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
-    return { rooms, online: this.cappedList(Array.from(this.directory.users(), (online) => online.name)).items };
+    const online = this.cappedList(Array.from(this.directory.users(), (entry) => entry.name)).items;
+    return { rooms, online, historyUpTo: this.relayedUpTo };
   }
 
   leave(user: string, peer: Peer): void {
@@ -122,34 +133,45 @@ export class Hub {
   }
 
   /**
-   * A room's history at login: what came after the client's `since` mark for it, or without a
-   * mark the recent messages.
+   * A room's history at login, up to `upTo` (see Entered): what came after the client's `since`
+   * mark for it, or without a mark the recent messages.
    */
-  async catchUp(room: RoomView, since: Since | undefined): Promise<HistoryFrame> {
+  async catchUp(room: RoomView, since: Since | undefined, upTo: number): Promise<HistoryFrame> {
     const mark = markFor(since, room.name);
-    if (mark === undefined) return this.recent(room);
-    const page = await this.log.page({ room: room.key }, { after: mark, limit: this.policy.catchUpPerRoom });
+    if (mark === undefined) return this.recent(room, upTo);
+    const page = await this.log.page({ room: room.key }, { after: mark, before: upTo + 1, limit: this.policy.catchUpPerRoom });
     return this.historyFrame({ room: room.name }, page, false);
   }
 
   /**
-   * The dms a login should get: those stored while the user was offline, and with a `since`
-   * mark for dms everything after it. They are marked delivered once handed over.
+   * The dms a login should get, up to `upTo` (see Entered), a page at a time, oldest first:
+   * every one stored while the user was offline, however many, then with a `since` mark for dms
+   * the others after it (one catch-up page). An offline dm counts as delivered once the caller
+   * asks for the page after the one that held it, so a connection that goes meanwhile leaves
+   * it for the next login.
    */
-  async missedDms(user: string, since: Since | undefined): Promise<DirectMessage[]> {
+  async *missedDms(user: string, since: Since | undefined, upTo: number): AsyncGenerator<DirectMessage[]> {
+    const before = upTo + 1;
+    const handedOver = new Set<number>();
+    for (let after = 0, more = true; more; ) {
+      const page = await this.log.undelivered(user, { after, before, limit: this.policy.catchUpPerRoom });
+      if (page.messages.length === 0) break;
+      yield page.messages.map(toDm);
+      after = page.messages.at(-1)!.id;
+      await this.log.markDelivered(user, after);
+      for (const message of page.messages) handedOver.add(message.id);
+      more = page.more;
+    }
     const mark = markFor(since, SINCE_DMS);
-    const page =
-      mark === undefined ? await this.log.undelivered(user, this.policy.catchUpPerRoom) : await this.log.dmsAfter(user, mark, this.policy.catchUpPerRoom);
-    const messages = mark === undefined ? page.messages : [...(await this.log.undelivered(user, this.policy.catchUpPerRoom)).messages, ...page.messages];
-    const byId = new Map(messages.map((message) => [message.id, message]));
-    const dms = [...byId.values()].sort((a, b) => a.id - b.id).map((message) => toFrame(message) as DirectMessage);
-    const last = dms.at(-1);
-    if (last) await this.log.markDelivered(user, last.id);
-    return dms;
+    if (mark === undefined) return;
+    const page = await this.log.dms(user, { after: mark, before, limit: this.policy.catchUpPerRoom });
+    const rest = page.messages.filter((message) => !handedOver.has(message.id));
+    if (rest.length > 0) yield rest.map(toDm);
   }
 
-  private async recent(room: RoomView): Promise<HistoryFrame> {
-    return this.historyFrame({ room: room.name }, await this.log.page({ room: room.key }, { limit: this.policy.recentHistory }), true);
+  private async recent(room: RoomView, upTo: number): Promise<HistoryFrame> {
+    const page = await this.log.page({ room: room.key }, { before: upTo + 1, limit: this.policy.recentHistory });
+    return this.historyFrame({ room: room.name }, page, true);
   }
 
   // Talking
@@ -167,8 +189,10 @@ export class Hub {
     if (!room.members.has(key)) throw notInRoom(room.name);
     const mute = room.mutes.get(key);
     if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
-    if (this.acknowledgedBefore(user, peer, ref)) return Promise.resolve();
+    const retried = this.retried(user, peer, ref);
+    if (retried) return retried;
     return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref }).then((message) => {
+      this.relayed(message);
       this.fanout.toRoom(room.key, toFrame(message), peer);
       this.acknowledge(peer, ref, message);
     });
@@ -181,9 +205,11 @@ export class Hub {
   dm(user: string, peer: Peer, to: string, text: string, ref: string | undefined): Promise<void> {
     const name = this.directory.find(to)?.name ?? this.accounts.nameOf(to);
     if (name === undefined) throw new ChatError("no_such_user", `There is no account ${to}`);
-    if (this.acknowledgedBefore(user, peer, ref)) return Promise.resolve();
+    const retried = this.retried(user, peer, ref);
+    if (retried) return retried;
     const offline = this.directory.find(name) === undefined;
     return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline }).then(async (message) => {
+      this.relayed(message);
       const frame = toFrame(message);
       const recipientOnline = this.directory.find(name) !== undefined;
       this.fanout.toUser(name, frame, peer);
@@ -194,12 +220,17 @@ export class Hub {
     });
   }
 
-  /** Answers a retried ref with the first copy's ack; true if there was one. */
-  private acknowledgedBefore(user: string, peer: Peer, ref: string | undefined): boolean {
-    if (ref === undefined) return false;
-    const original = this.log.findByRef(user, ref, this.now() - this.policy.refWindowMs);
-    if (original) this.acknowledge(peer, ref, original);
-    return original !== undefined;
+  /**
+   * A retried ref: answered with the first copy's ack once that copy is durable (or with its
+   * failure); undefined if the ref is new.
+   */
+  private retried(user: string, peer: Peer, ref: string | undefined): Promise<void> | undefined {
+    if (ref === undefined) return undefined;
+    return this.log.findByRef(user, ref, this.now() - this.policy.refWindowMs)?.then((original) => this.acknowledge(peer, ref, original));
+  }
+
+  private relayed(message: StoredMessage): void {
+    this.relayedUpTo = Math.max(this.relayedUpTo, message.id);
   }
 
   private acknowledge(peer: Peer, ref: string | undefined, message: StoredMessage): void {
@@ -274,7 +305,7 @@ export class Hub {
     let room = this.rooms.get(roomName);
     if (room?.members.has(key)) {
       // Already a member: answer this connection again, change nothing.
-      await this.sendJoined(room, (frame) => peer.send(encodeFrameBytes(frame)));
+      await this.sendJoined(room, this.relayedUpTo, (frame) => peer.send(encodeFrameBytes(frame)));
       return;
     }
     if (room && !admin) {
@@ -297,8 +328,9 @@ export class Hub {
     await this.rooms.addMember(joined.key, user);
     if (creating) await this.rooms.setOp(joined.key, user, true);
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
+    const historyUpTo = this.relayedUpTo;
     this.attachUser(user, joined.key);
-    await this.sendJoined(joined, (frame) => this.fanout.toUser(user, frame));
+    await this.sendJoined(joined, historyUpTo, (frame) => this.fanout.toUser(user, frame));
     this.announce(this.audible([joined]), { type: "join", room: joined.name, user, ts: this.now() }, user);
   }
 
@@ -470,10 +502,11 @@ export class Hub {
     this.fanout.toUser(user, { type: "parted", room: room.name });
   }
 
-  private async sendJoined(room: RoomView, send: (frame: ServerFrame) => void): Promise<void> {
+  /** `joined` and the room's recent history up to `historyUpTo`, when the connections were attached. */
+  private async sendJoined(room: RoomView, historyUpTo: number, send: (frame: ServerFrame) => void): Promise<void> {
     const members = this.cappedList([...room.members.values()]).items;
     const ops = this.cappedList([...room.ops].map((key) => room.members.get(key) ?? key)).items;
-    const history = await this.recent(room);
+    const history = await this.recent(room, historyUpTo);
     send({ type: "joined", room: room.name, topic: room.topic, invite_only: room.inviteOnly, members, ops });
     send(history);
   }
@@ -538,7 +571,10 @@ export class Hub {
 
 /** A message as the wire shows it: `msg` in a room, `dm` between two users. */
 function toFrame(message: StoredMessage): LoggedMessage {
-  if (message.room) return { type: "msg", id: message.id, room: message.room.name, from: message.from, text: message.text, ts: message.ts };
+  return message.room ? { type: "msg", id: message.id, room: message.room.name, from: message.from, text: message.text, ts: message.ts } : toDm(message);
+}
+
+function toDm(message: StoredMessage): DirectMessage {
   return { type: "dm", id: message.id, from: message.from, to: message.to!, text: message.text, ts: message.ts };
 }
 

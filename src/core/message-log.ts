@@ -56,32 +56,41 @@ export interface SearchScope {
 
 export interface MessageLog {
   append(draft: Draft): Promise<StoredMessage>;
+  /** The newest id the log holds or ever held (0 for none yet): where a new hub starts. */
+  lastId(): number;
   /**
-   * The message this sender sent with `ref` at `since` or later, if any. Synchronous so that a
-   * retried frame cannot overtake the frames sent after it.
+   * The message this sender sent with `ref` at `since` or later, if any, settled as its append is:
+   * a copy still waiting for its commit is durable only once that commit is. Looked up at once,
+   * so a retried frame cannot overtake the frames sent after it.
    */
-  findByRef(sender: string, ref: string, since: number): StoredMessage | undefined;
+  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined;
   page(conversation: Conversation, query: PageQuery): Promise<Page>;
-  /** A user's dms (sent and received) with ids above `after`. */
-  dmsAfter(user: string, after: number, limit: number): Promise<Page>;
-  /** Dms to the user stored while they were offline, and not yet delivered. */
-  undelivered(user: string, limit: number): Promise<Page>;
+  /** A user's dms, sent and received, within the query's bounds. */
+  dms(user: string, query: PageQuery): Promise<Page>;
+  /** Dms to the user stored while they were offline and not yet delivered, within the query's bounds. */
+  undelivered(user: string, query: PageQuery): Promise<Page>;
   markDelivered(user: string, upTo: number): Promise<void>;
   get(id: number): Promise<StoredMessage | undefined>;
   /** Removes the message and its text everywhere (history, search). */
   remove(id: number): Promise<void>;
-  /** Newest first; whole words, every word must occur. */
+  /** Newest first; every query word must occur as a word (see `queryPhrases`). */
   search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]>;
-  /** Removes messages older than `before` and, per room, all but the newest `maxPerRoom`; returns how many. */
+  /**
+   * One retention step: removes messages older than `before` and, per room, all but the newest
+   * `maxPerRoom`, a bounded number at a time; returns how many (0 once nothing is left to do).
+   */
   trim(before: number, maxPerRoom: number): Promise<number>;
   dropRoom(room: string): Promise<void>;
   close(): Promise<void>;
 }
 
+/** What every dm conversation's key starts with; room keys start with "#". */
+export const DM_CONVERSATION_PREFIX = "dm:";
+
 /** The key of the dms between two users, whoever sends. */
 export function dmConversationKey(a: string, b: string): string {
   const [first, second] = [userKey(a), userKey(b)].sort();
-  return `dm:${first}:${second}`;
+  return `${DM_CONVERSATION_PREFIX}${first}:${second}`;
 }
 
 export function conversationKey(conversation: Conversation): string {
@@ -124,6 +133,8 @@ interface Ring {
 export class MemoryMessageLog implements MessageLog {
   private readonly conversations = new Map<string, Ring>();
   private readonly byId = new Map<number, Kept>();
+  /** The newest message of each sender and ref, so a retry is found without a scan. */
+  private readonly byRef = new Map<string, Kept>();
   private nextId = 1;
 
   constructor(private readonly options: MemoryLogOptions) {}
@@ -132,7 +143,10 @@ export class MemoryMessageLog implements MessageLog {
     const message = toStored(this.nextId++, draft);
     const conversation = draft.room ? draft.room.key : dmConversationKey(draft.from, draft.to!);
     const kept: Kept = { ...message, conversation, sender: userKey(draft.from), bytes: encodedSizeBound(message) };
-    if (draft.ref !== undefined) kept.ref = draft.ref;
+    if (draft.ref !== undefined) {
+      kept.ref = draft.ref;
+      this.byRef.set(refKey(kept.sender, draft.ref), kept);
+    }
     if (draft.undelivered) kept.undelivered = true;
     let ring = this.conversations.get(conversation);
     if (!ring) this.conversations.set(conversation, (ring = { entries: [], bytes: 0 }));
@@ -140,19 +154,18 @@ export class MemoryMessageLog implements MessageLog {
     ring.bytes += kept.bytes;
     this.byId.set(kept.id, kept);
     while (ring.entries.length > this.options.perConversation || ring.bytes > this.options.perConversationBytes) {
-      const dropped = ring.entries.shift()!;
-      ring.bytes -= dropped.bytes;
-      this.byId.delete(dropped.id);
+      this.forget(ring.entries.shift()!, ring);
     }
     return message;
   }
 
-  findByRef(sender: string, ref: string, since: number): StoredMessage | undefined {
-    const key = userKey(sender);
-    for (const kept of this.byId.values()) {
-      if (kept.sender === key && kept.ref === ref && kept.ts >= since) return strip(kept);
-    }
-    return undefined;
+  lastId(): number {
+    return this.nextId - 1;
+  }
+
+  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
+    const kept = this.byRef.get(refKey(userKey(sender), ref));
+    return kept && kept.ts >= since ? Promise.resolve(strip(kept)) : undefined;
   }
 
   async page(conversation: Conversation, query: PageQuery): Promise<Page> {
@@ -160,13 +173,13 @@ export class MemoryMessageLog implements MessageLog {
     return pageOf(entries.filter((kept) => inRange(kept.id, query)), query);
   }
 
-  async dmsAfter(user: string, after: number, limit: number): Promise<Page> {
-    return pageOf(this.dmsOf(user, (kept) => kept.id > after), { after, limit });
+  async dms(user: string, query: PageQuery): Promise<Page> {
+    return pageOf(this.dmsOf(user, (kept) => inRange(kept.id, query)), query);
   }
 
-  async undelivered(user: string, limit: number): Promise<Page> {
+  async undelivered(user: string, query: PageQuery): Promise<Page> {
     const key = userKey(user);
-    return pageOf(this.dmsOf(user, (kept) => kept.undelivered === true && userKey(kept.to!) === key), { after: 0, limit });
+    return pageOf(this.dmsOf(user, (kept) => kept.undelivered === true && userKey(kept.to!) === key && inRange(kept.id, query)), query);
   }
 
   async markDelivered(user: string, upTo: number): Promise<void> {
@@ -182,22 +195,22 @@ export class MemoryMessageLog implements MessageLog {
   async remove(id: number): Promise<void> {
     const kept = this.byId.get(id);
     if (!kept) return;
-    this.byId.delete(id);
     const ring = this.conversations.get(kept.conversation)!;
-    ring.entries = ring.entries.filter((entry) => entry.id !== id);
-    ring.bytes -= kept.bytes;
+    ring.entries = ring.entries.filter((entry) => entry !== kept);
+    this.forget(kept, ring);
   }
 
   async search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
     const rooms = new Set(scope.rooms);
     const user = scope.dmsOf === undefined ? undefined : userKey(scope.dmsOf);
-    const patterns = words.map((word) => new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(word)}(?![\\p{L}\\p{N}])`, "iu"));
+    const phrases = queryPhrases(words);
     const found: StoredMessage[] = [];
+    if (phrases.length === 0) return found;
     const ids = [...this.byId.keys()].sort((a, b) => b - a);
     for (const id of ids) {
       const kept = this.byId.get(id)!;
       const visible = kept.room ? rooms.has(kept.room.key) : user !== undefined && (kept.sender === user || userKey(kept.to!) === user);
-      if (visible && patterns.every((pattern) => pattern.test(kept.text))) found.push(strip(kept));
+      if (visible && containsPhrases(searchTokens(kept.text), phrases)) found.push(strip(kept));
       if (found.length === limit) break;
     }
     return found;
@@ -205,26 +218,32 @@ export class MemoryMessageLog implements MessageLog {
 
   async trim(before: number, maxPerRoom: number): Promise<number> {
     let removed = 0;
-    for (const ring of this.conversations.values()) {
-      const keep = ring.entries.filter((kept, index) => kept.ts >= before && index >= ring.entries.length - maxPerRoom);
-      for (const kept of ring.entries) {
-        if (!keep.includes(kept)) {
-          this.byId.delete(kept.id);
-          ring.bytes -= kept.bytes;
-          removed += 1;
-        }
-      }
-      ring.entries = keep;
+    for (const [conversation, ring] of this.conversations) {
+      const isRoom = !conversation.startsWith(DM_CONVERSATION_PREFIX);
+      const firstKept = isRoom ? Math.max(0, ring.entries.length - maxPerRoom) : 0;
+      const [gone, kept] = partition(ring.entries, (entry, index) => entry.ts < before || index < firstKept);
+      ring.entries = kept;
+      for (const entry of gone) this.forget(entry, ring);
+      removed += gone.length;
     }
     return removed;
   }
 
   async dropRoom(room: string): Promise<void> {
-    for (const kept of this.conversations.get(room)?.entries ?? []) this.byId.delete(kept.id);
+    const ring = this.conversations.get(room);
+    if (!ring) return;
+    for (const kept of ring.entries) this.forget(kept, ring);
     this.conversations.delete(room);
   }
 
   async close(): Promise<void> {}
+
+  /** Drops a message its ring no longer holds from the indexes and the ring's byte count. */
+  private forget(kept: Kept, ring: Ring): void {
+    ring.bytes -= kept.bytes;
+    this.byId.delete(kept.id);
+    if (kept.ref !== undefined && this.byRef.get(refKey(kept.sender, kept.ref)) === kept) this.byRef.delete(refKey(kept.sender, kept.ref));
+  }
 
   private dmsOf(user: string, keep: (kept: Kept) => boolean): Kept[] {
     const key = userKey(user);
@@ -234,6 +253,17 @@ export class MemoryMessageLog implements MessageLog {
     }
     return found.sort((a, b) => a.id - b.id);
   }
+}
+
+function refKey(sender: string, ref: string): string {
+  return `${sender}\n${ref}`;
+}
+
+function partition<T>(items: readonly T[], test: (item: T, index: number) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  items.forEach((item, index) => (test(item, index) ? yes : no).push(item));
+  return [yes, no];
 }
 
 export function toStored(id: number, draft: Draft): StoredMessage {
@@ -261,13 +291,34 @@ function pageOf(entries: readonly StoredMessage[], query: PageQuery): Page {
   return { messages: slice.map((entry) => ("bytes" in entry ? strip(entry as Kept) : entry)), more };
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** The words of a search query, or `bad_frame` if there are none. */
+/**
+ * The words of a search query, or `bad_frame` if there are none. Control characters separate
+ * words like spaces do: they are never in a message, and the full-text index cannot take them.
+ */
 export function searchWords(query: string): string[] {
-  const words = query.split(/\s+/u).filter((word) => word.length > 0);
+  const words = query.split(/[\s\p{Cc}]+/u).filter((word) => word.length > 0);
   if (words.length === 0) throw new ChatError("bad_frame", "The search query has no words");
   return words;
+}
+
+/**
+ * How text is cut into searchable tokens, the way SQLite FTS5's default tokenizer (unicode61)
+ * does, so both logs find the same messages: runs of letters and digits, in lower case, with
+ * diacritics removed; everything else separates.
+ */
+function searchTokens(text: string): string[] {
+  return text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase().match(/[\p{L}\p{N}\p{Co}]+/gu) ?? [];
+}
+
+/**
+ * The query's words as phrases of tokens that must each occur, in order and adjacent, for a
+ * message to match ("hello-world" is the phrase hello world). A word with no tokens (a lone
+ * quote or star) asks for nothing; a query of only such words matches nothing.
+ */
+function queryPhrases(words: readonly string[]): string[][] {
+  return words.map(searchTokens).filter((phrase) => phrase.length > 0);
+}
+
+function containsPhrases(tokens: readonly string[], phrases: readonly string[][]): boolean {
+  return phrases.every((phrase) => tokens.some((_, start) => phrase.every((token, offset) => tokens[start + offset] === token)));
 }

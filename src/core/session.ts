@@ -135,7 +135,7 @@ export class Session {
       if (!this.frameBucket.take(now)) return this.rateLimited();
       frame = parseClientFrame(decodeLine(line));
       if ((frame.type === "say" || frame.type === "dm") && this.authenticated && !this.messageBucket.take(now)) {
-        return this.rateLimited();
+        return this.rateLimited(frame.ref);
       }
       this.rateViolations = 0;
     } catch (error) {
@@ -164,12 +164,13 @@ export class Session {
     }
   }
 
-  private rateLimited(): void {
+  /** `ref`: the refused message's, when it parsed far enough to have one. */
+  private rateLimited(ref?: string): void {
     this.rateViolations += 1;
     if (this.rateViolations >= this.deps.limits.maxRateViolations) {
       this.close("rate_limited", "Sending too fast; disconnected");
     } else {
-      this.replyError("rate_limited", "Sending too fast; slow down");
+      this.replyError("rate_limited", "Sending too fast; slow down", ref);
     }
   }
 
@@ -282,7 +283,7 @@ export class Session {
   /**
    * Puts the connection in all of the user's rooms, then sends `welcome`, one `history` frame per
    * room (what followed the client's `since` marks, or the recent messages) and the dms it
-   * missed, each once the socket has room for it.
+   * missed, each once the socket has room for it. What is relayed live meanwhile is not repeated.
    */
   private async enter(result: LoginResult, method: "password" | "token", since: Since | undefined): Promise<void> {
     if (this.closed) return;
@@ -306,9 +307,15 @@ export class Session {
     for (const room of entered.rooms) {
       await this.peer.writable();
       if (this.closed) return;
-      this.reply(await hub.catchUp(room, since));
+      this.reply(await hub.catchUp(room, since, entered.historyUpTo));
     }
-    for (const dm of await hub.missedDms(result.user, since)) this.reply(dm);
+    for await (const dms of hub.missedDms(result.user, since, entered.historyUpTo)) {
+      for (const dm of dms) {
+        await this.peer.writable();
+        if (this.closed) return;
+        this.reply(dm);
+      }
+    }
   }
 }
 

@@ -13,6 +13,11 @@ export class ChatDatabaseError extends Error {
   override name = "ChatDatabaseError";
 }
 
+/** A database that SQLite could not read at start-up (`error`), which is left alone. */
+export function unreadableDatabase(path: string, error: unknown): ChatDatabaseError {
+  return new ChatDatabaseError(`The chat database ${path} is unreadable (${(error as Error).message}); it was left as it is`);
+}
+
 /**
  * Each entry moves the schema from version i to i + 1, inside one transaction. Never edit a
  * released entry: add the next one (and a test that upgrades a file of the previous version).
@@ -117,7 +122,7 @@ export async function openChatDatabase(path: string, fsync: FsyncMode = "normal"
   } catch (error) {
     db.close();
     if (error instanceof ChatDatabaseError) throw error;
-    throw new ChatDatabaseError(`The chat database ${absolute} is unreadable (${(error as Error).message}); it was left as it is`);
+    throw unreadableDatabase(absolute, error);
   }
   return db;
 }

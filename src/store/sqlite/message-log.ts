@@ -1,12 +1,14 @@
 // The durable message log in the chat database. Appends made in one event-loop turn are
 // committed together in one transaction (group commit) at the end of the turn, and only then
 // resolve: nothing is relayed or acknowledged before it is on disk. Ids come from a counter
-// that starts above everything the database ever held (AUTOINCREMENT's sequence), so an id is
-// never used twice, even for a batch that a crash or a full disk kept from committing.
+// that starts above everything the database ever held (AUTOINCREMENT's sequence), so no id that
+// was ever relayed is used again: a batch a full disk refused leaves a gap, and one a crash cut
+// off was never seen by anyone.
 
 import type { Database, Statement } from "bun:sqlite";
 import {
   conversationKey,
+  DM_CONVERSATION_PREFIX,
   dmConversationKey,
   toStored,
   type Conversation,
@@ -19,6 +21,7 @@ import {
 } from "../../core/message-log.ts";
 import { ChatError } from "../../protocol/errors.ts";
 import { userKey } from "../../protocol/validate.ts";
+import { unreadableDatabase } from "./database.ts";
 
 interface MessageRow {
   id: number;
@@ -33,23 +36,47 @@ interface MessageRow {
 interface Pending {
   message: StoredMessage;
   draft: Draft;
-  resolve(message: StoredMessage): void;
-  reject(error: Error): void;
+  /** Settles with the commit: what the append (and any retry of its ref meanwhile) waits for. */
+  stored: PromiseWithResolvers<StoredMessage>;
 }
 
-/** Rows deleted per retention step, so one step never holds the writer for long. */
-const TRIM_BATCH_ROWS = 1_000;
+/**
+ * Rows one retention step deletes at most (with their index entries), so that a step holds the
+ * writer, and the relay, for milliseconds; the server repeats steps until nothing is left.
+ */
+export const TRIM_BATCH_ROWS = 500;
 
 const COLUMNS = "id, conv, room_name, sender_name, recipient_name, text, ts";
 
 export class SqliteMessageLog implements MessageLog {
   private nextId: number;
+  private committedUpTo: number;
   private pending: Pending[] = [];
+  /** The pending appends by sender and ref, for a retry that comes before the commit. */
+  private pendingRefs = new Map<string, Pending>();
+  /**
+   * Messages per room, kept here so a retention step finds the crowded rooms without counting
+   * the whole log; counted once at start from the conversation index.
+   */
+  private readonly roomCounts: Map<string, number>;
   private readonly insert: Statement;
   private readonly commitBatch: (batch: Pending[]) => void;
 
+  /** Reads where the log stands; a database too damaged for that is a ChatDatabaseError. */
   constructor(private readonly db: Database) {
-    const sequence = db.query<{ seq: number }, []>("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get()?.seq ?? 0;
+    let sequence: number;
+    try {
+      sequence = db.query<{ seq: number }, []>("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get()?.seq ?? 0;
+      this.roomCounts = new Map(
+        db
+          .query<{ conv: string; count: number }, [string]>("SELECT conv, COUNT(*) AS count FROM messages WHERE conv NOT LIKE ? GROUP BY conv")
+          .all(`${DM_CONVERSATION_PREFIX}%`)
+          .map(({ conv, count }) => [conv, count]),
+      );
+    } catch (error) {
+      throw unreadableDatabase(db.filename, error);
+    }
+    this.committedUpTo = sequence;
     this.nextId = sequence + 1;
     this.insert = db.prepare(
       `INSERT INTO messages (id, conv, room_name, sender, sender_name, recipient, recipient_name, text, ts, ref, delivered)
@@ -75,48 +102,58 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   append(draft: Draft): Promise<StoredMessage> {
-    const message = toStored(this.nextId++, draft);
-    return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => this.commit());
-      this.pending.push({ message, draft, resolve, reject });
-    });
+    const entry: Pending = { message: toStored(this.nextId++, draft), draft, stored: Promise.withResolvers() };
+    if (this.pending.length === 0) setImmediate(() => this.commit());
+    this.pending.push(entry);
+    if (draft.ref !== undefined) this.pendingRefs.set(refKey(userKey(draft.from), draft.ref), entry);
+    return entry.stored.promise;
+  }
+
+  lastId(): number {
+    return this.committedUpTo;
   }
 
   private commit(): void {
     const batch = this.pending;
+    // close() may have committed the turn's batch before the turn ended.
+    if (batch.length === 0) return;
     this.pending = [];
+    this.pendingRefs = new Map();
     try {
       this.commitBatch(batch);
     } catch (error) {
       const refusal = unavailable(error);
-      for (const entry of batch) entry.reject(refusal);
+      for (const entry of batch) entry.stored.reject(refusal);
       return;
     }
-    for (const entry of batch) entry.resolve(entry.message);
+    for (const { message } of batch) {
+      if (message.room) this.roomCounts.set(message.room.key, (this.roomCounts.get(message.room.key) ?? 0) + 1);
+    }
+    this.committedUpTo = batch.at(-1)!.message.id;
+    for (const entry of batch) entry.stored.resolve(entry.message);
   }
 
-  findByRef(sender: string, ref: string, since: number): StoredMessage | undefined {
+  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
     const key = userKey(sender);
-    // A retry may arrive while the first copy waits for its commit.
-    const waiting = this.pending.find((entry) => entry.draft.ref === ref && userKey(entry.draft.from) === key && entry.draft.ts >= since);
-    if (waiting) return waiting.message;
+    const waiting = this.pendingRefs.get(refKey(key, ref));
+    if (waiting && waiting.draft.ts >= since) return waiting.stored.promise;
     const row = this.db
       .query<MessageRow, [string, string, number]>(`SELECT ${COLUMNS} FROM messages WHERE sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`)
       .get(key, ref, since);
-    return row ? fromRow(row) : undefined;
+    return row ? Promise.resolve(fromRow(row)) : undefined;
   }
 
   async page(conversation: Conversation, query: PageQuery): Promise<Page> {
     return this.pageWhere("conv = ?", [conversationKey(conversation)], query);
   }
 
-  async dmsAfter(user: string, after: number, limit: number): Promise<Page> {
+  async dms(user: string, query: PageQuery): Promise<Page> {
     const key = userKey(user);
-    return this.pageWhere("recipient IS NOT NULL AND (recipient = ? OR sender = ?)", [key, key], { after, limit });
+    return this.pageWhere("recipient IS NOT NULL AND (recipient = ? OR sender = ?)", [key, key], query);
   }
 
-  async undelivered(user: string, limit: number): Promise<Page> {
-    return this.pageWhere("recipient = ? AND delivered = 0", [userKey(user)], { after: 0, limit });
+  async undelivered(user: string, query: PageQuery): Promise<Page> {
+    return this.pageWhere("recipient = ? AND delivered = 0", [userKey(user)], query);
   }
 
   async markDelivered(user: string, upTo: number): Promise<void> {
@@ -129,7 +166,7 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   async remove(id: number): Promise<void> {
-    this.write(() => this.db.run("DELETE FROM messages WHERE id = ?", [id]));
+    this.deleteCounted("DELETE FROM messages WHERE id = ?", [id]);
   }
 
   async search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
@@ -146,28 +183,36 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   async trim(before: number, maxPerRoom: number): Promise<number> {
-    let removed = this.write(
-      () =>
-        this.db.run(`DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE ts < ? ORDER BY id LIMIT ${TRIM_BATCH_ROWS})`, [before]).changes,
-    );
-    const crowded = this.db
-      .query<{ conv: string; count: number }, [number]>("SELECT conv, COUNT(*) AS count FROM messages WHERE room_name IS NOT NULL GROUP BY conv HAVING count > ?")
-      .all(maxPerRoom);
-    for (const { conv, count } of crowded) {
-      const excess = Math.min(count - maxPerRoom, TRIM_BATCH_ROWS);
-      removed += this.write(
-        () => this.db.run("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE conv = ? ORDER BY id LIMIT ?)", [conv, excess]).changes,
-      );
+    // Oldest first along the timestamp index, so a step with nothing to remove reads nothing.
+    let removed = this.deleteCounted("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE ts < ? ORDER BY ts LIMIT ?)", [before, TRIM_BATCH_ROWS]);
+    for (const [room, count] of this.roomCounts) {
+      if (removed >= TRIM_BATCH_ROWS) break;
+      if (count <= maxPerRoom) continue;
+      const excess = Math.min(count - maxPerRoom, TRIM_BATCH_ROWS - removed);
+      removed += this.deleteCounted("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE conv = ? ORDER BY id LIMIT ?)", [room, excess]);
     }
     return removed;
   }
 
   async dropRoom(room: string): Promise<void> {
     this.write(() => this.db.run("DELETE FROM messages WHERE conv = ?", [room]));
+    this.roomCounts.delete(room);
   }
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.commit();
+  }
+
+  /** Runs a DELETE and takes what it removed off the room counts; returns how many rows. */
+  private deleteCounted(sql: string, params: Array<string | number>): number {
+    const gone = this.write(() => this.db.query<{ conv: string }, Array<string | number>>(`${sql} RETURNING conv`).all(...params));
+    for (const { conv } of gone) {
+      const count = this.roomCounts.get(conv);
+      if (count === undefined) continue;
+      if (count > 1) this.roomCounts.set(conv, count - 1);
+      else this.roomCounts.delete(conv);
+    }
+    return gone.length;
   }
 
   private pageWhere(where: string, params: Array<string | number>, query: PageQuery): Promise<Page> {
@@ -200,6 +245,10 @@ export class SqliteMessageLog implements MessageLog {
       throw unavailable(error);
     }
   }
+}
+
+function refKey(sender: string, ref: string): string {
+  return `${sender}\n${ref}`;
 }
 
 function fromRow(row: MessageRow): StoredMessage {
