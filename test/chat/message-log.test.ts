@@ -109,7 +109,8 @@ describe("acknowledgements", () => {
 describe("catching up after a reconnect", () => {
   test("across a server restart, nothing is missed and nothing shown twice: the login sends since", async () => {
     await using dir = await tempDir();
-    await using chat = await restartable(dir);
+    // A login without since would get only the newest two messages: m4 would be missed.
+    await using chat = await restartable(dir, { limits: { historySize: 2 } });
     await registerUsers(chat.server, { alice: ALICE, bob: BOB });
     const held = holdableVerification(chat.server); // Every test server has the same certificate.
     await using alice = await startChatClient(chatOptions(chat.server, "alice", ALICE, reconnecting(held)));
