@@ -164,9 +164,15 @@ export class Hub {
     }
     const mark = markFor(since, SINCE_DMS);
     if (mark === undefined) return;
-    const page = await this.log.dms(user, { after: mark, before, limit: this.policy.catchUpPerRoom });
-    const rest = page.messages.filter((message) => !handedOver.has(message.id));
-    if (rest.length > 0) yield rest.map(toDm);
+    // Every dm after the mark, a page at a time: a client cannot page its dms back by itself.
+    for (let after = mark, more = true; more; ) {
+      const page = await this.log.dms(user, { after, before, limit: this.policy.catchUpPerRoom });
+      if (page.messages.length === 0) break;
+      const rest = page.messages.filter((message) => !handedOver.has(message.id));
+      if (rest.length > 0) yield rest.map(toDm);
+      after = page.messages.at(-1)!.id;
+      more = page.more;
+    }
   }
 
   private async recent(room: RoomView, upTo: number): Promise<HistoryFrame> {

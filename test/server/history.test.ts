@@ -379,6 +379,19 @@ describe("offline dms", () => {
     expect(again.dms.map((dm) => dm.text)).toEqual(["one", "two"]);
   });
 
+  test("with a dm mark, every dm after it comes at login, more than one catch-up page of them", async () => {
+    await using server = await startTestServer({ limits: { messageRatePerSec: 1_000_000, messageBurst: 1_000_000 } });
+    const alice = await newUser(server, "alice");
+    const bob = await newUser(server, "bob");
+    const mark = await dmAcked(alice.client, "bob", "seen");
+    const count = CATCH_UP_PER_ROOM + 20;
+    for (let i = 0; i < count; i++) await dmAcked(alice.client, "bob", `dm ${i}`);
+    await bob.client.close();
+
+    const login = await logIn(server, "bob", { "@dm": mark.id });
+    expect(login.dms.map((dm) => dm.text)).toEqual(Array.from({ length: count }, (_, i) => `dm ${i}`));
+  });
+
   test("a dm reaches a recipient online on one connection at once, and a later login does not get it again", async () => {
     await using server = await startTestServer();
     const alice = await newUser(server, "alice");
