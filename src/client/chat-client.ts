@@ -200,7 +200,8 @@ export class ChatClient {
     for (const listener of this.listeners.slice()) listener(event);
   }
 
-  private async connectOnce(): Promise<void> {
+  /** `loggedIn` runs once the login succeeded, before anything the server sent after `welcome`. */
+  private async connectOnce(loggedIn?: () => void): Promise<void> {
     const connection = await ClientConnection.connect({
       host: this.options.host,
       port: this.options.port,
@@ -216,6 +217,7 @@ export class ChatClient {
       const welcome = await this.authenticate(connection);
       this.adopt(connection, welcome);
       adopted = true;
+      loggedIn?.();
       for (const frame of backlog.slice(backlog.indexOf(welcome) + 1)) this.onFrame(frame);
     } catch (error) {
       await connection.close();
@@ -359,8 +361,8 @@ export class ChatClient {
       await Bun.sleep(delay);
       if (this.lifecycle !== "running") return;
       try {
-        await this.connectOnce();
-        this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` });
+        // Said before the catch-up is shown, so the missed messages come under it.
+        await this.connectOnce(() => this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` }));
         return;
       } catch (error) {
         // A refused login or an untrusted server will not fix itself by retrying.

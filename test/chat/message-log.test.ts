@@ -135,6 +135,9 @@ describe("catching up after a reconnect", () => {
         expect.objectContaining({ text: "m4" }), expect.objectContaining({ text: "m5" }), expect.objectContaining({ text: "m6" }),
       ] }) },
     ]);
+    // The status line comes first, so the missed messages show under it.
+    const afterRestart = alice.log.events.slice(from);
+    expect(afterRestart.findIndex((e) => e.kind === "status" && e.text.startsWith("Reconnected"))).toBeLessThan(afterRestart.findIndex((e) => e.kind === "history"));
     expect(logEvents(chat.server, "login").filter((e) => e.fields.user === "alice").map((e) => e.fields.method)).toEqual(["token"]);
     await bob.close();
     await bobAgain!.close();
