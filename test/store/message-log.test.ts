@@ -153,6 +153,22 @@ describe("SqliteMessageLog: durability", () => {
   });
 });
 
+describe("SqliteMessageLog: deleting", () => {
+  test("a removed message's text is gone from the database file, its search index included, once the WAL is checkpointed", async () => {
+    await using dir = await tempDir();
+    {
+      await using opened = await openLog(dir);
+      for (let i = 0; i < 50; i++) await opened.log.append(said(RUST, "alice", `filler message ${i}`));
+      const secret = await opened.log.append(said(RUST, "alice", "zebrapassphrase and more words"));
+      await opened.log.remove(secret.id);
+      opened.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    const file = await Bun.file(dir.file("chat.db")).arrayBuffer();
+    expect(Buffer.from(file).includes("zebrapassphrase")).toBe(false);
+    expect(Buffer.from(file).includes("filler message 49")).toBe(true);
+  });
+});
+
 describe("SqliteMessageLog: retention", () => {
   /** Appends `count` messages to the room in one transaction, as many turns of traffic would. */
   function fill(db: Database, room: { key: string; name: string }, count: number, ts: number): void {

@@ -85,6 +85,9 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER messages_unindexed AFTER DELETE ON messages BEGIN
      INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
    END;`,
+  // 3: a deleted message's words are wiped from the search index's pages too, not only unlinked
+  // (the table's pages are wiped by PRAGMA secure_delete, set on every open).
+  `INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);`,
 ];
 
 /**
@@ -116,6 +119,8 @@ export async function openChatDatabase(path: string, fsync: FsyncMode = "normal"
     refuseNewerSchema(db, absolute);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA foreign_keys = ON");
+    // A deleted (or expired) message's text is overwritten on disk, not left in free pages.
+    db.exec("PRAGMA secure_delete = ON");
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.exec(`PRAGMA synchronous = ${fsync === "always" ? "FULL" : "NORMAL"}`);
     migrate(db);
