@@ -189,14 +189,15 @@ export class Hub {
    */
   say(user: string, peer: Peer, roomName: string | undefined, text: string, ref: string | undefined): Promise<void> {
     const room = this.roomFor(roomName ?? this.policy.lobby);
+    // A retry of a message already accepted is answered as it was, whatever happened since.
+    const retried = this.retried(user, peer, ref);
+    if (retried) return retried;
     const key = userKey(user);
     const now = this.now();
     if (inForce(room.bans.get(key), now)) throw new ChatError("room_banned", banMessage(room.name, room.bans.get(key)!));
     if (!room.members.has(key)) throw notInRoom(room.name);
     const mute = room.mutes.get(key);
     if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
-    const retried = this.retried(user, peer, ref);
-    if (retried) return retried;
     return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref }).then((message) => {
       this.relayed(message);
       this.fanout.toRoom(room.key, toFrame(message), peer);
@@ -220,9 +221,9 @@ export class Hub {
       const recipientOnline = this.directory.find(name) !== undefined;
       this.fanout.toUser(name, frame, peer);
       if (userKey(name) !== userKey(user)) this.fanout.toUser(user, frame, peer);
+      this.acknowledge(peer, ref, message);
       // They came online while it was being stored: it reached them now, not at a later login.
       if (offline && recipientOnline) await this.log.markDelivered(name, message.id);
-      this.acknowledge(peer, ref, message);
     });
   }
 
@@ -416,16 +417,21 @@ export class Hub {
     const notice = noticeFor(request, actor, room.name, name, now);
     switch (request.type) {
       case "kick":
+        await this.log.settled();
         this.announceModeration(room, notice);
         await this.removeFromRoom(room, name);
         return;
       case "ban":
+        // Refuse the user's next messages first, then let those already accepted reach the room
+        // before the notice does.
         await this.rooms.restrict("ban", room.key, name, restrictionOf(request, actor, now));
+        await this.log.settled();
         this.announceModeration(room, notice);
         if (isMember) await this.removeFromRoom(room, name);
         return;
       case "mute":
         await this.rooms.restrict("mute", room.key, name, restrictionOf(request, actor, now));
+        await this.log.settled();
         break;
       case "unban":
         await this.rooms.lift("ban", room.key, name);

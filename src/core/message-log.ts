@@ -59,6 +59,12 @@ export interface MessageLog {
   /** The newest id the log holds or ever held (0 for none yet): where a new hub starts. */
   lastId(): number;
   /**
+   * Resolves once every append made so far has committed or failed, and what was done with
+   * their results (the relay) has run: a moderation notice waits for it, so no message accepted
+   * before a ban reaches the room after the ban's notice.
+   */
+  settled(): Promise<void>;
+  /**
    * The message this sender sent with `ref` at `since` or later, if any, settled as its append is:
    * a copy still waiting for its commit is durable only once that commit is. Looked up at once,
    * so a retried frame cannot overtake the frames sent after it.
@@ -161,6 +167,11 @@ export class MemoryMessageLog implements MessageLog {
 
   lastId(): number {
     return this.nextId - 1;
+  }
+
+  settled(): Promise<void> {
+    // Appends resolve at once; their relays are microtasks, done before the next turn.
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
@@ -296,10 +307,15 @@ function pageOf(entries: readonly StoredMessage[], query: PageQuery): Page {
  * words like spaces do: they are never in a message, and the full-text index cannot take them.
  */
 export function searchWords(query: string): string[] {
-  const words = query.split(/[\s\p{Cc}]+/u).filter((word) => word.length > 0);
+  // A repeated word asks for nothing more, but each costs the index another pass.
+  const words = [...new Set(query.split(/[\s\p{Cc}]+/u).filter((word) => word.length > 0))];
   if (words.length === 0) throw new ChatError("bad_frame", "The search query has no words");
+  if (words.length > MAX_SEARCH_WORDS) throw new ChatError("bad_frame", `A search query has at most ${MAX_SEARCH_WORDS} different words`);
   return words;
 }
+
+/** Different words in one search; each is one more list of matches to intersect. */
+export const MAX_SEARCH_WORDS = 16;
 
 /**
  * How text is cut into searchable tokens, the way SQLite FTS5's default tokenizer (unicode61)

@@ -47,11 +47,13 @@ interface Pending {
 export const TRIM_BATCH_ROWS = 500;
 
 const COLUMNS = "id, conv, room_name, sender_name, recipient_name, text, ts";
+const PREFIXED_COLUMNS = COLUMNS.split(", ").map((column) => `m.${column}`).join(", ");
 
 export class SqliteMessageLog implements MessageLog {
   private nextId: number;
   private committedUpTo: number;
   private pending: Pending[] = [];
+  private settledWaiters: Array<() => void> = [];
   /** The pending appends by sender and ref, for a retry that comes before the commit. */
   private pendingRefs = new Map<string, Pending>();
   /**
@@ -113,12 +115,21 @@ export class SqliteMessageLog implements MessageLog {
     return this.committedUpTo;
   }
 
+  settled(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
   private commit(): void {
     const batch = this.pending;
     // close() may have committed the turn's batch before the turn ended.
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingRefs = new Map();
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    // After the next turn begins, every reaction to this batch (relays, acks) has run.
+    if (waiters.length > 0) setImmediate(() => waiters.forEach((resolve) => resolve()));
     try {
       this.commitBatch(batch);
     } catch (error) {
@@ -173,10 +184,12 @@ export class SqliteMessageLog implements MessageLog {
     const key = scope.dmsOf === undefined ? null : userKey(scope.dmsOf);
     const rows = this.db
       .query<MessageRow, [string, string, string | null, string | null, number]>(
-        `SELECT ${COLUMNS} FROM messages
-         WHERE id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)
-           AND (conv IN (SELECT value FROM json_each(?)) OR (recipient IS NOT NULL AND (recipient = ? OR sender = ?)))
-         ORDER BY id DESC LIMIT ?`,
+        // Walking the index newest first and joining each match stops at the limit; collecting
+        // every match first (an IN subquery) cost seconds for a common word in a large log.
+        `SELECT ${PREFIXED_COLUMNS} FROM messages_fts f JOIN messages m ON m.id = f.rowid
+         WHERE messages_fts MATCH ?
+           AND (m.conv IN (SELECT value FROM json_each(?)) OR (m.recipient IS NOT NULL AND (m.recipient = ? OR m.sender = ?)))
+         ORDER BY f.rowid DESC LIMIT ?`,
       )
       .all(matchExpression(words), JSON.stringify(scope.rooms), key, key, limit);
     return rows.map(fromRow);
