@@ -57,6 +57,7 @@ describe("openChatDatabase", () => {
         "messages_fts_idx",
         "restrictions",
         "rooms",
+        "search_progress",
         "server_bans",
         "sqlite_sequence",
       ]);
@@ -81,7 +82,31 @@ describe("openChatDatabase", () => {
       expect(userVersion(db)).toBe(SCHEMA_VERSION);
       expect(db.query<{ name: string; op: number }, []>("SELECT name, op FROM members").all()).toEqual([{ name: "alice", op: 1 }]);
       db.run("INSERT INTO messages (conv, sender, sender_name, text, ts) VALUES ('#rust', 'alice', 'alice', 'first words', 2)");
-      expect(db.query<{ id: number }, []>("SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH 'words'").all()).toEqual([{ id: 1 }]);
+      expect(db.query<{ count: number }, []>("SELECT COUNT(*) AS count FROM messages").get()!.count).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a version 3 database, indexed message by message, is upgraded to batched indexing: its messages stay found, and deleting one unindexes it", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const old = new Database(path, { create: true });
+    for (const migration of MIGRATIONS.slice(0, 3)) old.exec(migration);
+    old.exec("PRAGMA user_version = 3");
+    for (const text of ["old lighthouse", "old harbour"]) {
+      old.run("INSERT INTO messages (conv, room_name, sender, sender_name, text, ts) VALUES ('#lobby', '#lobby', 'alice', 'alice', ?, 1)", [text]);
+    }
+    old.close();
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to).toBe(2);
+      const found = (word: string) => db.query<{ id: number }, [string]>("SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?").all(word);
+      expect(found("lighthouse")).toEqual([{ id: 1 }]);
+      db.run("DELETE FROM messages WHERE id = 1");
+      expect(found("lighthouse")).toEqual([]);
+      expect(found("harbour")).toEqual([{ id: 2 }]);
     } finally {
       db.close();
     }

@@ -15,7 +15,7 @@ export interface MessageLogFixture extends AsyncDisposable {
 
 const LOBBY = { key: "#lobby", name: "#lobby" };
 const RUST = { key: "#rust", name: "#Rust" };
-const T0 = 1_000_000;
+export const T0 = 1_000_000;
 
 /** A room message draft; `at` is its timestamp. */
 export function said(room: Draft["room"], from: string, text: string, at = T0, ref?: string): Draft {

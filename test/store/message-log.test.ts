@@ -9,7 +9,7 @@ import { MemoryMessageLog } from "../../src/core/message-log.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog, TRIM_BATCH_ROWS } from "../../src/store/sqlite/message-log.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
-import { describeMessageLogContract, refusal, said, sentDm } from "./message-log-contract.ts";
+import { describeMessageLogContract, refusal, said, sentDm, T0 } from "./message-log-contract.ts";
 
 /** More than any contract test appends to one conversation: the memory log's ring never drops one. */
 const MEMORY_RING_MESSAGES = 1_000;
@@ -150,6 +150,38 @@ describe("SqliteMessageLog: durability", () => {
     expect((await refusal(doomed)).code).toBe("store_unavailable");
     expect((await refusal(doomedRetry)).code).toBe("store_unavailable");
     expect(opened.log.findByRef("alice", "r2", 0)).toBeUndefined();
+  });
+});
+
+describe("SqliteMessageLog: the search index and the ref cache", () => {
+  test("a message removed before the index reached it leaves the index consistent; search finds what is stored", async () => {
+    await using dir = await tempDir();
+    await using opened = await openLog(dir);
+    const gone = await opened.log.append(said(RUST, "alice", "ephemeral lighthouse"));
+    await opened.log.remove(gone.id);
+    const kept = await opened.log.append(said(RUST, "alice", "lasting lighthouse"));
+    const found = await opened.log.search(["lighthouse"], { rooms: [RUST.key] }, 10);
+    expect(found.map((message) => message.id)).toEqual([kept.id]);
+    expect(() => opened.db.run("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")).not.toThrow();
+  });
+
+  test("retries are found whether their ref is still in memory or was evicted to the database", async () => {
+    await using dir = await tempDir();
+    const db = await openChatDatabase(dir.file("chat.db"));
+    const log = new SqliteMessageLog(db, 2);
+    try {
+      const first = await log.append(said(RUST, "alice", "one", T0, "ref-1"));
+      expect(await log.findByRef("alice", "ref-1", T0)).toEqual(first);
+      const later = [];
+      for (const ref of ["ref-2", "ref-3", "ref-4"]) later.push(await log.append(said(RUST, "alice", ref, T0 + 1, ref)));
+      expect(await log.findByRef("alice", "ref-1", T0)).toEqual(first);
+      expect(await log.findByRef("ALICE", "ref-4", T0)).toEqual(later[2]!);
+      expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
+      expect(log.findByRef("bob", "ref-4", T0)).toBeUndefined();
+    } finally {
+      await log.close();
+      db.close();
+    }
   });
 });
 

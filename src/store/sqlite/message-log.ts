@@ -1,6 +1,8 @@
 // The durable message log in the chat database. Appends made in one event-loop turn are
 // committed together in one transaction (group commit) at the end of the turn, and only then
-// resolve: nothing is relayed or acknowledged before it is on disk. Ids come from a counter
+// resolve: nothing is relayed or acknowledged before it is on disk. The search index follows in
+// batches (and is brought up to date before every search), and recent refs are looked up in
+// memory, so a message costs the commit little more than its row. Ids come from a counter
 // that starts above everything the database ever held (AUTOINCREMENT's sequence), so no id that
 // was ever relayed is used again: a batch a full disk refused leaves a gap, and one a crash cut
 // off was never seen by anyone.
@@ -45,6 +47,12 @@ interface Pending {
  * writer, and the relay, for milliseconds; the server repeats steps until nothing is left.
  */
 export const TRIM_BATCH_ROWS = 500;
+/** Messages added to the search index in one step; a step holds the event loop a few ms. */
+export const INDEX_BATCH_ROWS = 1_000;
+/** How long a stored message may wait for the search index when fewer than a batch are waiting. */
+const INDEX_DELAY_MS = 500;
+/** Recent refs kept in memory for retries; older ones are looked up in the database. */
+export const REF_CACHE_ENTRIES = 100_000;
 
 const COLUMNS = "id, conv, room_name, sender_name, recipient_name, text, ts";
 const PREFIXED_COLUMNS = COLUMNS.split(", ").map((column) => `m.${column}`).join(", ");
@@ -62,10 +70,22 @@ export class SqliteMessageLog implements MessageLog {
    */
   private readonly roomCounts: Map<string, number>;
   private readonly insert: Statement;
+  private indexedUpTo: number;
+  private indexTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Committed messages that carry a ref, by sender and ref, oldest first; filled from the
+   * database on the first lookup. A lookup for refs since `refsCoveredFrom` or later can trust
+   * a miss here; one reaching further back (entries were evicted) asks the database.
+   */
+  private recentRefs: Map<string, StoredMessage> | undefined;
+  private refsCoveredFrom = Number.POSITIVE_INFINITY;
   private readonly commitBatch: (batch: Pending[]) => void;
 
   /** Reads where the log stands; a database too damaged for that is a ChatDatabaseError. */
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly refCacheEntries = REF_CACHE_ENTRIES,
+  ) {
     let sequence: number;
     try {
       sequence = db.query<{ seq: number }, []>("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get()?.seq ?? 0;
@@ -80,6 +100,7 @@ export class SqliteMessageLog implements MessageLog {
     }
     this.committedUpTo = sequence;
     this.nextId = sequence + 1;
+    this.indexedUpTo = db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to;
     this.insert = db.prepare(
       `INSERT INTO messages (id, conv, room_name, sender, sender_name, recipient, recipient_name, text, ts, ref, delivered)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -137,17 +158,81 @@ export class SqliteMessageLog implements MessageLog {
       for (const entry of batch) entry.stored.reject(refusal);
       return;
     }
-    for (const { message } of batch) {
+    for (const { message, draft } of batch) {
       if (message.room) this.roomCounts.set(message.room.key, (this.roomCounts.get(message.room.key) ?? 0) + 1);
+      if (draft.ref !== undefined) this.rememberRef(refKey(userKey(draft.from), draft.ref), message);
     }
     this.committedUpTo = batch.at(-1)!.message.id;
+    this.scheduleIndexing();
     for (const entry of batch) entry.stored.resolve(entry.message);
+  }
+
+  private scheduleIndexing(): void {
+    if (this.committedUpTo - this.indexedUpTo >= INDEX_BATCH_ROWS) {
+      clearTimeout(this.indexTimer);
+      this.indexTimer = undefined;
+      setImmediate(() => this.indexStep());
+    } else {
+      this.indexTimer ??= setTimeout(() => {
+        this.indexTimer = undefined;
+        this.indexStep();
+      }, INDEX_DELAY_MS);
+    }
+  }
+
+  /** Adds up to a batch of stored messages to the search index; true if more are waiting. */
+  private indexStep(): boolean {
+    if (this.indexedUpTo >= this.committedUpTo) return false;
+    const upTo = Math.min(this.committedUpTo, this.indexedUpTo + INDEX_BATCH_ROWS);
+    try {
+      this.write(() =>
+        this.db.transaction(() => {
+          this.db.run("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages WHERE id > ? AND id <= ?", [this.indexedUpTo, upTo]);
+          this.db.run("UPDATE search_progress SET indexed_up_to = ?", [upTo]);
+        })(),
+      );
+    } catch {
+      // A full disk: the messages stay stored, and the next commit or search tries again.
+      return false;
+    }
+    this.indexedUpTo = upTo;
+    const more = upTo < this.committedUpTo;
+    if (more) this.scheduleIndexing();
+    return more;
+  }
+
+  private rememberRef(key: string, message: StoredMessage): void {
+    const refs = this.recentRefs;
+    if (!refs) return;
+    refs.delete(key);
+    refs.set(key, message);
+    if (refs.size <= this.refCacheEntries) return;
+    const [oldestKey, oldest] = refs.entries().next().value!;
+    refs.delete(oldestKey);
+    this.refsCoveredFrom = Math.max(this.refsCoveredFrom, oldest.ts + 1);
+  }
+
+  /** Loads the newest refs sent since `since` into memory, once. */
+  private loadRefs(since: number): Map<string, StoredMessage> {
+    const rows = this.db
+      .query<MessageRow & { sender: string; ref: string }, [number, number]>(
+        `SELECT ${COLUMNS}, sender, ref FROM messages WHERE ref IS NOT NULL AND ts >= ? ORDER BY id DESC LIMIT ?`,
+      )
+      .all(since, this.refCacheEntries);
+    const refs = new Map<string, StoredMessage>();
+    for (const row of rows.reverse()) refs.set(refKey(row.sender, row.ref), fromRow(row));
+    this.refsCoveredFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : since;
+    this.recentRefs = refs;
+    return refs;
   }
 
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
     const key = userKey(sender);
     const waiting = this.pendingRefs.get(refKey(key, ref));
     if (waiting && waiting.draft.ts >= since) return waiting.stored.promise;
+    const recent = (this.recentRefs ?? this.loadRefs(since)).get(refKey(key, ref));
+    if (recent && recent.ts >= since) return Promise.resolve(recent);
+    if (since >= this.refsCoveredFrom) return undefined;
     const row = this.db
       .query<MessageRow, [string, string, number]>(`SELECT ${COLUMNS} FROM messages WHERE sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`)
       .get(key, ref, since);
@@ -181,6 +266,8 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   async search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
+    // Whatever is stored is searchable: the index catches up first.
+    while (this.indexStep());
     const key = scope.dmsOf === undefined ? null : userKey(scope.dmsOf);
     const rows = this.db
       .query<MessageRow, [string, string, string | null, string | null, number]>(
@@ -214,6 +301,9 @@ export class SqliteMessageLog implements MessageLog {
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.commit();
+    clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
+    while (this.indexStep());
   }
 
   /** Runs a DELETE and takes what it removed off the room counts; returns how many rows. */
