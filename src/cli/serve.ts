@@ -1,6 +1,7 @@
 // `tlschat serve`: runs the TLS chat server until SIGINT/SIGTERM. On a fresh checkout it needs no
 // arguments: a missing default certificate is generated and a missing store is created.
 
+import type { Database } from "bun:sqlite";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -148,11 +149,13 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
   let rooms: SqliteRooms;
   let messageLog: SqliteMessageLog | undefined;
+  let db: Database | undefined;
   try {
-    const db = await openChatDatabase(opts.chatDb, opts.fsync);
+    db = await openChatDatabase(opts.chatDb, opts.fsync);
     rooms = SqliteRooms.load(db);
     if (opts.messageLog === "db") messageLog = new SqliteMessageLog(db);
   } catch (error) {
+    db?.close();
     await store.close();
     if (error instanceof ChatDatabaseError) throw new CliError(error.message);
     throw error;
