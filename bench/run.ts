@@ -12,11 +12,13 @@ import { PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
 import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
 import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
 import { KEY_LOGIN_STORM, LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
-import { FANOUT, fanout, LATENCY, latency, type Metrics } from "./scenarios/messages.ts";
+import { CATCH_UP, catchUp } from "./scenarios/catch-up.ts";
+import { FANOUT, fanout, LATENCY, latency, type FanoutLog, type Metrics } from "./scenarios/messages.ts";
+import { fillQueryLog, queries, QUERIES, type QueryLog } from "./scenarios/queries.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
 
-const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "key-login-storm", "reconnect", "connections"] as const;
+const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "key-login-storm", "reconnect", "catch-up", "queries", "connections"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: bun run bench [-- options]
@@ -25,7 +27,9 @@ const USAGE = `usage: bun run bench [-- options]
                        ${SCENARIOS.join(", ")}
   --reps N             repetitions per scenario (default 3; see the next two)
   --fanout-reps N      repetitions of fanout, against tlschat and ncat (default 5: a
-                       measured round lasts well under a second, so it is noisier)
+                       measured round lasts well under a second, so it is noisier); each
+                       tlschat repetition runs the memory and the durable variant, alternating
+                       which goes first
   --startup-reps N     startup repetitions (default 5)
   --clients N          clients in the connections scenario (default ${CONNECTIONS.clients})
   --binary PATH        tlschat executable (default dist/tlschat; env TLSCHAT_BENCH_BINARY)
@@ -36,7 +40,9 @@ const USAGE = `usage: bun run bench [-- options]
   -h, --help           this text
 
 Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000 (rooms: the
-server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600.`;
+server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600,
+and --message-log db (serve's default) except for fanout's memory variant (--message-log memory,
+as the recorded fanout history was measured).`;
 
 interface Options {
   only: ScenarioName[];
@@ -274,7 +280,7 @@ async function main(): Promise<void> {
     // Rough cost per repetition, to stay inside the budget.
     const estimateMs: Record<ScenarioName, number> = {
       startup: 2_000,
-      fanout: 8_000,
+      fanout: 16_000,
       latency: 16_000,
       peer: 26_000,
       rooms: 30_000,
@@ -282,14 +288,24 @@ async function main(): Promise<void> {
       "login-storm": 30_000,
       "key-login-storm": 20_000,
       reconnect: 15_000,
+      "catch-up": 20_000,
+      // The first repetition also fills the log (about 40 s here).
+      queries: 60_000,
     };
+    let queryLog: QueryLog | undefined;
     const order = SCENARIOS.filter((name) => options.only.includes(name));
     for (const name of order) {
       const reps =
         name === "startup" ? options.startupReps : name === "fanout" ? options.fanoutReps : name === "peer" ? Math.max(options.fanoutReps, options.reps) : options.reps;
-      const runs: Record<string, Metrics[]> = {};
+      // By result: a scenario can give more than one (fanout and its durable variant; peer's two).
+      const runs = new Map<string, { scenario: string; target: string; list: Metrics[] }>();
       const scenarioNotes: string[] = [];
-      const add = (key: string, metrics: Metrics) => (runs[key] ??= []).push(metrics);
+      const add = (scenario: string, target: string, metrics: Metrics) => {
+        const key = `${scenario} ${target}`;
+        let entry = runs.get(key);
+        if (!entry) runs.set(key, (entry = { scenario, target, list: [] }));
+        entry.list.push(metrics);
+      };
       if (name === "peer" && !ncatAvailable) {
         const note = "peer skipped: ncat is not installed (Debian: apt-get install -y ncat)";
         log(note);
@@ -308,27 +324,34 @@ async function main(): Promise<void> {
         try {
           switch (name) {
             case "startup":
-              add("tlschat", await startup(ctx));
+              add(name, "tlschat", await startup(ctx));
               break;
-            case "fanout":
-              add("tlschat", await fanout(ctx, "tlschat"));
+            case "fanout": {
+              // The durable target is a share of the memory figure of the same run: interleave
+              // the two, and alternate which goes first so neither always meets a warmer machine.
+              // Both or neither are kept, so repetition i of one pairs with repetition i of the other.
+              const variants: FanoutLog[] = rep % 2 === 1 ? ["memory", "durable"] : ["durable", "memory"];
+              const measured: Array<[FanoutLog, Metrics]> = [];
+              for (const variant of variants) measured.push([variant, await fanout(ctx, "tlschat", variant)]);
+              for (const [variant, metrics] of measured) add(variant === "memory" ? "fanout" : "fanout-durable", "tlschat", metrics);
               break;
+            }
             case "latency":
-              add("tlschat", await latency(ctx, "tlschat"));
+              add(name, "tlschat", await latency(ctx, "tlschat"));
               break;
             case "rooms":
-              add("tlschat", await rooms(ctx));
+              add(name, "tlschat", await rooms(ctx));
               break;
             case "peer":
-              if (rep <= options.fanoutReps) add("ncat-fanout", await fanout(ctx, "ncat"));
-              if (rep <= options.reps) add("ncat-latency", await latency(ctx, "ncat"));
+              if (rep <= options.fanoutReps) add("peer-fanout", "ncat", await fanout(ctx, "ncat"));
+              if (rep <= options.reps) add("peer-latency", "ncat", await latency(ctx, "ncat"));
               break;
             case "connections": {
               // Never let one repetition run past the budget: its waits shrink to fit.
               const left = budgetMs - (now() - started) - 30_000;
               const readyTimeoutMs = Math.round(Math.min(CONNECTIONS.readyTimeoutMs, left * 0.6));
               const metrics = await connections(ctx, { ...CONNECTIONS, clients, readyTimeoutMs });
-              add("tlschat", metrics);
+              add(name, "tlschat", metrics);
               if (!Number.isFinite(metrics.readySeconds)) {
                 scenarioNotes.push(`connections repetition ${rep}: ${metrics.ready} of ${clients} clients were ready after ${readyTimeoutMs / 1000} s (the time it was allowed); not repeated`);
                 rep = reps;
@@ -336,13 +359,29 @@ async function main(): Promise<void> {
               break;
             }
             case "login-storm":
-              add("tlschat", await loginStorm(ctx));
+              add(name, "tlschat", await loginStorm(ctx));
               break;
             case "key-login-storm":
-              add("tlschat", await loginStorm(ctx, KEY_LOGIN_STORM));
+              add(name, "tlschat", await loginStorm(ctx, KEY_LOGIN_STORM));
               break;
             case "reconnect":
-              add("tlschat", await reconnect(ctx));
+              add(name, "tlschat", await reconnect(ctx));
+              break;
+            case "catch-up":
+              add(name, "tlschat", await catchUp(ctx));
+              break;
+            case "queries":
+              if (!queryLog) {
+                log(`queries: filling a log of ${QUERIES.messages} messages`);
+                try {
+                  queryLog = await fillQueryLog(ctx);
+                } catch (error) {
+                  rep = reps; // a fill that failed once is not tried again
+                  throw error;
+                }
+                scenarioNotes.push(`queries: the log of ${queryLog.messages} messages was filled in ${queryLog.fillSeconds.toFixed(1)} s and served by every repetition`);
+              }
+              add(name, "tlschat", await queries(ctx, queryLog));
               break;
           }
         } catch (error) {
@@ -350,23 +389,22 @@ async function main(): Promise<void> {
           log(note);
           scenarioNotes.push(note);
         }
-        const last = Object.values(runs).map((list) => list[list.length - 1]);
+        const last = [...runs.values()].map(({ list }) => list[list.length - 1]);
         log(`${name} ${rep}/${reps}: ${last.map((m) => JSON.stringify(m && Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])))).join(" ")}`);
       }
-      for (const [key, list] of Object.entries(runs)) {
-        const [scenario, target] = key.startsWith("ncat-") ? [key.slice(5), "ncat"] : [name, key];
+      for (const { scenario, target, list } of runs.values()) {
         const result: ScenarioResult = {
-          scenario: name === "peer" ? `peer-${scenario}` : scenario,
+          scenario,
           target,
           runs: list,
           summary: summarizeRuns(list),
           notes: scenarioNotes,
-          config: scenarioConfig(name === "peer" ? scenario : name, clients),
+          config: scenarioConfig(scenario, clients),
         };
         results.push(result);
         emitJson(result);
       }
-      if (Object.keys(runs).length === 0) notes.push(...scenarioNotes);
+      if (runs.size === 0) notes.push(...scenarioNotes);
     }
   } finally {
     killAllChildren();
@@ -386,12 +424,22 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ scenario: "meta", machine: info, server: command.describe, argv: process.argv.slice(2), seconds: round((now() - started) / 1000) }));
 }
 
-function scenarioConfig(name: string, clients: number): object {
-  switch (name) {
+function scenarioConfig(scenario: string, clients: number): object {
+  switch (scenario) {
     case "fanout":
+      return { ...FANOUT, messageLog: "memory" };
+    case "fanout-durable":
+      return { ...FANOUT, messageLog: "db", refs: true };
+    case "peer-fanout":
       return FANOUT;
     case "latency":
+      return { ...LATENCY, messageLog: "db" };
+    case "peer-latency":
       return LATENCY;
+    case "catch-up":
+      return CATCH_UP;
+    case "queries":
+      return QUERIES;
     case "rooms":
       return ROOMS;
     case "connections":
@@ -419,6 +467,11 @@ function tableRows(results: ScenarioResult[]): Row[] {
     return summarize(totals);
   };
   const ratio = (a: Summary, b: Summary): Summary => ({ median: a.median / b.median, min: a.min / b.max, max: a.max / b.min });
+  /** Repetition i of `a` over repetition i of `b`: for results measured in interleaved pairs. */
+  const pairedRatio = (a: ScenarioResult, b: ScenarioResult, metric: string): Summary =>
+    summarize(a.runs.slice(0, b.runs.length).map((run, i) => (run[metric] ?? NaN) / (b.runs[i]![metric] ?? NaN)));
+  const sumOf = (result: ScenarioResult, metrics: string[]): Summary =>
+    summarize(result.runs.map((run) => metrics.reduce((total, metric) => total + (run[metric] ?? 0), 0)));
 
   const startupResult = find("startup", "tlschat");
   if (startupResult) {
@@ -469,6 +522,32 @@ function tableRows(results: ScenarioResult[]): Row[] {
         check: { op: ">=", target: 1.5, on: "median", text: "≥ 1.5x" },
       });
     }
+  }
+
+  const durable = find("fanout-durable", "tlschat");
+  if (durable) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "fanout durable", metric, unit, summary, check });
+    add("deliveries/s", "", get(durable, "deliveriesPerSec"));
+    add("acked messages/s", "", get(durable, "ackedPerSec"));
+    if (fan) {
+      add("durable/memory deliveries/s (paired reps)", "x", pairedRatio(durable, fan, "deliveriesPerSec"), {
+        op: ">=",
+        target: 0.8,
+        on: "median",
+        text: "≥ 0.80x",
+      });
+    }
+    add("server CPU per delivery", "µs", get(durable, "serverCpuUsPerDelivery"));
+    add("latency p50", "ms", get(durable, "p50Ms"));
+    add("latency p99", "ms", get(durable, "p99Ms"));
+    add("ack latency p50", "ms", get(durable, "ackP50Ms"));
+    add("ack latency p99", "ms", get(durable, "ackP99Ms"));
+    add("lost+dup+out-of-order", "", lossSummary(durable), NONE_IN_ANY_REP);
+    add("acks lost+dup+out-of-order+unexpected", "", sumOf(durable, ["ackLost", "ackDuplicated", "ackOutOfOrder", "ackUnexpected"]), NONE_IN_ANY_REP);
+    add("error replies", "", get(durable, "refusals"), NONE_IN_ANY_REP);
+    add("server CPU", "%", get(durable, "serverCpuPct"));
+    add("generator CPU", "%", get(durable, "generatorCpuPct"));
+    add("server RSS after", "MiB", get(durable, "serverRssMiB"));
   }
 
   const lat = find("latency", "tlschat");
@@ -589,6 +668,39 @@ function tableRows(results: ScenarioResult[]): Row[] {
     });
     rows.push({ scenario: "reconnect", metric: "SIGTERM → all back", unit: "s", summary: get(rec, "outageSeconds") });
     rows.push({ scenario: "reconnect", metric: "attempts per client", unit: "", summary: get(rec, "attemptsPerClient") });
+  }
+
+  const caught = find("catch-up", "tlschat");
+  if (caught) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "catch-up", metric, unit, summary, check });
+    const run = caught.runs[0];
+    add(`listening → ${fmt(run?.clients ?? NaN)} × ${fmt(run?.missedPerClient ?? NaN)} missed caught up`, "s", get(caught, "catchUpSeconds"), {
+      op: "<=",
+      target: 5,
+      on: "median",
+      text: "≤ 5 s",
+    });
+    add("listening → all resumed", "s", get(caught, "resumedSeconds"));
+    add("missing+dup+out-of-order+unexpected", "", sumOf(caught, ["missing", "duplicated", "outOfOrder", "unexpected"]), NONE_IN_ANY_REP);
+    add("history replies per client", "", get(caught, "historyRepliesPerClient"));
+    add("received per client", "KiB", get(caught, "receivedPerClientKiB"));
+    add("server CPU until caught up", "s", get(caught, "serverCpuSeconds"));
+    add("SIGTERM → listening", "s", get(caught, "restartSeconds"));
+  }
+
+  const query = find("queries", "tlschat");
+  if (query) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "queries", metric, unit, summary, check });
+    const log = fmt(query.runs[0]?.messages ?? NaN);
+    add(`history before, ${log} log: p50`, "ms", get(query, "historyP50Ms"));
+    add(`history before, ${log} log: p99`, "ms", get(query, "historyP99Ms"), { op: "<=", target: 10, on: "median", text: "≤ 10 ms" });
+    add("history before: max", "ms", get(query, "historyMaxMs"));
+    add("history before: messages per reply", "", get(query, "historyMessagesPerReply"));
+    add(`search, ${log} log: p50`, "ms", get(query, "searchP50Ms"));
+    add(`search, ${log} log: p99`, "ms", get(query, "searchP99Ms"), { op: "<=", target: 50, on: "median", text: "≤ 50 ms" });
+    add("search: max", "ms", get(query, "searchMaxMs"));
+    add("search: results per reply", "", get(query, "searchResultsPerReply"));
+    add("one retention step (server code, bench process)", "ms", get(query, "retentionStepMs"));
   }
   return rows;
 }

@@ -3,14 +3,16 @@
 // generator cheap:
 //  - writes are batched: frames queued during a turn leave in one buffer per socket;
 //  - incoming lines are split on bytes and told apart by their type name, read in place; only
-//    bench messages are decoded, from fixed offsets in their text, never with JSON.parse (error
-//    frames are the exception). Every other frame (history, online, join, ...) is skipped;
+//    bench messages, acks and (when a handler wants them) the ids in history and search replies
+//    are decoded, by scanning for field names and reading digits, never with JSON.parse (error
+//    frames are the exception). Every other frame (online, join, ...) is skipped;
 //  - a client in `skip` mode (logged in, nothing being measured) only keeps line alignment,
 //    which matters when thousands of clients receive each other's presence notices.
 //
 // Bench message text (100 bytes): "S" sender(4) "Q" seq(7) "T" sentMicros(13) then 'x' padding.
-// tlschat relays it inside {"type":"msg",...,"text":"..."}; ncat relays our own
-// {"type":"say","text":"..."} line; both are found through the `"text":"` marker.
+// tlschat relays it inside {"type":"msg","id":N,...,"text":"..."}; ncat relays our own
+// {"type":"say","text":"..."} line; both are found through the `"text":"` marker. A say may
+// carry a ref "round(3) seq(7)" so that its ack names the message it acknowledges.
 
 import type { Socket } from "bun";
 import * as nodeTls from "node:tls";
@@ -21,18 +23,30 @@ export const TEXT_BYTES = 100;
 const SAY_PREFIX = '{"type":"say","text":"';
 const HEADER = "S0000Q0000000T0000000000000";
 const TEXT = HEADER + "x".repeat(TEXT_BYTES - HEADER.length);
-/** A say line without `room`: the server puts it in the lobby (ncat relays it as it is). */
-const LOBBY_TEMPLATE = Buffer.from(SAY_PREFIX + TEXT + '"}\n');
-/** Say lines into a named room, by room: `room` comes after the text, so the offsets stay fixed. */
-const roomTemplates = new Map<string, Buffer>();
+const REF_PREFIX = '","ref":"';
+const REF_ROUND_DIGITS = 3;
+const REF_SEQ_DIGITS = 7;
+const REF_DIGITS = REF_ROUND_DIGITS + REF_SEQ_DIGITS;
+/**
+ * Say lines by room and whether they carry a ref. `ref` and `room` come after the text, so the
+ * offsets below stay fixed; a line without `room` goes to the lobby (ncat relays it as it is).
+ */
+const sayTemplates = new Map<string, Buffer>();
 const OFF_SENDER = SAY_PREFIX.length + 1;
 const OFF_SEQ = OFF_SENDER + 5;
 const OFF_TIME = OFF_SEQ + 8;
+const OFF_REF_ROUND = SAY_PREFIX.length + TEXT.length + REF_PREFIX.length;
+const OFF_REF_SEQ = OFF_REF_ROUND + REF_ROUND_DIGITS;
 export const MAX_SENDERS = 9_999;
 export const MAX_SEQ = 9_999_999;
 
 const TEXT_MARK = Buffer.from('"text":"');
 const TOKEN_MARK = Buffer.from('"token":"');
+const ID_MARK = Buffer.from('"id":');
+const REF_MARK = Buffer.from('"ref":"');
+const ROOM_MARK = Buffer.from('"room":"');
+const MESSAGES_MARK = Buffer.from('"messages":[');
+const MORE_TRUE = Buffer.from('"more":true');
 const NL = 0x0a;
 const QUOTE = 0x22;
 const CH_S = 0x53; // 'S'
@@ -45,11 +59,18 @@ const T_SAY = Buffer.from('say"'); // ncat relays the sender's own line
 const T_WELCOME = Buffer.from('welcome"');
 const T_JOINED = Buffer.from('joined"');
 const T_ERROR = Buffer.from('error"');
+const T_ACK = Buffer.from('ack"');
+const T_HISTORY = Buffer.from('history"');
+const T_SEARCH = Buffer.from('search"');
 
 function isType(buf: Buffer, start: number, end: number, name: Buffer): boolean {
-  const at = start + TYPE_AT;
-  if (at + name.length > end) return false;
-  for (let i = 0; i < name.length; i++) if (buf[at + i] !== name[i]) return false;
+  return hasAt(buf, start + TYPE_AT, name, end);
+}
+
+/** Whether `bytes` are at `at`, ending before `end`. */
+function hasAt(buf: Buffer, at: number, bytes: Buffer, end: number): boolean {
+  if (at + bytes.length > end) return false;
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
   return true;
 }
 
@@ -66,19 +87,42 @@ function readDigits(buf: Uint8Array, offset: number, width: number): number {
   return value;
 }
 
-function sayTemplate(room: string | undefined): Buffer {
-  if (room === undefined) return LOBBY_TEMPLATE;
-  let template = roomTemplates.get(room);
-  if (!template) roomTemplates.set(room, (template = Buffer.from(`${SAY_PREFIX}${TEXT}","room":"${room}"}\n`)));
+/** The decimal number starting at `offset` (before `end`), or NaN if there is no digit there. */
+function readNumber(buf: Uint8Array, offset: number, end: number): number {
+  let value = 0;
+  let i = offset;
+  for (; i < end && buf[i]! >= 48 && buf[i]! <= 57; i++) value = value * 10 + (buf[i]! - 48);
+  return i === offset ? NaN : value;
+}
+
+/** The JSON string value starting at `offset` (no escapes in the names the bench uses). */
+function readString(buf: Buffer, offset: number, end: number): string {
+  const close = buf.indexOf(QUOTE, offset);
+  return close < 0 || close >= end ? "" : buf.toString("utf8", offset, close);
+}
+
+export interface SayOptions {
+  /** Default: none, which the server takes as the lobby. */
+  room?: string;
+  /** Gives every line the ref "round seq", so its ack can be matched; rounds keep refs unique. */
+  refRound?: number;
+}
+
+function sayTemplate(room: string | undefined, withRef: boolean): Buffer {
+  const key = `${room ?? ""} ${withRef}`;
+  let template = sayTemplates.get(key);
+  if (!template) {
+    const ref = withRef ? `${REF_PREFIX}${"0".repeat(REF_DIGITS)}` : "";
+    const inRoom = room === undefined ? '"' : `","room":"${room}"`;
+    sayTemplates.set(key, (template = Buffer.from(`${SAY_PREFIX}${TEXT}${ref}${inRoom}}\n`)));
+  }
   return template;
 }
 
-/**
- * `count` say lines from `sender` with sequence numbers first.., stamped with the current time,
- * into `room` (the lobby when absent).
- */
-export function sayLines(sender: number, first: number, count: number, room?: string): Buffer {
-  const template = sayTemplate(room);
+/** `count` say lines from `sender` with sequence numbers first.., stamped with the current time. */
+export function sayLines(sender: number, first: number, count: number, options: SayOptions = {}): Buffer {
+  const { room, refRound } = options;
+  const template = sayTemplate(room, refRound !== undefined);
   const buf = Buffer.allocUnsafe(count * template.length);
   const micros = Math.floor(now() * 1000);
   for (let i = 0; i < count; i++) {
@@ -87,13 +131,52 @@ export function sayLines(sender: number, first: number, count: number, room?: st
     putDigits(buf, base + OFF_SENDER, 4, sender);
     putDigits(buf, base + OFF_SEQ, 7, first + i);
     putDigits(buf, base + OFF_TIME, 13, micros);
+    if (refRound !== undefined) {
+      putDigits(buf, base + OFF_REF_ROUND, REF_ROUND_DIGITS, refRound);
+      putDigits(buf, base + OFF_REF_SEQ, REF_SEQ_DIGITS, first + i);
+    }
   }
   return buf;
 }
 
+/** A message in a history or search reply: its id and, for bench messages, sender and seq (else NaN). */
+export interface LoggedEntry {
+  id: number;
+  sender: number;
+  seq: number;
+}
+
+/** The messages of a history or search line, in the order the server sent them. */
+function loggedEntries(line: Buffer): LoggedEntry[] {
+  const entries: LoggedEntry[] = [];
+  let at = line.indexOf(MESSAGES_MARK);
+  if (at < 0) return entries;
+  // Field names cannot occur inside JSON strings (their quotes would be escaped), so every
+  // `"id":` after the list's start is a message's id.
+  for (;;) {
+    const idMark = line.indexOf(ID_MARK, at);
+    if (idMark < 0) return entries;
+    const id = readNumber(line, idMark + ID_MARK.length, line.length);
+    const textMark = line.indexOf(TEXT_MARK, idMark);
+    const text = textMark + TEXT_MARK.length;
+    const bench = textMark >= 0 && line[text] === CH_S && text + HEADER.length <= line.length;
+    entries.push({ id, sender: bench ? readDigits(line, text + 1, 4) : NaN, seq: bench ? readDigits(line, text + 6, 7) : NaN });
+    at = textMark < 0 ? idMark + ID_MARK.length : text;
+  }
+}
+
 export interface ClientEvents {
-  /** A bench message arrived: sender, sequence number, send time and arrival time (ms). */
-  msg?(client: BenchClient, sender: number, seq: number, sentMs: number, nowMs: number): void;
+  /**
+   * A bench message arrived: sender, sequence number, send time and arrival time (ms), and the
+   * id the server gave it (NaN from ncat, which relays the say line).
+   */
+  msg?(client: BenchClient, sender: number, seq: number, sentMs: number, nowMs: number, id: number): void;
+  /** An ack of a say with a bench ref: its round and seq, the message's id, arrival time (ms). */
+  ack?(client: BenchClient, round: number, seq: number, id: number, nowMs: number): void;
+  /** A history reply (or the catch-up at login): the room ("" for dms), its messages, `more`. */
+  history?(client: BenchClient, room: string, entries: LoggedEntry[], more: boolean, nowMs: number): void;
+  /** A search reply: how many messages it found, arrival time (ms). */
+  search?(client: BenchClient, found: number, nowMs: number): void;
   welcome?(client: BenchClient): void;
   error?(client: BenchClient, code: string, message: string): void;
   closed?(client: BenchClient): void;
@@ -240,8 +323,18 @@ export class BenchClient {
     return joined;
   }
 
-  resume(token: string): void {
-    this.send(`{"type":"resume","user":"${this.user}","token":"${token}"}\n`);
+  /** With `since`, the server sends what each room got after that id instead of its recent messages. */
+  resume(token: string, since?: number): void {
+    const after = since === undefined ? "" : `,"since":${since}`;
+    this.send(`{"type":"resume","user":"${this.user}","token":"${token}"${after}}\n`);
+  }
+
+  queryHistory(room: string, bounds: { before?: number; after?: number; limit?: number }): void {
+    this.send(JSON.stringify({ type: "history", room, ...bounds }) + "\n");
+  }
+
+  querySearch(query: string): void {
+    this.send(JSON.stringify({ type: "search", query }) + "\n");
   }
 
   login(password: string): void {
@@ -391,7 +484,30 @@ export class BenchClient {
       const sender = readDigits(buf, text + 1, 4);
       const seq = readDigits(buf, text + 6, 7);
       const sent = readDigits(buf, text + 14, 13) / 1000;
-      this.events.msg?.(this, sender, seq, sent, time);
+      // tlschat sends the id right after the type: {"type":"msg","id":N,...
+      const idAt = start + TYPE_AT + T_MSG.length + 1;
+      const id = hasAt(buf, idAt, ID_MARK, mark) ? readNumber(buf, idAt + ID_MARK.length, mark) : NaN;
+      this.events.msg?.(this, sender, seq, sent, time, id);
+    } else if (isType(buf, start, end, T_ACK)) {
+      if (!this.events.ack) return;
+      const refMark = buf.indexOf(REF_MARK, start);
+      const ref = refMark + REF_MARK.length;
+      const benchRef = refMark >= 0 && ref + REF_DIGITS < end && buf[ref + REF_DIGITS] === QUOTE;
+      const idMark = buf.indexOf(ID_MARK, start);
+      const id = idMark >= 0 && idMark < end ? readNumber(buf, idMark + ID_MARK.length, end) : NaN;
+      const round = benchRef ? readDigits(buf, ref, REF_ROUND_DIGITS) : NaN;
+      const seq = benchRef ? readDigits(buf, ref + REF_ROUND_DIGITS, REF_SEQ_DIGITS) : NaN;
+      this.events.ack(this, round, seq, id, time);
+    } else if (isType(buf, start, end, T_HISTORY)) {
+      if (!this.events.history) return;
+      const line = buf.subarray(start, end);
+      const list = line.indexOf(MESSAGES_MARK);
+      const roomMark = line.indexOf(ROOM_MARK);
+      const room = roomMark >= 0 && roomMark < list ? readString(line, roomMark + ROOM_MARK.length, list) : "";
+      const more = line.lastIndexOf(MORE_TRUE) > list;
+      this.events.history(this, room, loggedEntries(line), more, time);
+    } else if (isType(buf, start, end, T_SEARCH)) {
+      this.events.search?.(this, loggedEntries(buf.subarray(start, end)).length, time);
     } else if (isType(buf, start, end, T_WELCOME)) {
       const mark = buf.lastIndexOf(TOKEN_MARK, end);
       if (mark > start) {

@@ -164,9 +164,12 @@ function cleanEnv(): Record<string, string> {
 export interface ServerFiles {
   /** The account store (users.json format). */
   accounts: string;
-  /** The chat database: rooms, members, bans. */
+  /** The chat database: rooms, members, bans and (with the `db` message log) every message. */
   chat: string;
 }
+
+/** `serve --message-log`: `db` (serve's default) writes every message to the chat database. */
+export type MessageLogMode = "db" | "memory";
 
 /** The `serve` limits the bench sets. */
 export interface ServeLimits {
@@ -189,6 +192,14 @@ export const GENEROUS_LIMITS: ServeLimits = {
   authTimeoutSeconds: 600,
 };
 
+/** Everything a tlschat server is started with, kept so that a restart is the same server. */
+export interface ServeSettings {
+  files: ServerFiles;
+  limits: ServeLimits;
+  /** Passed explicitly, so every scenario's output says which log it measured. */
+  messageLog: MessageLogMode;
+}
+
 /** A running server child, TLS on 127.0.0.1:port. */
 export class ServerProcess {
   readonly stderrTail: string[] = [];
@@ -198,12 +209,13 @@ export class ServerProcess {
   listeningAt = NaN;
   private listening!: Promise<number>;
 
+  /** tlschat only: starts a new server with the same command, port and settings. */
+  private relaunch: (() => Promise<ServerProcess>) | undefined;
+
   private constructor(
     readonly name: string,
     readonly proc: Subprocess<"ignore", "ignore" | "pipe", "pipe">,
     readonly port: number,
-    /** tlschat only: where it keeps its state, so a restart can pick it up again. */
-    readonly files?: ServerFiles,
   ) {}
 
   get pid(): number {
@@ -222,14 +234,9 @@ export class ServerProcess {
     return procRssKiB(this.pid);
   }
 
-  /** Starts `tlschat serve` with the given limits and waits for its "listening" log line. */
-  static async startTlschat(
-    command: ServerCommand,
-    ws: Workspace,
-    files: ServerFiles,
-    port: number,
-    limits: ServeLimits = GENEROUS_LIMITS,
-  ): Promise<ServerProcess> {
+  /** Starts `tlschat serve` with the given settings and waits for its "listening" log line. */
+  static async startTlschat(command: ServerCommand, ws: Workspace, settings: ServeSettings, port: number): Promise<ServerProcess> {
+    const { files, limits } = settings;
     const args = [
       ...command.argv,
       "serve",
@@ -245,10 +252,12 @@ export class ServerProcess {
       "--max-per-ip", String(limits.maxPerIp),
       "--idle-timeout", String(limits.idleTimeoutSeconds),
       "--auth-timeout", String(limits.authTimeoutSeconds),
+      "--message-log", settings.messageLog,
     ];
     const spawnedAt = now();
     const proc = Bun.spawn(args, { cwd: command.cwd, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    const server = new ServerProcess("tlschat", proc, port, files);
+    const server = new ServerProcess("tlschat", proc, port);
+    server.relaunch = () => ServerProcess.startTlschat(command, ws, settings, port);
     server.spawnedAt = spawnedAt;
     children.add(proc);
     server.watchExit();
@@ -287,6 +296,15 @@ export class ServerProcess {
     }
     server.listeningAt = now();
     return server;
+  }
+
+  /**
+   * A new tlschat server on the same port, files, limits and message log: the restart clients
+   * come back to. Call it once this one has stopped.
+   */
+  startAgain(): Promise<ServerProcess> {
+    if (!this.relaunch) throw new BenchError(`${this.name} cannot be started again by the bench`);
+    return this.relaunch();
   }
 
   /** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */

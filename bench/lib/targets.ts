@@ -3,7 +3,17 @@
 
 import { issueToken } from "../../src/auth/tokens.ts";
 import { BenchClient, connectAll, type ClientEvents, type Endpoint, type StopFlag } from "./client.ts";
-import { freePort, GENEROUS_LIMITS, ServerProcess, userName, type ServeLimits, type ServerCommand, type StoreInfo, type Workspace } from "./proc.ts";
+import {
+  freePort,
+  GENEROUS_LIMITS,
+  ServerProcess,
+  userName,
+  type MessageLogMode,
+  type ServeLimits,
+  type ServerCommand,
+  type StoreInfo,
+  type Workspace,
+} from "./proc.ts";
 import { sleep } from "./util.ts";
 
 export const PASSWORD = "benchpassword";
@@ -37,17 +47,31 @@ export function tokenFor(ctx: BenchContext, user: string, store: StoreInfo = ctx
   return issueToken(store.secret, user, 0, Date.now() + TOKEN_TTL_MS);
 }
 
-/** A tlschat server on a store (the big one unless named) and a new chat database (no rooms but the lobby). */
-export async function startTlschat(ctx: BenchContext, limits: ServeLimits = GENEROUS_LIMITS, store: StoreInfo = ctx.store): Promise<Target> {
+export interface TlschatOptions {
+  limits?: ServeLimits;
+  /** Default `db`, as `serve` has it. */
+  messageLog?: MessageLogMode;
+  /** An existing chat database to serve; default a new one (no rooms but the lobby). */
+  chatDb?: string;
+  /** The account store; default the big one. */
+  store?: StoreInfo;
+}
+
+/** A tlschat server on a store (the big one unless named). */
+export async function startTlschat(ctx: BenchContext, options: TlschatOptions = {}): Promise<Target> {
   const port = freePort();
-  const files = { accounts: store.path, chat: ctx.ws.newChatDb() };
-  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, files, port, limits);
+  const settings = {
+    files: { accounts: (options.store ?? ctx.store).path, chat: options.chatDb ?? ctx.ws.newChatDb() },
+    limits: options.limits ?? GENEROUS_LIMITS,
+    messageLog: options.messageLog ?? "db",
+  };
+  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, settings, port);
   const endpoint = { port, ca: ctx.ws.certPem };
   return {
     name: "tlschat",
     server,
     endpoint,
-    join: (clients, concurrency = 64, stop) => connectAll(clients, endpoint, (client) => tokenFor(ctx, client.user, store), concurrency, stop),
+    join: (clients, concurrency = 64, stop) => connectAll(clients, endpoint, (client) => tokenFor(ctx, client.user, options.store ?? ctx.store), concurrency, stop),
     stop: () => server.stop(),
   };
 }
@@ -70,8 +94,9 @@ export async function startNcat(ctx: BenchContext, maxConns: number): Promise<Ta
   };
 }
 
-export function startTarget(ctx: BenchContext, name: TargetName, maxConns = 1000): Promise<Target> {
-  return name === "tlschat" ? startTlschat(ctx) : startNcat(ctx, maxConns);
+/** tlschat with its message log (ignored by ncat, which keeps none). */
+export function startTarget(ctx: BenchContext, name: TargetName, messageLog: MessageLogMode = "db", maxConns = 1000): Promise<Target> {
+  return name === "tlschat" ? startTlschat(ctx, { messageLog }) : startNcat(ctx, maxConns);
 }
 
 /** Clients u<first+1>..u<first+count>, with indices 0..count-1. */

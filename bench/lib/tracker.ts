@@ -4,7 +4,8 @@
 // receive each message exactly once and, per (sender, receiver) pair, in order. A message
 // reaching a client outside the sender's group is `unexpected`. A message counts as complete
 // when all of its receivers have it; `completed[s]` is the length of sender s's fully delivered
-// prefix, which is what the fanout window is measured against.
+// prefix, which is what the fanout window is measured against. The durable fanout also checks
+// that every say it sent with a ref was acknowledged once.
 
 import type { BenchClient } from "./client.ts";
 import { now, percentiles, Samples, type Percentiles } from "./util.ts";
@@ -122,5 +123,80 @@ export class Tracker {
       if (at >= from && at < to) selected.push(latency[i]!);
     }
     return percentiles(selected.sorted());
+  }
+}
+
+export interface AckTrackerOptions {
+  senders: number;
+  perSender: number;
+  /** The ref round of the says being tracked; acks of another round are `unexpected`. */
+  round: number;
+}
+
+/**
+ * Acks of says sent with refs (the durable fanout): each (sender, seq) must be acked once, on
+ * the sender's own connection, and a sender's acks must carry increasing ids, since the server
+ * commits and acknowledges one connection's messages in the order they came.
+ */
+export class AckTracker {
+  acks = 0;
+  duplicated = 0;
+  /** An ack whose id is not above the previous ack of the same sender. */
+  outOfOrder = 0;
+  /** Another round's ref, a seq past the end, or an ack on another sender's connection. */
+  unexpected = 0;
+  lastAckAt = NaN;
+  /** Send to ack (ms), per ack. */
+  readonly latency: Samples;
+  private readonly seen: Uint8Array;
+  private readonly sentAt: Float64Array;
+  private readonly lastId: Float64Array;
+  private target = Infinity;
+  private reached: (() => void) | undefined;
+
+  constructor(private readonly options: AckTrackerOptions) {
+    const { senders, perSender } = options;
+    this.seen = new Uint8Array(senders * perSender);
+    this.sentAt = new Float64Array(senders * perSender);
+    this.lastId = new Float64Array(senders).fill(-1);
+    this.latency = new Samples(senders * perSender);
+  }
+
+  /** Records when messages first.. of a sender were written. */
+  sent(sender: number, first: number, count: number, atMs: number): void {
+    const base = sender * this.options.perSender;
+    this.sentAt.fill(atMs, base + first, base + first + count);
+  }
+
+  /** The `ack` event handler for the senders. */
+  readonly ack = (client: BenchClient, round: number, seq: number, id: number, nowMs: number): void => {
+    const { senders, perSender } = this.options;
+    const sender = client.index;
+    if (round !== this.options.round || !(seq < perSender) || sender >= senders) {
+      this.unexpected += 1;
+      return;
+    }
+    const slot = sender * perSender + seq;
+    if (this.seen[slot] !== 0) {
+      this.duplicated += 1;
+      return;
+    }
+    this.seen[slot] = 1;
+    this.acks += 1;
+    this.latency.push(nowMs - this.sentAt[slot]!);
+    if (!(id > this.lastId[sender]!)) this.outOfOrder += 1;
+    this.lastId[sender] = id;
+    if (this.acks >= this.target) {
+      this.lastAckAt = now();
+      this.target = Infinity;
+      this.reached?.();
+    }
+  };
+
+  /** Resolves when `count` distinct acks have arrived. */
+  until(count: number): Promise<void> {
+    if (this.acks >= count) return Promise.resolve();
+    this.target = count;
+    return new Promise<void>((resolve) => (this.reached = resolve));
   }
 }

@@ -2,7 +2,7 @@
 // messages must reach all of them. reconnect: logged-in clients ride out a server restart.
 
 import { sayLines, terminateAll, traffic, type BenchClient } from "../lib/client.ts";
-import { ServerProcess } from "../lib/proc.ts";
+import type { ServerProcess } from "../lib/proc.ts";
 import { makeClients, startTlschat, type BenchContext } from "../lib/targets.ts";
 import { Tracker } from "../lib/tracker.ts";
 import { cpuShare, jitter, log, now, sleep, withTimeout } from "../lib/util.ts";
@@ -158,7 +158,6 @@ export const RECONNECT: ReconnectConfig = {
  */
 export async function reconnect(ctx: BenchContext, cfg = RECONNECT): Promise<Metrics> {
   let target = await startTlschat(ctx);
-  const port = target.endpoint.port;
   const clients: BenchClient[] = [];
   let phase: "setup" | "storm" | "done" = "setup";
   let back = 0;
@@ -206,7 +205,7 @@ export async function reconnect(ctx: BenchContext, cfg = RECONNECT): Promise<Met
     await target.stop();
     const stoppedAt = now();
     // Same port, store and chat database: the clients come back to the rooms they were in.
-    second = await ServerProcess.startTlschat(ctx.command, ctx.ws, target.server.files!, port);
+    second = await target.server.startAgain();
     target = { ...target, server: second, stop: () => second!.stop() };
     const listeningAt = second.listeningAt;
     const serverCpu0 = second.cpuMs();

@@ -66,7 +66,7 @@ export async function loginStorm(ctx: BenchContext, cfg = LOGIN_STORM): Promise<
   const fixture = cfg.credential === "key" ? await keyStormFixture(cfg) : undefined;
   // Written afresh for each repetition, so every one starts from keys last used long ago.
   const store = fixture ? await writeStore(join(ctx.ws.dir, "keys.json"), STORE_USERS, PASSWORD, fixture.keys) : ctx.store;
-  const target = await startTlschat(ctx, GENEROUS_LIMITS, store);
+  const target = await startTlschat(ctx, { store });
   let chatters: BenchClient[] = [];
   let stormers: BenchClient[] = [];
   const timers: ReturnType<typeof setInterval>[] = [];

@@ -1,11 +1,13 @@
 // fanout and latency: many clients in one room, some of them sending. The same code runs against
-// tlschat and against the ncat broker (the peer), so the figures are comparable.
+// tlschat and against the ncat broker (the peer), so the figures are comparable. fanout runs
+// tlschat with `--message-log memory` (as the recorded history was measured) and, as its durable
+// variant, with the chat database log and an ack for every message.
 
 import { sayLines, terminateAll, type BenchClient, type ClientEvents } from "../lib/client.ts";
 import type { ServerProcess } from "../lib/proc.ts";
 import { startTarget, makeClients, type BenchContext, type TargetName } from "../lib/targets.ts";
-import { Tracker } from "../lib/tracker.ts";
-import { cpuShare, log, now, sleep, withTimeout } from "../lib/util.ts";
+import { AckTracker, Tracker } from "../lib/tracker.ts";
+import { cpuShare, log, now, percentiles, sleep, withTimeout } from "../lib/util.ts";
 
 export type Metrics = Record<string, number>;
 
@@ -22,29 +24,42 @@ export interface FanoutConfig {
 export const FANOUT: FanoutConfig = { clients: 50, senders: 10, messages: 2000, window: 64, warmup: 500, timeoutMs: 60_000 };
 
 /**
+ * `memory`: tlschat keeps messages only in memory and no say carries a ref. `durable`: the chat
+ * database log (serve's default) and a ref on every say, so each is acknowledged once committed.
+ */
+export type FanoutLog = "memory" | "durable";
+
+/** Ref rounds of the durable fanout: refs must differ between rounds, or the server takes a retry. */
+const WARMUP_ROUND = 0;
+const MEASURED_ROUND = 1;
+
+/**
  * fanout: each sender keeps up to `window` messages in flight, where a message is in flight
  * until every one of its receivers (all other clients) has it. Throughput is unique deliveries
- * over the time from the first send to the last delivery. A short unmeasured round (`warmup`
- * messages per sender) runs first on the same server and clients, so both sides are past JIT
- * warm-up when measuring starts.
+ * over the time from the first send to the last delivery; in the durable variant also acks over
+ * the time from the first send to the last ack. A short unmeasured round (`warmup` messages per
+ * sender) runs first on the same server and clients, so both sides are past JIT warm-up when
+ * measuring starts.
  */
-export async function fanout(ctx: BenchContext, targetName: TargetName, cfg = FANOUT): Promise<Metrics> {
-  const target = await startTarget(ctx, targetName);
+export async function fanout(ctx: BenchContext, targetName: TargetName, messageLog: FanoutLog = "memory", cfg = FANOUT): Promise<Metrics> {
+  const durable = messageLog === "durable";
+  const target = await startTarget(ctx, targetName, durable ? "db" : "memory");
   let clients: BenchClient[] = [];
   try {
     const events: ClientEvents = {};
     clients = makeClients(cfg.clients, events);
     await target.join(clients);
     await sleep(200); // online notices settle
-    if (cfg.warmup > 0) await fanoutRound(target.server, clients, events, { ...cfg, messages: cfg.warmup });
-    return await fanoutRound(target.server, clients, events, cfg);
+    if (cfg.warmup > 0) await fanoutRound(target.server, clients, events, { ...cfg, messages: cfg.warmup }, durable ? WARMUP_ROUND : undefined);
+    return await fanoutRound(target.server, clients, events, cfg, durable ? MEASURED_ROUND : undefined);
   } finally {
     await target.stop();
     terminateAll(clients);
   }
 }
 
-async function fanoutRound(server: ServerProcess, clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig): Promise<Metrics> {
+/** One round of fanout; with `refRound`, every say carries a ref and the round also waits for every ack. */
+async function fanoutRound(server: ServerProcess, clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig, refRound?: number): Promise<Metrics> {
   let pumpScheduled = false;
   const schedulePump = () => {
     if (pumpScheduled) return;
@@ -53,6 +68,10 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
   };
   const tracker = new Tracker({ senders: cfg.senders, clients: cfg.clients, perSender: cfg.messages, onAdvance: schedulePump });
   events.msg = tracker.msg;
+  const acks = refRound === undefined ? undefined : new AckTracker({ senders: cfg.senders, perSender: cfg.messages, round: refRound });
+  events.ack = acks?.ack;
+  let refusals = 0;
+  events.error = () => (refusals += 1);
   // One buffer per sender per turn: every message the window allows right now.
   const pump = () => {
     pumpScheduled = false;
@@ -62,12 +81,14 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
       const inFlight = tracker.sent[s]! - tracker.completed[s]!;
       const count = Math.min(cfg.window - inFlight, cfg.messages - tracker.sent[s]!);
       if (count <= 0) continue;
-      client.writeNow(sayLines(s, tracker.sent[s]!, count));
+      client.writeNow(sayLines(s, tracker.sent[s]!, count, { refRound }));
+      acks?.sent(s, tracker.sent[s]!, count, now());
       tracker.sent[s]! += count;
     }
   };
-  const expected = cfg.senders * cfg.messages * tracker.receivers;
-  const done = tracker.until(expected);
+  const messages = cfg.senders * cfg.messages;
+  const expected = messages * tracker.receivers;
+  const done = Promise.all([tracker.until(expected), acks?.until(messages)]);
   const serverCpu0 = server.cpuMs();
   const share = cpuShare();
   const t0 = now();
@@ -76,15 +97,30 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
   try {
     await withTimeout(done, cfg.timeoutMs, `${server.name} fanout deliveries`);
   } catch (error) {
-    log(`fanout: ${(error as Error).message} (${tracker.deliveries}/${expected})`);
+    log(`fanout: ${(error as Error).message} (${tracker.deliveries}/${expected} deliveries, ${acks?.acks ?? "no"} acks)`);
     timedOut = 1;
-    tracker.lastDeliveryAt = now();
+    if (!(tracker.deliveries >= expected)) tracker.lastDeliveryAt = now();
+    if (acks && !(acks.acks >= messages)) acks.lastAckAt = now();
   }
   const serverCpu = server.cpuMs() - serverCpu0;
   const generatorCpu = share.stop();
   const seconds = (tracker.lastDeliveryAt - t0) / 1000;
   await sleep(100); // late duplicates would show up here
   const latency = tracker.percentiles();
+  const ackMetrics: Metrics = {};
+  if (acks) {
+    const ackLatency = percentiles(acks.latency.sorted());
+    Object.assign(ackMetrics, {
+      acked: acks.acks,
+      ackedPerSec: acks.acks / ((acks.lastAckAt - t0) / 1000),
+      ackP50Ms: ackLatency.p50,
+      ackP99Ms: ackLatency.p99,
+      ackLost: messages - acks.acks,
+      ackDuplicated: acks.duplicated,
+      ackOutOfOrder: acks.outOfOrder,
+      ackUnexpected: acks.unexpected,
+    });
+  }
   return {
     deliveries: tracker.deliveries,
     seconds,
@@ -101,6 +137,8 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
     serverCpuPct: (serverCpu / (seconds * 1000)) * 100,
     generatorCpuPct: generatorCpu,
     serverRssMiB: server.rssKiB() / 1024,
+    refusals,
+    ...ackMetrics,
   };
 }
 

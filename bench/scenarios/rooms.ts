@@ -77,7 +77,7 @@ export async function rooms(ctx: BenchContext, cfg = ROOMS): Promise<Metrics> {
     if (code === "rate_limited") rateLimited += 1;
     else otherErrors += 1;
   };
-  const target = await startTlschat(ctx, { ...GENEROUS_LIMITS, msgRate: MESSAGE_RATE_PER_SEC, msgBurst: MESSAGE_BURST });
+  const target = await startTlschat(ctx, { limits: { ...GENEROUS_LIMITS, msgRate: MESSAGE_RATE_PER_SEC, msgBurst: MESSAGE_BURST } });
   const clients = makeClients(clientCount, { msg: tracker.msg, error });
   const stopSetup = { stopped: false };
   let sendTimer: ReturnType<typeof setInterval> | undefined;
@@ -112,7 +112,7 @@ export async function rooms(ctx: BenchContext, cfg = ROOMS): Promise<Metrics> {
         const room = sentTotal % cfg.rooms;
         const turn = Math.floor(sentTotal / cfg.rooms) % cfg.membersPerRoom;
         const from = room * cfg.membersPerRoom + turn;
-        clients[from]!.writeNow(sayLines(from, tracker.sent[from]!, 1, roomName(room)));
+        clients[from]!.writeNow(sayLines(from, tracker.sent[from]!, 1, { room: roomName(room) }));
         tracker.sent[from]! += 1;
       }
       if (sentTotal === totalMessages) clearInterval(sendTimer);

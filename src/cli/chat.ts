@@ -1,17 +1,20 @@
 // `tlschat chat`: the chat client. Interactive when stdin and stdout are terminals; otherwise
-// scriptable: stdin lines are sent, received messages are printed one per line (or as NDJSON).
+// scriptable: stdin lines are sent to one room, received messages of the chosen rooms are
+// printed one per line (or as NDJSON).
 
-import { Command, Option } from "commander";
-import { createInterface } from "node:readline";
-import type { ChatClient, ChatEvent } from "../client/chat-client.ts";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { createInterface, type Key } from "node:readline";
+import { ChatClient, type ChatEvent } from "../client/chat-client.ts";
+import { roomName } from "../client/command-args.ts";
 import { defaultCommands, type CommandContext } from "../client/commands.ts";
 import { ConnectError } from "../client/connection.ts";
-import { localLine, ownMessageLine, plainLines, screenLines, type Style } from "../client/format.ts";
+import { localLine, olderHeading, plainLines, promptText, refusalLine, screenLines, type ScreenLine, type Style } from "../client/format.ts";
+import { RoomFocus } from "../client/room-focus.ts";
 import { sanitize } from "../client/sanitize.ts";
 import { Terminal } from "../client/terminal.ts";
 import { ChatError } from "../protocol/errors.ts";
-import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
-import { checkUsername } from "../protocol/validate.ts";
+import type { ErrorFrame, ServerFrame } from "../protocol/frames.ts";
+import { checkRoomName, checkUsername, LOBBY, roomKey } from "../protocol/validate.ts";
 import {
   addConnectionOptions,
   buildVerification,
@@ -30,24 +33,42 @@ interface ChatOptions extends ConnectionOptions {
   send?: string;
   bell?: boolean;
   history: boolean;
+  /** In the order given: the first is where lines go. */
+  room: string[];
+}
+
+/** --room, repeatable; "rust" means "#rust", since an unquoted # starts a shell comment. */
+function collectRoom(value: string, previous: string[]): string[] {
+  const room = roomName(value);
+  try {
+    checkRoomName(room);
+  } catch (error) {
+    throw new InvalidArgumentError((error as ChatError).message);
+  }
+  return [...previous, room];
 }
 
 export function chatCommand(io: CliIO, exit: ExitCode): Command {
   return addConnectionOptions(
     new Command("chat")
-      .description("chat in the room (interactive on a terminal, line-based in scripts)")
+      .description("chat in rooms (interactive on a terminal, line-based in scripts)")
       .argument("[user]", "your account, optionally as USER@HOST[:PORT]"),
   )
-    .option("--json", "print received chat frames (msg, history, dm, join, leave, who, error) as JSON lines")
+    .option("--room <room>", "join ROOM if need be; the first is where lines go, and only these rooms print (repeatable; default #lobby)", collectRoom, [])
+    .option("--json", "print received frames (messages, notices, lists, acks, errors) as JSON lines; with --room, only those rooms'")
     .addOption(new Option("--send <text>", "send one message and exit"))
     .option("--bell", "ring the terminal bell when someone mentions you")
-    .option("--no-history", "do not print the recent messages sent on login")
+    .option("--no-history", "do not print the recent messages sent on login and on joining (missed ones after a reconnect still print)")
     .addHelpText(
       "after",
       `
-Interactive: type to talk; /help lists commands (/msg, /reply, /me, /who, /passwd, /keys, /key, /quit).
-Tab completes commands and names. Ctrl-D or Ctrl-C twice quits.
-Scripts: each stdin line is sent (as typed, /msg works too); messages print as "name: text".
+Interactive: type to talk in the current room, shown in the prompt; /help lists commands
+(/join, /part, /switch, /rooms, /msg, /history, /search, /topic, /kick, /ban, /keys, ...). Your lines
+show once the server has stored them. Alt-1..9, Ctrl-N and Ctrl-P switch rooms. Tab completes
+commands, names and rooms. Ctrl-D or Ctrl-C twice quits. After a lost connection it reconnects,
+shows what was missed, and sends what was typed meanwhile.
+Scripts: each stdin line is sent to the first --room (as typed, /msg works too); messages print
+as "name: text", or "#room name: text" when more than one --room is given.
 Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
 
 The server is verified with --ca, a --fingerprint, or its pin in known_hosts (trust on first use).
@@ -56,7 +77,7 @@ With an identity (tlschat gencert --identity) and no password given, you log in 
 Examples:
   tlschat chat alice@chat.example.com
   tlschat chat alice@localhost:7443 --ca certs/cert.pem
-  TLSCHAT_PASSWORD=... tlschat chat bot@localhost --send "build finished"
+  TLSCHAT_PASSWORD=... tlschat chat bot@localhost --room builds --send "build finished"
   tail -f build.log | tlschat chat bot@localhost --password-file ~/.bot-password`,
     )
     .action(async (user: string | undefined, opts: ChatOptions) => {
@@ -93,20 +114,24 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
     throw connectFailure(error);
   }
-  if (opts.send !== undefined) return sendOne(client, opts.send, io);
+  // Membership persists on the server: join only the rooms the user is not in yet. The server
+  // handles a connection's frames in order, so lines sent after these go to joined rooms.
+  for (const room of opts.room) if (!client.rooms.has(room)) client.send({ type: "join", room });
+  if (opts.send !== undefined) return sendOne(client, opts.send, opts.room[0], io);
   return interactive ? runInteractive(client, target, opts, io, early) : runScripted(client, opts, io, early);
 }
 
-/** --send: one message, then quit; a refusal is a failure. */
-async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<number> {
-  let refused: Extract<ServerFrame, { type: "error" }> | undefined;
+/** --send: one message, then quit once the server has stored it; a refusal is a failure. */
+async function sendOne(client: ChatClient, text: string, room: string | undefined, io: CliIO): Promise<number> {
+  let refused: ErrorFrame | undefined;
   client.on((event) => {
+    if (event.kind === "refused") refused ??= event.error;
     if (event.kind === "frame" && event.frame.type === "error") refused ??= event.frame;
   });
-  client.send({ type: "say", text });
+  client.send(room === undefined ? { type: "say", text } : { type: "say", text, room });
   await client.quit();
   if (refused) {
-    printLine(io.stderr, `tlschat: message refused: ${refused.code}: ${sanitize(refused.message)}`);
+    printLine(io.stderr, `tlschat: message refused: ${sanitize(refused.code)}: ${sanitize(refused.message)}`);
     return EXIT_FAILURE;
   }
   return EXIT_OK;
@@ -115,10 +140,11 @@ async function sendOne(client: ChatClient, text: string, io: CliIO): Promise<num
 /** The parts of the command context that differ between a terminal and a script. */
 interface CommandSurface {
   print(line: string, style: "status" | "error"): void;
-  /** Shows a frame the user just sent; the server does not echo our own messages. */
-  showSent(frame: ClientFrame): void;
   readSecret(prompt: string): Promise<string>;
   quit(): void;
+  currentRoom(): string | undefined;
+  switchTo(room: string): void;
+  switchWhenJoined(room: string): void;
 }
 
 /** The one CommandContext of `chat`: frames go to the session, local output to `surface`. */
@@ -126,10 +152,17 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
   return {
     send(frame) {
       client.send(frame);
-      surface.showSent(frame);
+      // Shown once stored, which needs the connection back first: say it is not lost.
+      if ((frame.type === "say" || frame.type === "dm") && !client.connected) surface.print("Not connected: it goes out once reconnected", "status");
     },
     print: (line, style) => surface.print(line, style ?? "status"),
     lastDmFrom: () => client.lastDmFrom,
+    currentRoom: () => surface.currentRoom(),
+    joinedRooms: () => client.rooms.names(),
+    topicOf: (room) => client.rooms.get(room)?.topic,
+    switchTo: (room) => surface.switchTo(room),
+    switchWhenJoined: (room) => surface.switchWhenJoined(room),
+    olderHistory: (room) => client.olderHistory(room),
     async changePassword() {
       const oldPassword = await surface.readSecret("Current password (none: just Enter): ");
       const newPassword = await surface.readSecret("New password: ");
@@ -143,18 +176,47 @@ function commandContext(client: ChatClient, surface: CommandSurface): CommandCon
   };
 }
 
+/**
+ * The rooms a script prints: those named with --room, else the lobby; with --json and no --room,
+ * every room (each frame carries its room). Undefined means every room.
+ */
+function printedRooms(opts: ChatOptions): Set<string> | undefined {
+  if (opts.room.length > 0) return new Set(opts.room.map(roomKey));
+  return opts.json ? undefined : new Set([roomKey(LOBBY)]);
+}
+
 async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   let refusals = 0;
-  const show = (event: ChatEvent) => {
-    if (event.kind === "status") return printLine(io.stderr, event.text);
-    const frame = event.frame;
-    if (frame.type === "error") {
-      refusals += 1;
-      printLine(io.stderr, `tlschat: server refused: ${frame.code}: ${sanitize(frame.message)}`);
-    }
-    if (frame.type === "history" && !opts.history) return;
+  const printed = printedRooms(opts);
+  const withRoom = printed !== undefined && printed.size > 1;
+  const refused = (error: ErrorFrame) => {
+    refusals += 1;
+    printLine(io.stderr, `tlschat: server refused: ${sanitize(error.code)}: ${sanitize(error.message)}`);
+  };
+  const print = (frame: ServerFrame) => {
+    const room = "room" in frame ? frame.room : undefined;
+    if (room !== undefined && printed !== undefined && !printed.has(roomKey(room))) return;
     if (opts.json) io.stdout.write(JSON.stringify(frame) + "\n");
-    else for (const line of plainLines(frame)) io.stdout.write(line + "\n");
+    else for (const line of plainLines(frame, withRoom)) io.stdout.write(line + "\n");
+  };
+  const show = (event: ChatEvent) => {
+    switch (event.kind) {
+      case "status":
+        return printLine(io.stderr, event.text);
+      case "sent":
+        // A script's stdout is what was received; what it sent is its own input.
+        if (opts.json) print(event.ack);
+        return;
+      case "refused":
+        refused(event.error);
+        return print(event.error);
+      case "history":
+        if (event.cause !== "recent" || opts.history) print(event.frame);
+        return;
+      case "frame":
+        if (event.frame.type === "error") refused(event.frame);
+        return print(event.frame);
+    }
   };
   for (const event of early.splice(0)) show(event);
   client.on(show);
@@ -162,6 +224,8 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   const lines = createInterface({ input: io.stdin, terminal: false });
   // In a script, /quit ends the input as EOF would; lines after it are not sent.
   let quitTyped = false;
+  // Joins were sent before any line, so a script switches at once instead of awaiting `joined`.
+  let target = opts.room[0];
   const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const context = commandContext(client, {
     print: (line, style) => {
@@ -169,13 +233,14 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
       if (style === "error") refusals += 1;
       printLine(io.stderr, line);
     },
-    // A script's stdout is what was received; what it sent is its own input.
-    showSent: () => undefined,
     readSecret: () => Promise.reject(new Error("/passwd needs a terminal")),
     quit: () => {
       quitTyped = true;
       lines.close();
     },
+    currentRoom: () => target,
+    switchTo: (room) => (target = room),
+    switchWhenJoined: (room) => (target = room),
   });
   const onAbort = () => lines.close();
   io.signal.addEventListener("abort", onAbort, { once: true });
@@ -198,37 +263,70 @@ async function runScripted(client: ChatClient, opts: ChatOptions, io: CliIO, ear
   return refusals > 0 ? EXIT_FAILURE : EXIT_OK;
 }
 
+/** Alt-1..9 switches to a room by its number, Ctrl-N and Ctrl-P to the next and previous one. */
+function switchByKey(focus: RoomFocus, key: Key): boolean {
+  if (key.meta && key.name !== undefined && /^[1-9]$/.test(key.name)) {
+    focus.switchToPosition(Number(key.name));
+    return true;
+  }
+  if (key.ctrl && (key.name === "n" || key.name === "p")) {
+    focus.cycle(key.name === "n" ? 1 : -1);
+    return true;
+  }
+  return false;
+}
+
 async function runInteractive(client: ChatClient, target: Target, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   const color = io.env.NO_COLOR === undefined || io.env.NO_COLOR === "";
-  const style = (): Style => ({ color, self: client.user });
+  const focus = new RoomFocus(client.rooms);
+  if (opts.room[0] !== undefined) focus.switchWhenJoined(opts.room[0]);
+  const style = (): Style => ({ color, self: client.user, room: focus.current });
   const commands = defaultCommands({ maxTextChars: client.maxTextChars });
   const terminal = new Terminal({
     input: io.stdin,
     output: io.stdout,
-    prompt: `${client.user}> `,
-    completer: (line) => commands.complete(line, client.online()),
+    prompt: () => promptText(client.user, focus.current, focus.unread()),
+    completer: (line) => commands.complete(line, client.online(), client.rooms.names()),
   });
   const dim = (text: string) => localLine(text, "status", color);
 
-  const show = (event: ChatEvent) => {
-    if (event.kind === "status") return terminal.print(dim(`-- ${event.text}`));
-    const frame = event.frame;
-    if (frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
-    if (frame.type === "history" && !opts.history) return;
-    const lines = screenLines(frame, style());
-    if (lines.length === 0) return;
-    terminal.print(...lines.map((line) => line.text));
+  const printLines = (lines: readonly ScreenLine[], ...above: string[]) => {
+    if (lines.length === 0 && above.length === 0) return terminal.refreshPrompt();
+    terminal.print(...above, ...lines.map((line) => line.text));
     if (opts.bell && lines.some((line) => line.mention)) terminal.bell();
+  };
+  const show = (event: ChatEvent) => {
+    switch (event.kind) {
+      case "status":
+        return terminal.print(dim(`-- ${event.text}`));
+      case "sent":
+        return event.alreadyShown ? undefined : printLines(screenLines(event.message, style()));
+      case "refused":
+        return terminal.print(refusalLine(event.error, event.message, style()));
+      case "history": {
+        if (event.cause === "recent" && !opts.history) return;
+        // Missed messages of other rooms are unread like live ones.
+        if (event.cause === "missed") for (const message of event.frame.messages) focus.observe(message);
+        const lines = screenLines(event.frame, style());
+        return event.cause === "older" ? printLines(lines, olderHeading(event.frame, color)) : printLines(lines);
+      }
+      case "frame":
+        focus.observe(event.frame);
+        if (event.frame.type === "password_changed") return terminal.print(dim("-- Password changed"));
+        return printLines(screenLines(event.frame, style()));
+    }
   };
 
   const context = commandContext(client, {
     print: (line, style) => terminal.print(localLine(line, style, color)),
-    showSent: (frame) => {
-      const line = ownMessageLine(frame, style());
-      if (line !== undefined) terminal.print(line);
-    },
     readSecret: (prompt) => terminal.readSecret(prompt),
     quit: () => void client.quit(),
+    currentRoom: () => focus.current,
+    switchTo: (room) => {
+      focus.switchTo(room);
+      terminal.refreshPrompt();
+    },
+    switchWhenJoined: (room) => focus.switchWhenJoined(room),
   });
 
   terminal.print(dim(`-- Connected to ${target.host}:${target.port} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
@@ -236,6 +334,11 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
   client.on(show);
   terminal.on("line", (line) => void commands.dispatch(line, context));
   terminal.on("quit", () => context.quit());
+  terminal.on("key", (key) => {
+    if (!switchByKey(focus, key)) return false;
+    terminal.refreshPrompt();
+    return true;
+  });
   const onAbort = () => void client.stop();
   io.signal.addEventListener("abort", onAbort, { once: true });
   terminal.start();

@@ -23,6 +23,16 @@ export function positiveSeconds(value: string): number {
   return seconds;
 }
 
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size in bytes, with an optional binary unit: 512M, 2G, 65536. */
+export function byteSize(value: string): number {
+  const match = /^(\d+)([kmg]?)(?:i?b)?$/i.exec(value.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new InvalidArgumentError("expected a size such as 512M, 2G or a number of bytes");
+  return bytes;
+}
+
 const ENV_TRUE = new Set(["1", "true", "yes", "on"]);
 const ENV_FALSE = new Set(["", "0", "false", "no", "off"]);
 

@@ -1,12 +1,14 @@
 // `tlschat serve`: runs the TLS chat server until SIGINT/SIGTERM. On a fresh checkout it needs no
 // arguments: a missing default certificate is generated and a missing store is created.
 
+import type { Database } from "bun:sqlite";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { USERNAME_PATTERN } from "../protocol/validate.ts";
-import { ChatDatabaseError, openChatDatabase } from "../store/sqlite/database.ts";
+import { ChatDatabaseError, openChatDatabase, type FsyncMode } from "../store/sqlite/database.ts";
+import { SqliteMessageLog } from "../store/sqlite/message-log.ts";
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import type { ServerLimits } from "../core/limits.ts";
@@ -21,7 +23,7 @@ import {
 } from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
-import { parsePort, positiveInteger, positiveSeconds } from "./options.ts";
+import { byteSize, parsePort, positiveInteger, positiveSeconds } from "./options.ts";
 
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
@@ -42,6 +44,11 @@ interface ServeOptions {
   maxRoomsPerUser?: number;
   maxRoomsCreated?: number;
   presenceMax?: number;
+  messageLog: "db" | "memory";
+  maxOutboundMemory?: number;
+  fsync: FsyncMode;
+  historyDays?: number;
+  historyMaxMessages?: number;
   tlsMin?: TlsVersionName;
   tlsMax: TlsVersionName;
   ciphers?: string;
@@ -69,6 +76,11 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--max-rooms <n>", "rooms on the server in total").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS"))
     .addOption(new Option("--max-rooms-per-user <n>", "rooms one user may be in").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_PER_USER"))
     .addOption(new Option("--max-rooms-created <n>", "existing rooms one user may have created").argParser(positiveInteger).env("TLSCHAT_MAX_ROOMS_CREATED"))
+    .addOption(new Option("--max-outbound-memory <size>", "bytes queued to all clients together before the furthest behind are dropped [default: a quarter of memory, at most 2G]").argParser(byteSize).env("TLSCHAT_MAX_OUTBOUND_MEMORY"))
+    .addOption(new Option("--message-log <where>", "keep messages in the chat database, or only in memory (lost at restart)").choices(["db", "memory"]).default("db").env("TLSCHAT_MESSAGE_LOG"))
+    .addOption(new Option("--fsync <mode>", "normal: acked messages survive a crash of the server; always: also a power loss, at a cost").choices(["normal", "always"]).default("normal").env("TLSCHAT_FSYNC"))
+    .addOption(new Option("--history-days <days>", "remove messages older than this").argParser(positiveDays).env("TLSCHAT_HISTORY_DAYS"))
+    .addOption(new Option("--history-max-messages <n>", "messages kept per room").argParser(positiveInteger).env("TLSCHAT_HISTORY_MAX_MESSAGES"))
     .addOption(new Option("--presence-max <n>", "no presence or join/leave notices in rooms with more members online than this").argParser(positiveInteger).env("TLSCHAT_PRESENCE_MAX"))
     .addOption(new Option("--tls-min <version>", "lowest TLS version [default: 1.3, or 1.2 with --tls-max 1.2]").choices(["1.2", "1.3"]).env("TLSCHAT_TLS_MIN"))
     .addOption(new Option("--tls-max <version>", "highest TLS version").choices(["1.2", "1.3"]).default("1.3").env("TLSCHAT_TLS_MAX"))
@@ -131,11 +143,19 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.maxRooms !== undefined) limits.maxRooms = opts.maxRooms;
   if (opts.maxRoomsPerUser !== undefined) limits.maxRoomsPerUser = opts.maxRoomsPerUser;
   if (opts.maxRoomsCreated !== undefined) limits.maxRoomsCreatedPerUser = opts.maxRoomsCreated;
-  if (opts.presenceMax !== undefined) limits.presenceMaxUsers = opts.presenceMax;
+  if (opts.presenceMax !== undefined) limits.presenceMaxConnections = opts.presenceMax;
+  if (opts.maxOutboundMemory !== undefined) limits.maxOutboundMemoryBytes = opts.maxOutboundMemory;
+  if (opts.historyDays !== undefined) limits.historyRetentionMs = opts.historyDays * DAY_MS;
+  if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
   let rooms: SqliteRooms;
+  let messageLog: SqliteMessageLog | undefined;
+  let db: Database | undefined;
   try {
-    rooms = SqliteRooms.load(await openChatDatabase(opts.chatDb));
+    db = await openChatDatabase(opts.chatDb, opts.fsync);
+    rooms = SqliteRooms.load(db);
+    if (opts.messageLog === "db") messageLog = new SqliteMessageLog(db);
   } catch (error) {
+    db?.close();
     await store.close();
     if (error instanceof ChatDatabaseError) throw new CliError(error.message);
     throw error;
@@ -150,12 +170,14 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
       tls: { cert, key, minVersion: opts.tlsMin ?? opts.tlsMax, maxVersion: opts.tlsMax, ciphers: opts.ciphers },
       store,
       rooms,
+      messageLog,
       admins: opts.admin,
       allowRegistration: opts.registration,
       limits,
       log,
     });
   } catch (error) {
+    await messageLog?.close();
     await Promise.all([store.close(), rooms.close()]);
     if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);

@@ -1,30 +1,43 @@
 // A logged-in chat session that outlives connections: it logs in (password or key, or the resume
-// token on reconnects), keeps the online list and the rooms joined, sends through a PacedOutbox so nothing is refused,
-// keeps each connection alive with a Keepalive, and reconnects with backoff, replaying history
-// without repeating lines already shown.
+// token on reconnects), keeps the online list and the rooms joined, sends through a PacedOutbox
+// so nothing is refused, keeps each connection alive with a Keepalive, and reconnects with
+// backoff. Its own messages are shown when the server acknowledges them (PendingAcks, which
+// also sends again what a lost connection left unanswered); after a reconnect the login's
+// `since` marks and CatchUp show exactly the messages missed.
 
 import { ChatError, isErrorCode } from "../protocol/errors.ts";
-import type { ClientFrame, RoomMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
-import { roomKey } from "../protocol/validate.ts";
+import type { ClientFrame, ErrorFrame, HistoryFrame, LoggedMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
 import { Backoff } from "./backoff.ts";
+import { CatchUp, type HistoryCause, type Shown } from "./catch-up.ts";
 import { ClientConnection, ConnectError, type ClientIdentity, type Verification } from "./connection.ts";
 import { JoinedRooms, type RoomsView } from "./joined-rooms.ts";
 import { Keepalive, pingIntervalFor, PONG_TIMEOUT_MS } from "./keepalive.ts";
 import { PacedOutbox } from "./paced-outbox.ts";
+import { PendingAcks, type AckFrame, type MessageFrame } from "./pending-acks.ts";
 
 /** How long the server gets to answer a login or resume. */
 export const LOGIN_TIMEOUT_MS = 30_000;
 /** After saying `quit`, how long to wait for the server to close before giving up on it. */
 export const QUIT_GRACE_MS = 2_000;
-/** Messages remembered to recognise history already shown after a reconnect. */
-const SEEN_MESSAGES = 1_000;
+/**
+ * The id of the ping sent after every login: the server answers frames in order, so its pong
+ * comes after the last dm the login delivers.
+ */
+const CAUGHT_UP_PING_ID = "caught-up";
 
 export type ChatEvent =
   /**
-   * A frame for the user: everything the server sends but welcome, registered, pong and bye.
+   * A frame for the user: everything the server sends but welcome, registered, pong and bye,
+   * and those that come as the events below. Room messages and dms come once each, in order.
    * The session's rooms have taken the frame in by the time listeners see it.
    */
   | { kind: "frame"; frame: ServerFrame }
+  /** Messages not shown before: at login or join ("recent", "missed") or asked for ("older"). */
+  | { kind: "history"; frame: HistoryFrame; cause: HistoryCause }
+  /** One of our messages is stored; `alreadyShown` when a history frame brought it first. */
+  | { kind: "sent"; ack: AckFrame; message: LoggedMessage; alreadyShown: boolean }
+  /** The server refused one of our messages. */
+  | { kind: "refused"; error: ErrorFrame; message: MessageFrame }
   /** Connection news for a status line. */
   | { kind: "status"; text: string };
 
@@ -59,8 +72,14 @@ export class ChatClient {
   private listeners: Listener[] = [];
   private onlineUsers: string[] = [];
   private readonly joinedRooms = new JoinedRooms();
-  private seen = new Set<string>();
   private readonly outbox = new PacedOutbox();
+  private readonly pending = new PendingAcks();
+  private readonly catchUp = new CatchUp({
+    show: (shown) => this.showCaughtUp(shown),
+    query: (frame) => {
+      if (this.connection?.isOpen) this.connection.send(frame);
+    },
+  });
   private keepalive: Keepalive | undefined;
   /** As the server last advertised them; kept while reconnecting. */
   private limits: ServerLimitsInfo | undefined;
@@ -126,12 +145,22 @@ export class ChatClient {
   }
 
   /**
-   * Queues a frame. Room messages and dms wait their turn under the server's rate; a frame
-   * queued while disconnected goes out after the next login.
+   * Queues a frame. Room messages and dms get a ref and wait their turn under the server's rate;
+   * a frame queued while disconnected goes out after the next login, and a message the server
+   * has not answered when a connection is lost goes out again on the next.
    */
   send(frame: ClientFrame): void {
     if (this.lifecycle !== "running") throw new ChatError("shutting_down", "The session has ended");
-    this.outbox.push(frame);
+    this.outbox.push(frame.type === "say" || frame.type === "dm" ? this.pending.track(frame) : frame);
+  }
+
+  /**
+   * Asks for the messages of `room` before the oldest shown, to come as a `history` event of
+   * cause "older"; false when that cannot be asked now (disconnected, the room still catching
+   * up or not joined, or its previous page still on its way).
+   */
+  olderHistory(room: string): boolean {
+    return this.connected && this.catchUp.older(room);
   }
 
   /** Resolves when every queued frame has been handed to the connection's socket. */
@@ -149,17 +178,22 @@ export class ChatClient {
     this.send(oldPassword === undefined ? { type: "passwd", new: newPassword } : { type: "passwd", old: oldPassword, new: newPassword });
   }
 
-  /** Sends what is queued, says `quit`, and waits for the server to close. */
+  /**
+   * Sends what is queued, waits for the server to answer every message, says `quit`, and waits
+   * for the server to close.
+   */
   async quit(): Promise<void> {
     if (this.lifecycle === "finished") return;
-    // While disconnected nothing can be delivered: quitting then drops what is queued.
-    if (this.connected) await this.drained();
-    this.lifecycle = "stopping";
     const connection = this.connection;
+    // While disconnected nothing can be delivered: quitting then drops what is queued.
     if (connection?.isOpen) {
       const closed = new Promise<void>((resolve) => connection.onClose(() => resolve()));
-      connection.send({ type: "quit" });
-      await Promise.race([closed, Bun.sleep(QUIT_GRACE_MS)]);
+      await Promise.race([this.drained().then(() => this.pending.answered()), closed]);
+      this.lifecycle = "stopping";
+      if (connection.isOpen) {
+        connection.send({ type: "quit" });
+        await Promise.race([closed, Bun.sleep(QUIT_GRACE_MS)]);
+      }
     }
     this.finish(undefined);
   }
@@ -175,7 +209,8 @@ export class ChatClient {
     for (const listener of this.listeners.slice()) listener(event);
   }
 
-  private async connectOnce(): Promise<void> {
+  /** `loggedIn` runs once the login succeeded, before anything the server sent after `welcome`. */
+  private async connectOnce(loggedIn?: () => void): Promise<void> {
     const connection = await ClientConnection.connect({
       host: this.options.host,
       port: this.options.port,
@@ -193,6 +228,7 @@ export class ChatClient {
       const welcome = await this.authenticate(connection);
       this.adopt(connection, welcome);
       adopted = true;
+      loggedIn?.();
       for (const frame of backlog.slice(backlog.indexOf(welcome) + 1)) this.onFrame(frame);
     } catch (error) {
       await connection.close();
@@ -201,13 +237,17 @@ export class ChatClient {
   }
 
   private async authenticate(connection: ClientConnection): Promise<Extract<ServerFrame, { type: "welcome" }>> {
+    const since = this.catchUp.since();
+    const marks = since === undefined ? {} : { since };
     if (this.resumeToken !== undefined) {
-      const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.resumeToken });
+      const resumed = await this.exchange(connection, { type: "resume", user: this.user, token: this.resumeToken, ...marks });
       if (resumed.type === "welcome") return resumed;
       this.resumeToken = undefined; // Expired or revoked: the password or the key still works.
     }
     const login: ClientFrame =
-      this.password === undefined ? { type: "login", user: this.user, key: true } : { type: "login", user: this.user, password: this.password };
+      this.password === undefined
+        ? { type: "login", user: this.user, key: true, ...marks }
+        : { type: "login", user: this.user, password: this.password, ...marks };
     const answer = await this.exchange(connection, login);
     if (answer.type === "welcome") return answer;
     throw new ChatError(isErrorCode(answer.code) ? answer.code : "internal_error", answer.message);
@@ -234,7 +274,10 @@ export class ChatClient {
     this.joinedRooms.reset(welcome.rooms);
     this.limits = welcome.limits;
     this.backoff.reset();
+    this.catchUp.loggedIn(welcome.rooms);
     connection.onClose((error) => this.onConnectionLost(connection, error));
+    // Before anything queued: the pong then also comes before the acks of messages sent again.
+    connection.send({ type: "ping", id: CAUGHT_UP_PING_ID });
     this.keepalive = new Keepalive({
       intervalMs: this.options.pingIntervalMs ?? pingIntervalFor(welcome.limits.idleTimeoutMs),
       timeoutMs: this.options.pongTimeoutMs ?? PONG_TIMEOUT_MS,
@@ -243,20 +286,31 @@ export class ChatClient {
       onSilence: () => void connection.close(),
     });
     this.keepalive.start();
-    this.outbox.start((frame) => connection.send(frame), welcome.limits);
+    this.outbox.start((frame) => {
+      connection.send(frame);
+      this.pending.handedOver(frame);
+    }, welcome.limits);
   }
 
   private onFrame(frame: ServerFrame): void {
     this.keepalive?.heard();
     this.joinedRooms.apply(frame, this.user);
     switch (frame.type) {
-      case "history": {
-        const fresh = frame.messages.filter((message) => this.remember(message));
-        if (fresh.length > 0) this.emit({ kind: "frame", frame: { ...frame, messages: fresh } });
-        return;
-      }
+      case "history":
+        return this.catchUp.history(frame);
       case "msg":
-        this.remember(frame);
+        return this.catchUp.message(frame);
+      case "dm":
+        if (frame.from !== this.user) this.lastDmSender = frame.from;
+        return this.catchUp.message(frame);
+      case "ack":
+      case "error":
+        return this.onAnswer(frame);
+      case "joined":
+        this.catchUp.joined(frame.room);
+        break;
+      case "parted":
+        this.catchUp.parted(frame.room);
         break;
       case "online":
         if (!this.onlineUsers.includes(frame.user)) this.onlineUsers.push(frame.user);
@@ -277,32 +331,36 @@ export class ChatClient {
         this.pendingPassword = undefined;
         break;
       case "pong":
+        if (frame.id === CAUGHT_UP_PING_ID) this.catchUp.dmsCaughtUp();
+        return;
       case "bye":
       case "welcome":
       case "registered":
         return;
-      case "dm":
-        if (frame.from !== this.user) this.lastDmSender = frame.from;
-        break;
-      case "error":
-        break;
     }
     this.emit({ kind: "frame", frame });
   }
 
-  /** Records a room message; false if it was already shown. */
-  private remember(message: RoomMessage): boolean {
-    const key = `${roomKey(message.room)}:${message.id}:${message.ts}:${message.from}`;
-    if (this.seen.has(key)) return false;
-    this.seen.add(key);
-    if (this.seen.size > SEEN_MESSAGES) this.seen.delete(this.seen.values().next().value!);
-    return true;
+  private showCaughtUp(shown: Shown): void {
+    if (shown.kind === "history") this.emit({ kind: "history", frame: shown.frame, cause: shown.cause });
+    else this.emit({ kind: "frame", frame: shown.message });
+  }
+
+  /** An ack or an error: the answer to one of our messages, or (with no ref of ours) a frame for the user. */
+  private onAnswer(frame: AckFrame | ErrorFrame): void {
+    const due = this.pending.answer(frame, this.user);
+    if (due === undefined) return this.emit({ kind: "frame", frame });
+    for (const answer of due) {
+      if (answer.kind === "refused") this.emit({ kind: "refused", error: answer.error, message: answer.sent });
+      else this.emit({ kind: "sent", ack: answer.ack, message: answer.message, alreadyShown: !this.catchUp.acknowledged(answer.message) });
+    }
   }
 
   private onConnectionLost(connection: ClientConnection, error: Error | undefined): void {
     if (connection !== this.connection) return;
     this.keepalive?.stop();
     this.outbox.pause();
+    this.outbox.putBack(this.pending.takeLost());
     if (this.lifecycle !== "running") {
       this.finish(undefined);
       return;
@@ -322,8 +380,8 @@ export class ChatClient {
       await Bun.sleep(delay);
       if (this.lifecycle !== "running") return;
       try {
-        await this.connectOnce();
-        this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` });
+        // Said before the catch-up is shown, so the missed messages come under it.
+        await this.connectOnce(() => this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` }));
         return;
       } catch (error) {
         // A refused login or an untrusted server will not fix itself by retrying.
@@ -344,6 +402,7 @@ export class ChatClient {
     this.lifecycle = "finished";
     this.keepalive?.stop();
     this.outbox.close();
+    this.pending.clear();
     this.resolveFinished(error);
   }
 }

@@ -1,12 +1,17 @@
 // Slash commands as a registry of name, usage, help and handler; it turns typed lines into
-// frames and local output through a CommandContext and knows nothing of sockets or the screen.
+// frames for the current room and local output through a CommandContext, and knows nothing of
+// sockets or the screen. The room and moderation commands are in room-commands.ts, those about
+// the message log (/history, /search, /delete) in log-commands.ts.
 //
 // /me has no frame of its own: it sends a room message whose text starts with "/me ", and
 // receiving clients show it through `renderAction` as "* alice waves". Typing "//me waves"
 // therefore sends the same text; the "//" escape only stops this client from running a command.
 
-import type { ClientFrame } from "../protocol/frames.ts";
-import { checkText, checkUsername, USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
+import { MAX_REASON_CHARS, MODERATION_ACTIONS, type ClientFrame, type ModerationRequest } from "../protocol/frames.ts";
+import { checkRoomName, checkText, checkUsername, ROOM_NAME_PATTERN, roomKey, USERNAME_PATTERN, userKey } from "../protocol/validate.ts";
+import { printUsage, splitFirstWord } from "./command-args.ts";
+import { logCommands } from "./log-commands.ts";
+import { roomCommands } from "./room-commands.ts";
 import { registerKeyCommands } from "./key-commands.ts";
 import { sanitize, sanitizeName } from "./sanitize.ts";
 
@@ -17,6 +22,18 @@ export interface CommandContext {
   print(line: string, style?: "status" | "error"): void;
   /** Sender of the most recent direct message received, for /reply. */
   lastDmFrom(): string | undefined;
+  /** The room typed lines go to; undefined means the server's default room (the lobby). */
+  currentRoom(): string | undefined;
+  /** The rooms the user is in, in the order they were joined. */
+  joinedRooms(): readonly string[];
+  /** A joined room's topic as last heard; undefined when the server has not said yet. */
+  topicOf(room: string): string | undefined;
+  /** Makes a joined room the current one. */
+  switchTo(room: string): void;
+  /** Makes `room` the current one once the server confirms the join just sent. */
+  switchWhenJoined(room: string): void;
+  /** Asks for the joined room's messages before the oldest shown; false when that cannot be done now. */
+  olderHistory(room: string): boolean;
   /** Prompts for the old and new password without echoing them, then sends `passwd`. */
   changePassword(): Promise<void>;
   /** /quit and /exit: leave the chat after what was typed before has gone out. */
@@ -29,6 +46,8 @@ export interface ChatCommand {
   aliases?: string[];
   usage: string;
   help: string;
+  /** What the first argument names, so Tab can list candidates for it. */
+  completes?: "user" | "room";
   /** `args` is the rest of the line after the command name, trimmed. */
   run(args: string, ctx: CommandContext): void | Promise<void>;
 }
@@ -45,6 +64,8 @@ export interface CommandRegistryOptions {
 }
 
 const ACTION_PREFIX = "/me ";
+/** Printed after the list of commands: what the room commands' arguments mean. */
+const HELP_NOTES = "#ROOM left out means the current room; DURATION is a number and a unit: 30s, 10m, 2h, 7d.";
 
 export class CommandRegistry {
   private readonly commands: ChatCommand[] = [];
@@ -73,26 +94,29 @@ export class CommandRegistry {
 
   /**
    * Completes the last word of `linePrefix`: a command name (with its slash) when the line is
-   * just "/" and letters, otherwise a user name. Names the server sent that are not valid
-   * usernames are never offered, so completion cannot paste hostile text into the input line.
+   * just "/" and letters, a room name when the word starts with "#", otherwise a user name. Names
+   * the server sent that are not valid are never offered, so completion cannot paste hostile
+   * text into the input line.
    */
-  complete(linePrefix: string, users: readonly string[]): Completion {
+  complete(linePrefix: string, users: readonly string[], rooms: readonly string[]): Completion {
     if (/^\/[^/\s]*$/.test(linePrefix)) {
       const typed = linePrefix.toLowerCase();
       const names = [...this.byName.keys()].map((name) => "/" + name).filter((name) => name.startsWith(typed));
       return [names.sort(), linePrefix];
     }
     const word = linePrefix.slice(linePrefix.lastIndexOf(" ") + 1);
-    // An empty word lists everyone only where a user name is expected, not in mid-sentence.
-    if (word === "" && !this.expectsUser(linePrefix)) return [[], word];
-    const key = userKey(word);
-    const matches = new Set(users.filter((user) => USERNAME_PATTERN.test(user) && userKey(user).startsWith(key)));
-    return [[...matches].sort((a, b) => userKey(a).localeCompare(userKey(b))), word];
+    // An empty word lists candidates only where the command expects them, not in mid-sentence.
+    const expected = word === "" ? this.expectedArgument(linePrefix) : word.startsWith("#") ? "room" : "user";
+    if (expected === undefined) return [[], word];
+    return expected === "room" ? [matching(rooms, ROOM_NAME_PATTERN, roomKey, word), word] : [matching(users, USERNAME_PATTERN, userKey, word), word];
   }
 
-  private expectsUser(linePrefix: string): boolean {
-    const match = /^\/(\S+) +$/.exec(linePrefix);
-    return match !== null && this.lookup(match[1] ?? "")?.name === "msg";
+  /** What the command being typed expects next: its first argument, or a user after a room. */
+  private expectedArgument(linePrefix: string): "user" | "room" | undefined {
+    const match = /^\/(\S+) +(#\S+ +)?$/.exec(linePrefix);
+    const completes = match === null ? undefined : this.lookup(match[1] ?? "")?.completes;
+    if (match?.[2] !== undefined) return completes === "user" ? "user" : undefined;
+    return completes;
   }
 
   /**
@@ -110,6 +134,12 @@ export class CommandRegistry {
       },
       print: (text, style) => ctx.print(text, style),
       lastDmFrom: () => ctx.lastDmFrom(),
+      currentRoom: () => ctx.currentRoom(),
+      joinedRooms: () => ctx.joinedRooms(),
+      topicOf: (room) => ctx.topicOf(room),
+      switchTo: (room) => ctx.switchTo(room),
+      switchWhenJoined: (room) => ctx.switchWhenJoined(room),
+      olderHistory: (room) => ctx.olderHistory(room),
       changePassword: () => ctx.changePassword(),
       quit: () => ctx.quit(),
     };
@@ -122,8 +152,8 @@ export class CommandRegistry {
   }
 
   private async run(line: string, ctx: CommandContext): Promise<void> {
-    if (!line.startsWith("/")) return ctx.send({ type: "say", text: line });
-    if (line.startsWith("//")) return ctx.send({ type: "say", text: line.slice(1) });
+    if (!line.startsWith("/")) return ctx.send(say(line, ctx));
+    if (line.startsWith("//")) return ctx.send(say(line.slice(1), ctx));
     const [name, args] = splitFirstWord(line.slice(1));
     const cmd = this.lookup(name);
     if (cmd === undefined) return printUnknown(name, ctx);
@@ -133,11 +163,29 @@ export class CommandRegistry {
   private check(frame: ClientFrame): void {
     if (frame.type === "dm") checkUsername(frame.to);
     if (frame.type === "say" || frame.type === "dm") checkText(frame.text, this.options.maxTextChars);
+    if ("room" in frame && frame.room !== undefined) checkRoomName(frame.room);
+    if (isModeration(frame)) {
+      checkUsername(frame.user);
+      if (frame.reason !== undefined) checkText(frame.reason, MAX_REASON_CHARS);
+    }
   }
 }
 
-function printUsage(cmd: ChatCommand, ctx: CommandContext): void {
-  ctx.print(`Usage: ${cmd.usage}`, "error");
+function isModeration(frame: ClientFrame): frame is ModerationRequest {
+  return (MODERATION_ACTIONS as readonly string[]).includes(frame.type);
+}
+
+/** A room message for the current room (no room: the server's default). */
+function say(text: string, ctx: CommandContext): ClientFrame {
+  const room = ctx.currentRoom();
+  return room === undefined ? { type: "say", text } : { type: "say", text, room };
+}
+
+/** Valid names from `names` that start with `typed`, ignoring case, each once, sorted. */
+function matching(names: readonly string[], valid: RegExp, key: (name: string) => string, typed: string): string[] {
+  const prefix = key(typed);
+  const found = new Set(names.filter((name) => valid.test(name) && key(name).startsWith(prefix)));
+  return [...found].sort((a, b) => key(a).localeCompare(key(b)));
 }
 
 /** `name` was typed by the user but may hold escapes, so it is sanitised before it is echoed. */
@@ -145,13 +193,10 @@ function printUnknown(name: string, ctx: CommandContext): void {
   ctx.print(`Unknown command /${sanitize(name)} — type /help`, "error");
 }
 
-/** Splits "word rest of text" at the first whitespace; the rest is trimmed. */
-function splitFirstWord(text: string): [string, string] {
-  const space = text.search(/\s/);
-  return space === -1 ? [text, ""] : [text.slice(0, space), text.slice(space).trim()];
-}
-
-/** The built-in commands: /help, /who, /msg (/dm), /reply, /me, /passwd, /quit (/exit), and the key commands. */
+/**
+ * The built-in commands: /help, /msg (/dm), /reply, /me, the room and moderation commands, the
+ * message log's commands, /passwd, the key commands, and /quit (/exit).
+ */
 export function defaultCommands(options: CommandRegistryOptions): CommandRegistry {
   const registry = new CommandRegistry(options);
 
@@ -169,6 +214,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
         const aliases = cmd.aliases?.length ? ` (also ${cmd.aliases.map((a) => "/" + a).join(", ")})` : "";
         ctx.print(`${cmd.usage.padEnd(width)}  ${cmd.help}${aliases}`, "status");
       }
+      if (name === "") ctx.print(HELP_NOTES, "status");
     },
   };
 
@@ -176,7 +222,8 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
     name: "msg",
     aliases: ["dm"],
     usage: "/msg USER TEXT",
-    help: "Send a direct message",
+    help: "Send a direct message (kept for them until they log in if they are offline)",
+    completes: "user",
     run(args, ctx) {
       const [to, text] = splitFirstWord(args);
       if (to === "" || text === "") return printUsage(msg, ctx);
@@ -202,7 +249,7 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
     help: "Tell the room what you are doing",
     run(args, ctx) {
       if (args === "") return printUsage(me, ctx);
-      ctx.send({ type: "say", text: ACTION_PREFIX + args });
+      ctx.send(say(ACTION_PREFIX + args, ctx));
     },
   };
 
@@ -218,15 +265,11 @@ export function defaultCommands(options: CommandRegistryOptions): CommandRegistr
   };
 
   registry.register(help);
-  registry.register({
-    name: "who",
-    usage: "/who",
-    help: "Ask the server who is online",
-    run: (_args, ctx) => ctx.send({ type: "who" }),
-  });
   registry.register(msg);
   registry.register(reply);
   registry.register(me);
+  for (const cmd of roomCommands()) registry.register(cmd);
+  for (const cmd of logCommands()) registry.register(cmd);
   registry.register(passwd);
   registry.register({
     name: "quit",

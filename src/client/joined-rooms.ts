@@ -5,9 +5,6 @@
 import type { ServerFrame } from "../protocol/frames.ts";
 import { ROOM_NAME_PATTERN, roomKey, userKey } from "../protocol/validate.ts";
 
-/** Where a `say` without a room goes, by the protocol: every account is a member of it. */
-export const LOBBY = "#lobby";
-
 export interface RoomInfo {
   /** As the server shows it (case as created). */
   readonly name: string;

@@ -36,6 +36,12 @@ export class PacedOutbox {
     this.release();
   }
 
+  /** Frames a lost connection took without answering: they go out again first, in their order. */
+  putBack(frames: readonly ClientFrame[]): void {
+    this.queue.unshift(...frames);
+    this.release();
+  }
+
   /** Holds frames until the next `start`: the connection is gone. */
   pause(): void {
     this.cancelWait?.();

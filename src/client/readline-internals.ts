@@ -1,14 +1,16 @@
 // The one place that reaches into node:readline's private members, for what the chat screen needs
 // and no public API offers: muting the echo while a password is typed, measuring how many rows a
-// line covers, and telling readline that the cursor was already moved to the input's first row.
+// line covers, telling readline that the cursor was already moved to the input's first row, and
+// taking keys (room switching) before readline's own bindings see them.
 //
 // Checked on Bun 1.4.5 (node_modules/bun, the runtime we ship) and Node 20.20, which agree:
 // assigning `_writeToOutput` on an Interface catches every write it makes, redraws included;
 // `_getDisplayPos(text)` measures at the output's `columns`; `prevRows` is a plain property,
-// absent until the first redraw, by which the next redraw moves the cursor up.
+// absent until the first redraw, by which the next redraw moves the cursor up; every key pressed
+// reaches `_ttyWrite(text, key)`, and replacing it keeps readline from acting on the key.
 // test/client/readline-internals.test.ts fails when that shape changes.
 
-import type { Interface } from "node:readline";
+import type { Interface, Key } from "node:readline";
 
 /** Where text leaves the cursor: full rows below its start, and the column on the last row. */
 export interface DisplayPos {
@@ -20,6 +22,8 @@ interface PrivateMembers {
   prevRows?: number;
   _writeToOutput(text: string): void;
   _getDisplayPos(text: string): DisplayPos;
+  /** `key` is absent when text is written without a key press (rl.write("text")). */
+  _ttyWrite(text: string | undefined, key: Key | undefined): void;
 }
 
 export class ReadlineInternals {
@@ -28,8 +32,8 @@ export class ReadlineInternals {
   /** Throws a TypeError when this runtime's readline lacks the members, rather than misdrawing. */
   constructor(rl: Interface) {
     const members = rl as unknown as Partial<PrivateMembers>;
-    if (typeof members._writeToOutput !== "function" || typeof members._getDisplayPos !== "function") {
-      throw new TypeError("node:readline's Interface lacks _writeToOutput or _getDisplayPos");
+    if (typeof members._writeToOutput !== "function" || typeof members._getDisplayPos !== "function" || typeof members._ttyWrite !== "function") {
+      throw new TypeError("node:readline's Interface lacks _writeToOutput, _getDisplayPos or _ttyWrite");
     }
     this.members = members as PrivateMembers;
   }
@@ -38,6 +42,14 @@ export class ReadlineInternals {
   filterOutput(filter: (text: string, write: (text: string) => void) => void): void {
     const write = this.members._writeToOutput.bind(this.members);
     this.members._writeToOutput = (text) => filter(text, write);
+  }
+
+  /** Offers every key to `take` first; readline handles only the keys it returns false for. */
+  interceptKeys(take: (key: Key) => boolean): void {
+    const handle = this.members._ttyWrite.bind(this.members);
+    this.members._ttyWrite = (text, key) => {
+      if (key === undefined || !take(key)) handle(text, key);
+    };
   }
 
   /** Where `text`, written from the start of a row, leaves the cursor at the output's width. */

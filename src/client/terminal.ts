@@ -1,14 +1,16 @@
 // The interactive screen: a readline input line at the bottom, with everything received printed
 // above it. Printing moves up over the (possibly wrapped) input, clears down, writes, and
-// redraws the prompt with the cursor where it was, so typing is never clobbered.
+// redraws the prompt (which may have changed: room, unread counts) with the cursor where it was,
+// so typing is never clobbered.
 
-import { clearScreenDown, createInterface, cursorTo, moveCursor, type Interface } from "node:readline";
+import { clearScreenDown, createInterface, cursorTo, moveCursor, type Interface, type Key } from "node:readline";
 import { ReadlineInternals } from "./readline-internals.ts";
 
 export interface TerminalOptions {
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
-  prompt: string;
+  /** Asked at every redraw, so the prompt always shows the current state. */
+  prompt: () => string;
   completer: (line: string) => [string[], string];
 }
 
@@ -18,6 +20,8 @@ export const DOUBLE_CTRL_C_MS = 2_000;
 type Handlers = {
   line: (line: string) => void;
   quit: () => void;
+  /** A key pressed while typing; true when it was taken, so readline does not act on it too. */
+  key: (key: Key) => boolean;
 };
 
 export class Terminal {
@@ -27,16 +31,17 @@ export class Terminal {
   private lastInterruptAt = 0;
   private held: string[] | undefined;
   private closed = false;
-  private handlers: Handlers = { line: () => {}, quit: () => {} };
+  private readonly prompt: () => string;
+  private handlers: Handlers = { line: () => {}, quit: () => {}, key: () => false };
   private secret: { resolve(value: string): void; reject(error: Error): void } | undefined;
   private muted = false;
 
   constructor(options: TerminalOptions) {
     this.output = options.output;
+    this.prompt = options.prompt;
     this.rl = createInterface({
       input: options.input,
       output: options.output,
-      prompt: options.prompt,
       terminal: true,
       completer: options.completer,
       historySize: 500,
@@ -46,6 +51,7 @@ export class Terminal {
     this.internals.filterOutput((text, write) => {
       if (!this.muted || text.startsWith("\r\n") || text === "\n") write(text);
     });
+    this.internals.interceptKeys((key) => this.secret === undefined && this.handlers.key(key));
     this.rl.on("line", (line) => this.onLine(line));
     this.rl.on("SIGINT", () => this.onInterrupt());
     this.rl.on("close", () => {
@@ -60,6 +66,7 @@ export class Terminal {
   }
 
   start(): void {
+    this.rl.setPrompt(this.prompt());
     this.rl.prompt();
   }
 
@@ -73,14 +80,13 @@ export class Terminal {
       this.held.push(...lines);
       return;
     }
-    const rows = this.rl.getCursorPos().rows;
-    moveCursor(this.output, 0, -rows);
-    cursorTo(this.output, 0);
-    clearScreenDown(this.output);
-    this.output.write(lines.join("\n") + "\n");
-    // We already moved above the input; readline must not move up again over what we printed.
-    this.internals.forgetCursorRow();
-    this.rl.prompt(true);
+    this.redraw(lines);
+  }
+
+  /** Redraws the input line if the prompt has changed since it was drawn. */
+  refreshPrompt(): void {
+    if (this.closed || this.held || this.rl.getPrompt() === this.prompt()) return;
+    this.redraw([]);
   }
 
   bell(): void {
@@ -90,14 +96,13 @@ export class Terminal {
   /** Reads one line without echo; received messages wait until it is entered. */
   readSecret(prompt: string): Promise<string> {
     this.held = [];
-    const previousPrompt = this.rl.getPrompt();
     this.rl.setPrompt(prompt);
     this.rl.prompt();
     this.muted = true;
     return new Promise<string>((resolve, reject) => (this.secret = { resolve, reject })).finally(() => {
       this.muted = false;
       this.secret = undefined;
-      this.rl.setPrompt(previousPrompt);
+      this.rl.setPrompt(this.prompt());
       const held = this.held ?? [];
       this.held = undefined;
       if (held.length > 0) this.print(...held);
@@ -118,7 +123,23 @@ export class Terminal {
       return;
     }
     this.handlers.line(line);
-    if (!this.closed && !this.secret) this.rl.prompt();
+    if (this.closed || this.secret) return;
+    this.rl.setPrompt(this.prompt());
+    this.rl.prompt();
+  }
+
+  /** Moves up over the input, clears down, writes `lines`, and draws the current prompt and input. */
+  private redraw(lines: string[]): void {
+    // Measured with the prompt as drawn: the new one may cover a different number of rows.
+    const rows = this.rl.getCursorPos().rows;
+    moveCursor(this.output, 0, -rows);
+    cursorTo(this.output, 0);
+    clearScreenDown(this.output);
+    if (lines.length > 0) this.output.write(lines.join("\n") + "\n");
+    this.rl.setPrompt(this.prompt());
+    // We already moved above the input; readline must not move up again over what we printed.
+    this.internals.forgetCursorRow();
+    this.rl.prompt(true);
   }
 
   /** The submitted line is shown again as a formatted message (or its command's output). */

@@ -1,14 +1,26 @@
-// The chat's operations on behalf of a logged-in user: rooms (join, part, say), dms, lists and
-// moderation, with the rules of who may do what. It talks only to the directory, the room
+// The chat's operations on behalf of a logged-in user: rooms (join, part, say), dms, history,
+// search, lists and moderation, with the rules of who may do what. A message is relayed and
+// acknowledged only once the log has it durably. It talks only to the directory, the room
 // registry, the message log and the fanout, so where state lives is not its concern, and it
 // never sees sockets: a connection is a Peer.
 
 import { ChatError } from "../protocol/errors.ts";
-import { encodeFrameBytes, type ModerationNotice, type ModerationRequest, type RoomMessage, type RoomSummary, type ServerFrame } from "../protocol/frames.ts";
+import {
+  encodeFrameBytes,
+  SINCE_DMS,
+  type DirectMessage,
+  type HistoryFrame,
+  type LoggedMessage,
+  type ModerationNotice,
+  type ModerationRequest,
+  type RoomSummary,
+  type ServerFrame,
+  type Since,
+} from "../protocol/frames.ts";
 import { checkRoomName, checkTopic, checkUsername, roomKey, userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
 import type { Fanout } from "./fanout.ts";
-import type { MessageLog } from "./message-log.ts";
+import { encodedSizeBound, searchWords, type MessageLog, type Page, type StoredMessage } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 import { inForce, type Restriction, type RoomView, type Rooms } from "./rooms.ts";
 
@@ -25,7 +37,29 @@ export interface HubPolicy {
   /** Largest list in one reply (who, rooms, members), in encoded bytes. */
   maxListBytes: number;
   roomExpiryMs: number;
+  /** Messages in a room's history at login or join, without `since`. */
+  recentHistory: number;
+  /** Messages per room (and of dms) sent at login after a `since` mark; `more` says if there were more. */
+  catchUpPerRoom: number;
+  /** Messages per `history` reply when the client names no limit. */
+  historyPageSize: number;
+  /** Results per `search` reply when the client names no limit. */
+  searchPageSize: number;
+  /** A say or dm resent with the same ref within this long is the same message. */
+  refWindowMs: number;
+  /** Messages older than this are removed from the log. */
+  retentionMs: number;
+  maxMessagesPerRoom: number;
 }
+
+/** Who has an account, for dms to users who are not online. */
+export interface AccountNames {
+  /** The account's name as registered, or undefined if there is none. */
+  nameOf(user: string): string | undefined;
+}
+
+/** What a history, catch-up or search reply is about. */
+type Subject = { room: string } | { with: string };
 
 /** What the hub reports for the server's log: moderation is always written down. */
 export interface HubEvents {
@@ -36,6 +70,11 @@ export interface Entered {
   rooms: RoomView[];
   /** Online users for `welcome`, capped like any list. */
   online: string[];
+  /**
+   * The newest message relayed when the connection was attached: it gets everything after this
+   * live, so its login history (catchUp, missedDms) stops here and repeats none of it.
+   */
+  historyUpTo: number;
 }
 
 /** Bytes of a JSON string item beyond its characters: quotes and a comma. */
@@ -46,15 +85,21 @@ const ROOM_SUMMARY_OVERHEAD_BYTES = 48;
 const MAX_BYTES_PER_TOPIC_UNIT = 3;
 
 export class Hub {
+  /** The newest message relayed so far; messages are relayed in id order. */
+  private relayedUpTo: number;
+
   constructor(
     private readonly directory: Directory,
     private readonly rooms: Rooms,
     private readonly log: MessageLog,
     private readonly fanout: Fanout,
+    private readonly accounts: AccountNames,
     private readonly policy: HubPolicy,
     private readonly events: HubEvents,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.relayedUpTo = log.lastId();
+  }
 
   /** Creates the lobby on a new server. */
   async open(): Promise<void> {
@@ -76,7 +121,8 @@ export class Hub {
     const rooms = this.rooms.roomsOf(user);
     for (const room of rooms) this.fanout.attach(room.key, peer);
     if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
-    return { rooms, online: this.cappedList(Array.from(this.directory.users(), (online) => online.name)).items };
+    const online = this.cappedList(Array.from(this.directory.users(), (entry) => entry.name)).items;
+    return { rooms, online, historyUpTo: this.relayedUpTo };
   }
 
   leave(user: string, peer: Peer): void {
@@ -86,34 +132,175 @@ export class Hub {
     if (this.directory.remove(user, peer)) this.announce(audible, { type: "offline", user, ts: this.now() }, user);
   }
 
-  /** The recent history of a room, for login and join. */
-  history(room: RoomView): ServerFrame {
-    return { type: "history", room: room.name, messages: this.log.recent(room.key), more: false };
+  /**
+   * A room's history at login, up to `upTo` (see Entered): what came after the client's `since`
+   * mark for it, or without a mark the recent messages.
+   */
+  async catchUp(room: RoomView, since: Since | undefined, upTo: number): Promise<HistoryFrame> {
+    const mark = markFor(since, room.name);
+    if (mark === undefined) return this.recent(room, upTo);
+    const page = await this.log.page({ room: room.key }, { after: mark, before: upTo + 1, limit: this.policy.catchUpPerRoom });
+    return this.historyFrame({ room: room.name }, page, false);
+  }
+
+  /**
+   * The dms a login should get, up to `upTo` (see Entered), a page at a time, oldest first:
+   * every one stored while the user was offline, however many, then with a `since` mark for dms
+   * the others after it (one catch-up page). An offline dm counts as delivered once the caller
+   * asks for the page after the one that held it, so a connection that goes meanwhile leaves
+   * it for the next login.
+   */
+  async *missedDms(user: string, since: Since | undefined, upTo: number): AsyncGenerator<DirectMessage[]> {
+    const before = upTo + 1;
+    const handedOver = new Set<number>();
+    for (let after = 0, more = true; more; ) {
+      const page = await this.log.undelivered(user, { after, before, limit: this.policy.catchUpPerRoom });
+      if (page.messages.length === 0) break;
+      yield page.messages.map(toDm);
+      after = page.messages.at(-1)!.id;
+      await this.log.markDelivered(user, after);
+      for (const message of page.messages) handedOver.add(message.id);
+      more = page.more;
+    }
+    const mark = markFor(since, SINCE_DMS);
+    if (mark === undefined) return;
+    // Every dm after the mark, a page at a time: a client cannot page its dms back by itself.
+    for (let after = mark, more = true; more; ) {
+      const page = await this.log.dms(user, { after, before, limit: this.policy.catchUpPerRoom });
+      if (page.messages.length === 0) break;
+      const rest = page.messages.filter((message) => !handedOver.has(message.id));
+      if (rest.length > 0) yield rest.map(toDm);
+      after = page.messages.at(-1)!.id;
+      more = page.more;
+    }
+  }
+
+  private async recent(room: RoomView, upTo: number): Promise<HistoryFrame> {
+    const page = await this.log.page({ room: room.key }, { before: upTo + 1, limit: this.policy.recentHistory });
+    return this.historyFrame({ room: room.name }, page, true);
   }
 
   // Talking
 
-  /** Relays a room message to the room's other connections (the sender's own included). */
-  say(user: string, peer: Peer, roomName: string | undefined, text: string): RoomMessage {
+  /**
+   * Stores a room message, then relays it to the room's other connections (the sender's own
+   * included) and acknowledges it to the sender. A ref already used within the window is
+   * acknowledged with the first copy's id and not stored again.
+   */
+  say(user: string, peer: Peer, roomName: string | undefined, text: string, ref: string | undefined): Promise<void> {
     const room = this.roomFor(roomName ?? this.policy.lobby);
+    // A retry of a message already accepted is answered as it was, whatever happened since.
+    const retried = this.retried(user, peer, ref);
+    if (retried) return retried;
     const key = userKey(user);
     const now = this.now();
     if (inForce(room.bans.get(key), now)) throw new ChatError("room_banned", banMessage(room.name, room.bans.get(key)!));
     if (!room.members.has(key)) throw notInRoom(room.name);
     const mute = room.mutes.get(key);
     if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
-    const message = this.log.append(room.key, { type: "msg", room: room.name, from: user, text, ts: now });
-    this.fanout.toRoom(room.key, message, peer);
-    return message;
+    return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref }).then((message) => {
+      this.relayed(message);
+      this.fanout.toRoom(room.key, toFrame(message), peer);
+      this.acknowledge(peer, ref, message);
+    });
   }
 
-  /** Delivers a dm to every connection of the target and to the sender's other connections. */
-  dm(user: string, peer: Peer, to: string, text: string): void {
-    const target = this.directory.find(to);
-    if (!target) throw new ChatError("no_such_user", `${to} is not online`);
-    const frame: ServerFrame = { type: "dm", from: user, to: target.name, text, ts: this.now() };
-    this.fanout.toUser(target.name, frame, peer);
-    if (userKey(target.name) !== userKey(user)) this.fanout.toUser(user, frame, peer);
+  /**
+   * Stores a dm, then delivers it to every connection of the target and to the sender's other
+   * connections. A dm to a registered user who is offline waits for their next login.
+   */
+  dm(user: string, peer: Peer, to: string, text: string, ref: string | undefined): Promise<void> {
+    const name = this.directory.find(to)?.name ?? this.accounts.nameOf(to);
+    if (name === undefined) throw new ChatError("no_such_user", `There is no account ${to}`);
+    const retried = this.retried(user, peer, ref);
+    if (retried) return retried;
+    const offline = this.directory.find(name) === undefined;
+    return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline }).then(async (message) => {
+      this.relayed(message);
+      const frame = toFrame(message);
+      const recipientOnline = this.directory.find(name) !== undefined;
+      this.fanout.toUser(name, frame, peer);
+      if (userKey(name) !== userKey(user)) this.fanout.toUser(user, frame, peer);
+      this.acknowledge(peer, ref, message);
+      // They came online while it was being stored: it reached them now, not at a later login.
+      if (offline && recipientOnline) await this.log.markDelivered(name, message.id);
+    });
+  }
+
+  /**
+   * A retried ref: answered with the first copy's ack once that copy is durable (or with its
+   * failure); undefined if the ref is new.
+   */
+  private retried(user: string, peer: Peer, ref: string | undefined): Promise<void> | undefined {
+    if (ref === undefined) return undefined;
+    return this.log.findByRef(user, ref, this.now() - this.policy.refWindowMs)?.then((original) => this.acknowledge(peer, ref, original));
+  }
+
+  private relayed(message: StoredMessage): void {
+    this.relayedUpTo = Math.max(this.relayedUpTo, message.id);
+  }
+
+  private acknowledge(peer: Peer, ref: string | undefined, message: StoredMessage): void {
+    if (ref !== undefined) peer.send(encodeFrameBytes({ type: "ack", ref, id: message.id, ts: message.ts }));
+  }
+
+  // History, deleting and search
+
+  /** A page of a room's messages or of the dms with one user, oldest first. */
+  async history(user: string, query: { room?: string; with?: string; before?: number; after?: number; limit?: number }): Promise<HistoryFrame> {
+    const bounds = { before: query.before, after: query.after, limit: query.limit ?? this.policy.historyPageSize };
+    const keepNewest = query.after === undefined;
+    if (query.room !== undefined) {
+      const room = this.roomFor(query.room);
+      if (!room.members.has(userKey(user))) throw notInRoom(room.name);
+      return this.historyFrame({ room: room.name }, await this.log.page({ room: room.key }, bounds), keepNewest);
+    }
+    const peer = this.directory.find(query.with!)?.name ?? this.accounts.nameOf(query.with!);
+    if (peer === undefined) throw new ChatError("no_such_user", `There is no account ${query.with}`);
+    return this.historyFrame({ with: peer }, await this.log.page({ between: [user, peer] }, bounds), keepNewest);
+  }
+
+  /** Removes a message: its author may, a room's operators in their room, administrators anywhere. */
+  async deleteMessage(user: string, id: number): Promise<void> {
+    const message = await this.log.get(id);
+    if (!message) throw new ChatError("no_such_message", `There is no message ${id}`);
+    const key = userKey(user);
+    const room = message.room && this.rooms.get(message.room.key);
+    const allowed = userKey(message.from) === key || this.isAdmin(user) || (room !== undefined && room.ops.has(key));
+    if (!allowed) throw new ChatError("not_allowed", "Only its author, the room's operators or an administrator may delete a message");
+    await this.log.remove(id);
+    if (message.room) {
+      const notice: ServerFrame = { type: "deleted", room: message.room.name, id, by: user };
+      if (room) this.toRoomAndActor(room, user, notice);
+      else this.fanout.toUser(user, notice);
+      return;
+    }
+    const to = message.to!;
+    this.fanout.toUser(message.from, { type: "deleted", with: to, id, by: user });
+    if (userKey(to) !== userKey(message.from)) this.fanout.toUser(to, { type: "deleted", with: message.from, id, by: user });
+    if (userKey(user) !== userKey(message.from) && userKey(user) !== userKey(to)) this.fanout.toUser(user, { type: "deleted", with: to, id, by: user });
+  }
+
+  /** Messages with all the query's words, newest first, in the user's rooms (or one of them) and dms. */
+  async search(user: string, query: string, roomName: string | undefined, limit: number | undefined): Promise<ServerFrame> {
+    const words = searchWords(query);
+    const wanted = limit ?? this.policy.searchPageSize;
+    let scope: { rooms: string[]; dmsOf?: string };
+    if (roomName !== undefined) {
+      const room = this.roomFor(roomName);
+      if (!room.members.has(userKey(user))) throw notInRoom(room.name);
+      scope = { rooms: [room.key] };
+    } else {
+      scope = { rooms: this.rooms.roomsOf(user).map((room) => room.key), dmsOf: user };
+    }
+    const found = await this.log.search(words, scope, wanted + 1);
+    const { messages, more } = this.capMessages(found.slice(0, wanted).map(toFrame), false);
+    return { type: "search", query, messages, more: more || found.length > wanted };
+  }
+
+  /** One retention step: removes what is past the age or the per-room count; returns how many. */
+  trimHistory(): Promise<number> {
+    return this.log.trim(this.now() - this.policy.retentionMs, this.policy.maxMessagesPerRoom);
   }
 
   // Rooms
@@ -125,7 +312,7 @@ export class Hub {
     let room = this.rooms.get(roomName);
     if (room?.members.has(key)) {
       // Already a member: answer this connection again, change nothing.
-      this.sendJoined(room, (frame) => peer.send(encodeFrameBytes(frame)));
+      await this.sendJoined(room, this.relayedUpTo, (frame) => peer.send(encodeFrameBytes(frame)));
       return;
     }
     if (room && !admin) {
@@ -148,8 +335,9 @@ export class Hub {
     await this.rooms.addMember(joined.key, user);
     if (creating) await this.rooms.setOp(joined.key, user, true);
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
+    const historyUpTo = this.relayedUpTo;
     this.attachUser(user, joined.key);
-    this.sendJoined(joined, (frame) => this.fanout.toUser(user, frame));
+    await this.sendJoined(joined, historyUpTo, (frame) => this.fanout.toUser(user, frame));
     this.announce(this.audible([joined]), { type: "join", room: joined.name, user, ts: this.now() }, user);
   }
 
@@ -229,16 +417,21 @@ export class Hub {
     const notice = noticeFor(request, actor, room.name, name, now);
     switch (request.type) {
       case "kick":
+        await this.log.settled();
         this.announceModeration(room, notice);
         await this.removeFromRoom(room, name);
         return;
       case "ban":
+        // Refuse the user's next messages first, then let those already accepted reach the room
+        // before the notice does.
         await this.rooms.restrict("ban", room.key, name, restrictionOf(request, actor, now));
+        await this.log.settled();
         this.announceModeration(room, notice);
         if (isMember) await this.removeFromRoom(room, name);
         return;
       case "mute":
         await this.rooms.restrict("mute", room.key, name, restrictionOf(request, actor, now));
+        await this.log.settled();
         break;
       case "unban":
         await this.rooms.lift("ban", room.key, name);
@@ -285,7 +478,7 @@ export class Hub {
   /** Removes rooms that have had no members for the expiry time; returns their keys. */
   async removeExpiredRooms(): Promise<string[]> {
     const removed = await this.rooms.removeEmpty(this.now() - this.policy.roomExpiryMs, this.policy.lobby);
-    for (const key of removed) this.log.drop(key);
+    for (const key of removed) await this.log.dropRoom(key);
     return removed;
   }
 
@@ -321,11 +514,32 @@ export class Hub {
     this.fanout.toUser(user, { type: "parted", room: room.name });
   }
 
-  private sendJoined(room: RoomView, send: (frame: ServerFrame) => void): void {
+  /** `joined` and the room's recent history up to `historyUpTo`, when the connections were attached. */
+  private async sendJoined(room: RoomView, historyUpTo: number, send: (frame: ServerFrame) => void): Promise<void> {
     const members = this.cappedList([...room.members.values()]).items;
     const ops = this.cappedList([...room.ops].map((key) => room.members.get(key) ?? key)).items;
+    const history = await this.recent(room, historyUpTo);
     send({ type: "joined", room: room.name, topic: room.topic, invite_only: room.inviteOnly, members, ops });
-    send(this.history(room));
+    send(history);
+  }
+
+  private historyFrame(subject: Subject, page: Page, keepNewest: boolean): HistoryFrame {
+    const { messages, more } = this.capMessages(page.messages.map(toFrame), keepNewest);
+    return { type: "history", ...subject, messages, more: more || page.more };
+  }
+
+  /** Keeps as many messages as fit the list allowance, from the newest or from the oldest end. */
+  private capMessages(messages: LoggedMessage[], keepNewest: boolean): { messages: LoggedMessage[]; more: boolean } {
+    let bytes = 0;
+    const order = keepNewest ? [...messages].reverse() : messages;
+    const kept: LoggedMessage[] = [];
+    for (const message of order) {
+      bytes += encodedSizeBound(fromFrame(message));
+      if (bytes > this.policy.maxListBytes) break;
+      kept.push(message);
+    }
+    if (keepNewest) kept.reverse();
+    return { messages: kept, more: kept.length < messages.length };
   }
 
   /**
@@ -365,6 +579,30 @@ export class Hub {
     }
     return { items: names, more: false };
   }
+}
+
+/** A message as the wire shows it: `msg` in a room, `dm` between two users. */
+function toFrame(message: StoredMessage): LoggedMessage {
+  return message.room ? { type: "msg", id: message.id, room: message.room.name, from: message.from, text: message.text, ts: message.ts } : toDm(message);
+}
+
+function toDm(message: StoredMessage): DirectMessage {
+  return { type: "dm", id: message.id, from: message.from, to: message.to!, text: message.text, ts: message.ts };
+}
+
+function fromFrame(message: LoggedMessage): StoredMessage {
+  const stored: StoredMessage = { id: message.id, from: message.from, text: message.text, ts: message.ts };
+  if (message.type === "msg") stored.room = { key: "", name: message.room };
+  else stored.to = message.to;
+  return stored;
+}
+
+/** The client's last-seen id for a room (or the dms): one number for all, or a map by name. */
+function markFor(since: Since | undefined, name: string): number | undefined {
+  if (since === undefined || typeof since === "number") return since;
+  const wanted = name.toLowerCase();
+  for (const [key, id] of Object.entries(since)) if (key.toLowerCase() === wanted) return id;
+  return undefined;
 }
 
 function notInRoom(room: string): ChatError {

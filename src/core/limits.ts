@@ -50,19 +50,30 @@ export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 export const MAX_CONCURRENT_HASHES = 2;
 export const MAX_QUEUED_HASHES = 256;
 
-/** Room messages kept in memory and sent on login, by count and by encoded size. */
+/** Room messages sent on login and join (and all the in-memory log keeps), by count and by encoded size. */
 export const HISTORY_SIZE = 100;
 export const HISTORY_MAX_BYTES = 256 * 1024;
+/** Messages per room, and of dms, sent at login after a client's `since` mark. */
+export const CATCH_UP_PER_ROOM = 200;
+/** Messages per `history` reply, and results per `search`, when the client names no limit. */
+export const DEFAULT_HISTORY_PAGE = 100;
+export const DEFAULT_SEARCH_RESULTS = 20;
+/** A say or dm resent with the same ref within this long is acknowledged, not stored again. */
+export const REF_WINDOW_MS = 10 * 60_000;
+/** Messages older than this are removed from the log. */
+export const HISTORY_RETENTION_MS = 90 * 24 * 60 * 60_000;
+/** Messages kept per room at most; older ones are removed. */
+export const HISTORY_MAX_MESSAGES_PER_ROOM = 1_000_000;
+/** How often retention runs; each run removes in small steps so the relay never waits long. */
+export const HISTORY_TRIM_INTERVAL_MS = 60_000;
 
 /**
- * Presence and membership notices (online/offline, join/leave) go to a room only while at most
- * this many of its members are online: each notice reaches everyone, so a crowd logging in
- * would cost N² deliveries.
+ * Presence and membership notices (online/offline, join/leave) go to a room only while it has at
+ * most this many connections online: each notice reaches everyone, so a crowd logging in would
+ * cost N² deliveries.
  */
-export const PRESENCE_NOTICE_MAX_USERS = 1_000;
+export const PRESENCE_NOTICE_MAX_CONNECTIONS = 1_000;
 
-/** The room every account starts in. */
-export const LOBBY = "#lobby";
 /** Rooms one user may be a member of at once. */
 export const MAX_ROOMS_PER_USER = 100;
 /** Rooms on the server in total. */
@@ -125,11 +136,15 @@ export interface ServerLimits {
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxOutboundBytes: number;
+  /** All connections' queues together; the largest are dropped past it. Undefined: a share of the machine's memory. */
+  maxOutboundMemoryBytes?: number;
   messageRatePerSec: number;
   messageBurst: number;
   maxRateViolations: number;
   historySize: number;
-  presenceMaxUsers: number;
+  historyRetentionMs: number;
+  historyMaxMessagesPerRoom: number;
+  presenceMaxConnections: number;
   maxRoomsPerUser: number;
   maxRooms: number;
   maxRoomsCreatedPerUser: number;
@@ -150,7 +165,9 @@ export function defaultLimits(): ServerLimits {
     messageBurst: MESSAGE_BURST,
     maxRateViolations: MAX_RATE_VIOLATIONS,
     historySize: HISTORY_SIZE,
-    presenceMaxUsers: PRESENCE_NOTICE_MAX_USERS,
+    historyRetentionMs: HISTORY_RETENTION_MS,
+    historyMaxMessagesPerRoom: HISTORY_MAX_MESSAGES_PER_ROOM,
+    presenceMaxConnections: PRESENCE_NOTICE_MAX_CONNECTIONS,
     maxRoomsPerUser: MAX_ROOMS_PER_USER,
     maxRooms: MAX_ROOMS,
     maxRoomsCreatedPerUser: MAX_ROOMS_CREATED_PER_USER,

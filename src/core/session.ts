@@ -15,6 +15,7 @@ import {
   MAX_REASON_CHARS,
   type ModerationRequest,
   type ServerFrame,
+  type Since,
 } from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
 import type { Hub } from "./hub.ts";
@@ -137,8 +138,8 @@ export class Session {
     this.peer.send(encodeFrameBytes(frame));
   }
 
-  private replyError(code: ErrorCode, message: string): void {
-    this.reply({ type: "error", code, message });
+  private replyError(code: ErrorCode, message: string, ref?: string): void {
+    this.reply(ref === undefined ? { type: "error", code, message } : { type: "error", code, message, ref });
   }
 
   private close(code: ErrorCode, message: string): void {
@@ -156,7 +157,7 @@ export class Session {
       if (!this.frameBucket.take(now)) return this.rateLimited();
       frame = parseClientFrame(decodeLine(line));
       if ((frame.type === "say" || frame.type === "dm") && this.authenticated && !this.messageBucket.take(now)) {
-        return this.rateLimited();
+        return this.rateLimited(frame.ref);
       }
       this.rateViolations = 0;
     } catch (error) {
@@ -164,20 +165,20 @@ export class Session {
       return;
     }
     if (!this.authenticated && !ALLOWED_BEFORE_LOGIN.has(frame.type)) {
-      this.fail(new ChatError("not_authenticated", "Log in first"), frame.type);
+      this.fail(new ChatError("not_authenticated", "Log in first"), frame);
       return;
     }
     let outcome: void | Promise<void>;
     try {
       outcome = dispatch(this, frame);
     } catch (error) {
-      this.fail(error, frame.type);
+      this.fail(error, frame);
       return;
     }
     if (outcome instanceof Promise) {
       this.busy = true;
       outcome
-        .catch((error: unknown) => this.fail(error, frame.type))
+        .catch((error: unknown) => this.fail(error, frame))
         .finally(() => {
           this.busy = false;
           this.drainPending();
@@ -185,12 +186,13 @@ export class Session {
     }
   }
 
-  private rateLimited(): void {
+  /** `ref`: the refused message's, when it parsed far enough to have one. */
+  private rateLimited(ref?: string): void {
     this.rateViolations += 1;
     if (this.rateViolations >= this.deps.limits.maxRateViolations) {
       this.close("rate_limited", "Sending too fast; disconnected");
     } else {
-      this.replyError("rate_limited", "Sending too fast; slow down");
+      this.replyError("rate_limited", "Sending too fast; slow down", ref);
     }
   }
 
@@ -200,17 +202,27 @@ export class Session {
     }
   }
 
-  private fail(error: unknown, frame: ClientFrameType | undefined): void {
+  /** Refuses a frame; the error carries the frame's `ref`, so the client knows which one. */
+  private fail(error: unknown, frame: ClientFrame | undefined): void {
     if (this.closed) return;
+    const ref = frame !== undefined && "ref" in frame ? frame.ref : undefined;
     if (!(error instanceof ChatError)) {
       // A bug or a runtime failure: one frame fails, the server and the connection go on.
-      this.deps.events.crashed(this, frame, error);
-      this.replyError("internal_error", "The server failed to handle that frame");
+      this.deps.events.crashed(this, frame?.type, error);
+      this.replyError("internal_error", "The server failed to handle that frame", ref);
       return;
     }
-    if (frame !== undefined) this.deps.events.refused(this, frame, error.code);
+    if (frame !== undefined) this.deps.events.refused(this, frame.type, error.code);
     if (CLOSING_CODES.has(error.code)) this.close(error.code, error.message);
-    else this.replyError(error.code, error.message);
+    else this.replyError(error.code, error.message, ref);
+  }
+
+  /**
+   * Lets a message be stored while the next frames are handled (a sender's burst is committed
+   * together); the hub keeps the order, and a refusal still names the frame.
+   */
+  private inBackground(work: Promise<void>, frame: ClientFrame): void {
+    work.catch((error: unknown) => this.fail(error, frame));
   }
 
   // Handlers, one per client frame type; the mapped type makes the table exhaustive.
@@ -229,22 +241,29 @@ export class Session {
       session.requireAnonymous();
       const accounts = session.deps.accounts;
       if ("key" in frame) {
-        await session.enter(await accounts.loginWithKey(frame.user, session.clientKey, session.address), "key");
+        await session.enter(await accounts.loginWithKey(frame.user, session.clientKey, session.address), "key", frame.since);
         return;
       }
-      await session.enter(await accounts.login(frame.user, frame.password, session.address, session.gone.signal), "password");
+      await session.enter(await accounts.login(frame.user, frame.password, session.address, session.gone.signal), "password", frame.since);
     },
     resume: async (session, frame) => {
       session.requireAnonymous();
-      await session.enter(session.deps.accounts.resume(frame.user, frame.token, session.address), "token");
+      await session.enter(session.deps.accounts.resume(frame.user, frame.token, session.address), "token", frame.since);
     },
     say: (session, frame) => {
       const text = checkText(frame.text, MAX_TEXT_CHARS);
-      session.deps.hub.say(session.user!, session.peer, frame.room, text);
+      session.inBackground(session.deps.hub.say(session.user!, session.peer, frame.room, text, frame.ref), frame);
     },
     dm: (session, frame) => {
       const text = checkText(frame.text, MAX_TEXT_CHARS);
-      session.deps.hub.dm(session.user!, session.peer, frame.to, text);
+      session.inBackground(session.deps.hub.dm(session.user!, session.peer, frame.to, text, frame.ref), frame);
+    },
+    history: async (session, frame) => {
+      session.reply(await session.deps.hub.history(session.user!, frame));
+    },
+    delete: (session, frame) => session.deps.hub.deleteMessage(session.user!, frame.id),
+    search: async (session, frame) => {
+      session.reply(await session.deps.hub.search(session.user!, frame.query, frame.room, frame.limit));
     },
     join: (session, frame) => session.deps.hub.join(session.user!, session.peer, frame.room),
     part: (session, frame) => session.deps.hub.part(session.user!, frame.room),
@@ -309,10 +328,11 @@ export class Session {
   }
 
   /**
-   * Puts the connection in all of the user's rooms, then sends `welcome` and one `history` frame
-   * per room, each once the socket has room for it.
+   * Puts the connection in all of the user's rooms, then sends `welcome`, one `history` frame per
+   * room (what followed the client's `since` marks, or the recent messages) and the dms it
+   * missed, each once the socket has room for it. What is relayed live meanwhile is not repeated.
    */
-  private async enter(result: LoginResult, method: LoginMethod): Promise<void> {
+  private async enter(result: LoginResult, method: LoginMethod, since: Since | undefined): Promise<void> {
     if (this.closed) return;
     await this.deps.enterTurn();
     if (this.closed) return;
@@ -337,7 +357,14 @@ export class Session {
     for (const room of entered.rooms) {
       await this.peer.writable();
       if (this.closed) return;
-      this.reply(hub.history(room));
+      this.reply(await hub.catchUp(room, since, entered.historyUpTo));
+    }
+    for await (const dms of hub.missedDms(result.user, since, entered.historyUpTo)) {
+      for (const dm of dms) {
+        await this.peer.writable();
+        if (this.closed) return;
+        this.reply(dm);
+      }
     }
   }
 }

@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "too_many_rooms",
   "no_such_key",
   "key_in_use",
+  "no_such_message",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -21,15 +21,24 @@ export interface ModerationRequest {
   seconds?: number;
 }
 
+/** The last message id a client saw: anywhere, or per room name (and "@dm" for dms). */
+export type Since = number | Record<string, number>;
+
+/** The `since` key that stands for the user's dms. */
+export const SINCE_DMS = "@dm";
+
 export type ClientFrame =
   /** At least one credential: a password, the connection's client certificate (`key`), or both. */
   | { type: "register"; user: string; password?: string; key?: true }
-  | { type: "login"; user: string; password: string }
+  | { type: "login"; user: string; password: string; since?: Since }
   /** Logs in with the client certificate the connection presented in its TLS handshake. */
-  | { type: "login"; user: string; key: true }
-  | { type: "resume"; user: string; token: string }
-  | { type: "say"; text: string; room?: string }
-  | { type: "dm"; to: string; text: string }
+  | { type: "login"; user: string; key: true; since?: Since }
+  | { type: "resume"; user: string; token: string; since?: Since }
+  | { type: "say"; text: string; room?: string; ref?: string }
+  | { type: "dm"; to: string; text: string; ref?: string }
+  | { type: "history"; room?: string; with?: string; before?: number; after?: number; limit?: number }
+  | { type: "delete"; id: number }
+  | { type: "search"; query: string; room?: string; limit?: number }
   | { type: "join"; room: string }
   | { type: "part"; room: string }
   | { type: "rooms"; after?: string; limit?: number }
@@ -55,6 +64,17 @@ export interface RoomMessage {
   text: string;
   ts: number;
 }
+
+export interface DirectMessage {
+  type: "dm";
+  id: number;
+  from: string;
+  to: string;
+  text: string;
+  ts: number;
+}
+
+export type LoggedMessage = RoomMessage | DirectMessage;
 
 export interface RoomSummary {
   room: string;
@@ -88,14 +108,19 @@ export interface ErrorFrame {
   type: "error";
   code: ErrorCode | (string & {});
   message: string;
+  /** The `ref` of the frame this refuses, when it had one. */
+  ref?: string;
 }
 
 export type ServerFrame =
   | { type: "registered"; user: string }
   | { type: "welcome"; user: string; online: string[]; rooms: string[]; token: string; limits: ServerLimitsInfo }
-  | { type: "history"; room: string; messages: RoomMessage[]; more: boolean }
+  | HistoryFrame
   | RoomMessage
-  | { type: "dm"; from: string; to: string; text: string; ts: number }
+  | DirectMessage
+  | { type: "ack"; ref: string; id: number; ts: number }
+  | { type: "deleted"; id: number; by: string; room?: string; with?: string }
+  | { type: "search"; query: string; messages: LoggedMessage[]; more: boolean }
   | { type: "joined"; room: string; topic: string; invite_only: boolean; members: string[]; ops: string[] }
   | { type: "parted"; room: string }
   | { type: "join"; room: string; user: string; ts: number }
@@ -114,6 +139,15 @@ export type ServerFrame =
   | { type: "key_removed"; fingerprint: string; token: string }
   | { type: "bye" }
   | ErrorFrame;
+
+/** A page of a room's messages, or (with `with`) of the dms with one user; oldest first. */
+export interface HistoryFrame {
+  type: "history";
+  room?: string;
+  with?: string;
+  messages: LoggedMessage[];
+  more: boolean;
+}
 
 /** The limits a server enforces per connection, so clients can pace themselves instead of being refused. */
 export interface ServerLimitsInfo {
@@ -134,6 +168,16 @@ export const MAX_REASON_CHARS = 300;
 export const MAX_MODERATION_SECONDS = 10 * 365 * 24 * 3600;
 /** Most rooms one `rooms` request may ask for. */
 export const MAX_ROOMS_PAGE = 1000;
+/** Longest client-chosen `ref` of a say or dm. */
+export const MAX_REF_CHARS = 64;
+/** Most messages one `history` request may ask for. */
+export const MAX_HISTORY_PAGE = 500;
+/** Most results one `search` may ask for. */
+export const MAX_SEARCH_RESULTS = 100;
+/** Longest search query, in UTF-16 code units. */
+export const MAX_SEARCH_QUERY_CHARS = 256;
+/** Most entries in a `since` map: every room a user may be in, and their dms, fit. */
+export const MAX_SINCE_ENTRIES = 1_024;
 
 /** Decodes one line's bytes as UTF-8; invalid sequences are a `bad_frame`. */
 export function decodeLine(bytes: Uint8Array): string {
@@ -206,6 +250,31 @@ function optionalCount(fields: Fields, name: string, max: number): number | unde
   return value;
 }
 
+/** A message id: a whole number of at least 1 (or 0 for "nothing seen yet" where `zero` allows it). */
+function messageId(value: unknown, name: string, zero = false): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < (zero ? 0 : 1)) {
+    throw new ChatError("bad_frame", `Field "${name}" must be a whole number of at least ${zero ? 0 : 1}`);
+  }
+  return value;
+}
+
+function optionalId(fields: Fields, name: string): number | undefined {
+  const value = field(fields, name);
+  return value === undefined ? undefined : messageId(value, name);
+}
+
+function sinceField(fields: Fields): Since | undefined {
+  const value = field(fields, "since");
+  if (value === undefined) return undefined;
+  if (typeof value === "number") return messageId(value, "since", true);
+  if (!isPlainObject(value)) throw new ChatError("bad_frame", 'Field "since" must be a message id or a map from room to message id');
+  const entries = Object.entries(value);
+  if (entries.length > MAX_SINCE_ENTRIES) throw new ChatError("bad_frame", `Field "since" has more than ${MAX_SINCE_ENTRIES} entries`);
+  const since: Record<string, number> = {};
+  for (const [key, id] of entries) since[key] = messageId(id, `since.${key.slice(0, 40)}`, true);
+  return since;
+}
+
 function booleanField(fields: Fields, name: string): boolean {
   const value = field(fields, name);
   if (typeof value !== "boolean") throw new ChatError("bad_frame", `Field "${name}" must be true or false`);
@@ -214,7 +283,9 @@ function booleanField(fields: Fields, name: string): boolean {
 
 /** Copies the optional fields that are present, so a parsed frame has exactly the fields it was sent with. */
 function withOptional<T extends object>(frame: T, optional: Record<string, unknown>): T {
-  for (const [name, value] of Object.entries(optional)) {
+  // for-in, not Object.entries: this runs for every say, and needs no array of pairs.
+  for (const name in optional) {
+    const value = optional[name];
     if (value !== undefined) (frame as Record<string, unknown>)[name] = value;
   }
   return frame;
@@ -303,9 +374,10 @@ function registerFrame(fields: Fields): Extract<ClientFrame, { type: "register" 
 
 function loginFrame(fields: Fields): Extract<ClientFrame, { type: "login" }> {
   const user = stringField(fields, "user");
-  if (!wantsKey(fields)) return { type: "login", user, password: stringField(fields, "password") };
+  const since = sinceField(fields);
+  if (!wantsKey(fields)) return withOptional({ type: "login", user, password: stringField(fields, "password") }, { since });
   if (field(fields, "password") !== undefined) throw new ChatError("bad_frame", 'A login sends either a "password" or "key":true, not both');
-  return { type: "login", user, key: true };
+  return withOptional({ type: "login", user, key: true }, { since });
 }
 
 /** Parses and shape-checks a frame sent by a client. Content rules (text, names) come later. */
@@ -318,11 +390,32 @@ export function parseClientFrame(line: string): ClientFrame {
     case "login":
       return loginFrame(fields);
     case "resume":
-      return { type, user: stringField(fields, "user"), token: stringField(fields, "token") };
+      return withOptional({ type, user: stringField(fields, "user"), token: stringField(fields, "token") }, { since: sinceField(fields) });
     case "say":
-      return withOptional({ type, text: stringField(fields, "text") }, { room: optionalString(fields, "room") });
+      return withOptional(
+        { type, text: stringField(fields, "text") },
+        { room: optionalString(fields, "room"), ref: optionalString(fields, "ref", MAX_REF_CHARS) },
+      );
     case "dm":
-      return { type, to: stringField(fields, "to"), text: stringField(fields, "text") };
+      return withOptional({ type, to: stringField(fields, "to"), text: stringField(fields, "text") }, { ref: optionalString(fields, "ref", MAX_REF_CHARS) });
+    case "history": {
+      const room = optionalString(fields, "room");
+      const peer = optionalString(fields, "with");
+      if ((room === undefined) === (peer === undefined)) throw new ChatError("bad_frame", 'A history query names either a "room" or "with"');
+      return withOptional(
+        { type },
+        { room, with: peer, before: optionalId(fields, "before"), after: optionalId(fields, "after"), limit: optionalCount(fields, "limit", MAX_HISTORY_PAGE) },
+      );
+    }
+    case "delete":
+      return { type, id: messageId(field(fields, "id"), "id") };
+    case "search": {
+      const query = stringField(fields, "query");
+      if (query.trim().length === 0 || query.length > MAX_SEARCH_QUERY_CHARS) {
+        throw new ChatError("bad_frame", `A search query is 1 to ${MAX_SEARCH_QUERY_CHARS} characters with at least one word`);
+      }
+      return withOptional({ type, query }, { room: optionalString(fields, "room"), limit: optionalCount(fields, "limit", MAX_SEARCH_RESULTS) });
+    }
     case "join":
     case "part":
       return { type, room: stringField(fields, "room") };
@@ -353,8 +446,25 @@ export function parseClientFrame(line: string): ClientFrame {
   }
 }
 
+function directMessage(fields: Fields): DirectMessage {
+  return {
+    type: "dm",
+    id: numberField(fields, "id"),
+    from: stringField(fields, "from"),
+    to: stringField(fields, "to"),
+    text: stringField(fields, "text"),
+    ts: numberField(fields, "ts"),
+  };
+}
+
+function loggedMessage(fields: Fields): LoggedMessage {
+  const type = frameType(fields);
+  if (type === "dm") return directMessage(fields);
+  if (type !== "msg") throw new ChatError("bad_frame", "History entries must be msg or dm frames");
+  return roomMessage(fields);
+}
+
 function roomMessage(fields: Fields): RoomMessage {
-  if (frameType(fields) !== "msg") throw new ChatError("bad_frame", "History entries must be msg frames");
   return {
     type: "msg",
     id: numberField(fields, "id"),
@@ -404,21 +514,27 @@ export function parseServerFrame(line: string): ServerFrame | undefined {
         limits: limitsField(fields),
       };
     case "history":
-      return {
-        type,
-        room: stringField(fields, "room"),
-        messages: objectArrayField(fields, "messages", roomMessage),
-        more: booleanField(fields, "more"),
-      };
+      return withOptional(
+        { type, messages: objectArrayField(fields, "messages", loggedMessage), more: booleanField(fields, "more") },
+        { room: optionalString(fields, "room"), with: optionalString(fields, "with") },
+      );
     case "msg":
       return roomMessage(fields);
     case "dm":
+      return directMessage(fields);
+    case "ack":
+      return { type, ref: stringField(fields, "ref"), id: numberField(fields, "id"), ts: numberField(fields, "ts") };
+    case "deleted":
+      return withOptional(
+        { type, id: numberField(fields, "id"), by: stringField(fields, "by") },
+        { room: optionalString(fields, "room"), with: optionalString(fields, "with") },
+      );
+    case "search":
       return {
         type,
-        from: stringField(fields, "from"),
-        to: stringField(fields, "to"),
-        text: stringField(fields, "text"),
-        ts: numberField(fields, "ts"),
+        query: stringField(fields, "query"),
+        messages: objectArrayField(fields, "messages", loggedMessage),
+        more: booleanField(fields, "more"),
       };
     case "joined":
       return {
@@ -484,7 +600,7 @@ export function parseServerFrame(line: string): ServerFrame | undefined {
     case "bye":
       return { type };
     case "error":
-      return { type, code: stringField(fields, "code"), message: stringField(fields, "message") };
+      return withOptional({ type, code: stringField(fields, "code"), message: stringField(fields, "message") }, { ref: optionalString(fields, "ref") });
     default:
       return undefined;
   }

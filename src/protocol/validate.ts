@@ -57,6 +57,9 @@ export function checkText(text: string, maxChars: number): string {
   return text;
 }
 
+/** The room every account starts in, and where a `say` without a room goes. */
+export const LOBBY = "#lobby";
+
 export const ROOM_NAME_PATTERN = /^#[A-Za-z0-9_-]{1,32}$/;
 
 /** Case-insensitive identity of a room: "#Rust" and "#rust" are one room, shown as created. */

@@ -2,6 +2,8 @@
 // owns a byte-capped outbound queue. Queued frames are written in coalesced batches once per
 // event-loop turn (Bun has no cork and drops whatever `write` did not take), the rest waits for
 // `drain`, and a peer that lets its queue overflow is dropped so it never holds up the others.
+// Batches are assembled in one scratch buffer shared by all connections: a write either takes
+// it at once or the unwritten rest is copied out, so no buffer is allocated per write.
 
 import type { Socket } from "bun";
 import type { Peer } from "../core/peer.ts";
@@ -9,6 +11,7 @@ import type { Session } from "../core/session.ts";
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
 import { encodeFrameBytes } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/lines.ts";
+import type { OutboundBudget } from "./outbound-budget.ts";
 
 export interface ConnectionHost {
   maxLineBytes: number;
@@ -17,12 +20,22 @@ export interface ConnectionHost {
   writableBelowBytes: number;
   maxWriteBytes: number;
   closeGraceMs: number;
+  /** Counts every connection's queued bytes against the server-wide allowance. */
+  budget: OutboundBudget;
   /** Asks for `flush()` to be called at the end of this event-loop turn. */
   scheduleFlush(connection: Connection): void;
   slowConsumer(connection: Connection): void;
 }
 
 export type CloseReason = ErrorCode | "client_closed" | "quit" | "tls_failed";
+
+/** Where batches are assembled; one for all connections, as writes happen one at a time. */
+let scratch = new Uint8Array(0);
+
+function scratchOf(size: number): Uint8Array {
+  if (scratch.length < size) scratch = new Uint8Array(size);
+  return scratch;
+}
 
 export class Connection implements Peer {
   readonly session: Session;
@@ -74,9 +87,7 @@ export class Connection implements Peer {
       // queued within one turn is written out now instead.
       if (!this.waitingForDrain) this.flush();
       if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
-        this.reason = "slow_consumer";
-        this.host.slowConsumer(this);
-        this.terminate();
+        this.dropAsSlowConsumer();
         return;
       }
     }
@@ -103,6 +114,14 @@ export class Connection implements Peer {
     this.graceTimer = setTimeout(() => this.terminate(), this.host.closeGraceMs);
     if (!this.handshakeDone) return; // `handshake` flushes and ends once TLS is up.
     this.flush();
+  }
+
+  /** Drops a peer that does not read fast enough, so it never holds up the others. */
+  dropAsSlowConsumer(): void {
+    if (this.closed) return;
+    this.reason = "slow_consumer";
+    this.host.slowConsumer(this);
+    this.terminate();
   }
 
   /** Closes at once, dropping anything queued. */
@@ -156,7 +175,9 @@ export class Connection implements Peer {
         return;
       }
       if (written < batch.length) {
-        this.putBack(batch.subarray(written));
+        // The scratch buffer is the next batch's: keep a copy of what the socket did not take.
+        const rest = batch.subarray(written);
+        this.putBack(batch.buffer === scratch.buffer ? rest.slice() : rest);
         this.waitingForDrain = true;
         this.wakeWritableWaiters();
         return;
@@ -171,9 +192,15 @@ export class Connection implements Peer {
     for (const resolve of this.writableWaiters.splice(0)) resolve();
   }
 
+  /** Bytes waiting to be written, for the server-wide budget. */
+  get queuedLength(): number {
+    return this.queuedBytes;
+  }
+
   private enqueue(frame: Uint8Array): void {
     this.queue.push(frame);
     this.queuedBytes += frame.length;
+    this.host.budget.add(frame.length);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.host.scheduleFlush(this);
@@ -198,7 +225,7 @@ export class Connection implements Peer {
     if (end === this.queueHead + 1) {
       batch = first;
     } else {
-      batch = new Uint8Array(size);
+      batch = scratchOf(this.host.maxWriteBytes).subarray(0, size);
       let offset = 0;
       for (let i = this.queueHead; i < end; i++) {
         batch.set(this.queue[i]!, offset);
@@ -207,6 +234,7 @@ export class Connection implements Peer {
     }
     this.queueHead = end;
     this.queuedBytes -= size;
+    this.host.budget.remove(size);
     if (this.queueHead === this.queue.length) {
       // Reuse the array: a fresh one per turn would be grown again push by push.
       this.queue.length = 0;
@@ -219,9 +247,11 @@ export class Connection implements Peer {
     if (this.queueHead > 0) this.queue[--this.queueHead] = rest;
     else this.queue.unshift(rest);
     this.queuedBytes += rest.length;
+    this.host.budget.add(rest.length);
   }
 
   private clearQueue(): void {
+    this.host.budget.remove(this.queuedBytes);
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;

@@ -11,7 +11,11 @@ export class FlushScheduler {
     const batch = this.dirty;
     this.dirty = [];
     for (const connection of batch) connection.flushScheduledWrites();
+    this.afterFlush();
   };
+
+  /** `afterFlush` runs once the turn's writes are done: what is still queued then is waiting on slow readers. */
+  constructor(private readonly afterFlush: () => void = () => {}) {}
 
   /** Asks for `flushScheduledWrites()` at the end of this turn; the caller asks once per turn. */
   schedule(connection: Flushable): void {

@@ -8,16 +8,17 @@ import { LocalDirectory } from "../core/directory.ts";
 import { LocalFanout } from "../core/fanout.ts";
 import { Hub } from "../core/hub.ts";
 import * as limits from "../core/limits.ts";
-import { MemoryMessageLog } from "../core/message-log.ts";
+import { MemoryMessageLog, type MessageLog } from "../core/message-log.ts";
 import type { Rooms } from "../core/rooms.ts";
 import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
-import { userKey } from "../protocol/validate.ts";
+import { LOBBY, userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
 import { clientKeyOf } from "./client-key.ts";
 import { EnterPacer } from "./enter-pacer.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
+import { defaultOutboundBudgetBytes, OutboundBudget } from "./outbound-budget.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
 
@@ -29,6 +30,8 @@ export interface ServerOptions {
   store: UserStore;
   /** The room registry, opened by the caller; the server closes it on stop. */
   rooms: Rooms;
+  /** The message log, opened by the caller and closed by the server; in memory when absent. */
+  messageLog?: MessageLog;
   /** Usernames of the server's administrators. */
   admins?: readonly string[];
   allowRegistration?: boolean;
@@ -59,26 +62,34 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     now,
   });
   const directory = new LocalDirectory();
-  const messageLog = new MemoryMessageLog({
-    perRoom: config.historySize,
-    // A quarter of the outbound allowance: a history frame plus live traffic at login must fit.
-    perRoomBytes: Math.min(limits.HISTORY_MAX_BYTES, Math.floor(config.maxOutboundBytes / 4)),
-  });
+  // A quarter of the outbound allowance: a list or history reply plus live traffic must fit.
+  const maxListBytes = Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4));
+  const messageLog =
+    options.messageLog ??
+    new MemoryMessageLog({ perConversation: config.historySize, perConversationBytes: Math.min(limits.HISTORY_MAX_BYTES, maxListBytes) });
   const hub = new Hub(
     directory,
     options.rooms,
     messageLog,
     new LocalFanout(directory),
+    { nameOf: (user) => options.store.get(user)?.name },
     {
-      lobby: limits.LOBBY,
+      lobby: LOBBY,
       admins: new Set((options.admins ?? []).map(userKey)),
       maxRoomsPerUser: config.maxRoomsPerUser,
       maxRooms: config.maxRooms,
       maxRoomsCreatedPerUser: config.maxRoomsCreatedPerUser,
       maxTopicChars: limits.MAX_TOPIC_CHARS,
-      presenceMaxAudience: config.presenceMaxUsers,
-      maxListBytes: Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4)),
+      presenceMaxAudience: config.presenceMaxConnections,
+      maxListBytes: Math.min(maxListBytes, limits.HISTORY_MAX_BYTES),
       roomExpiryMs: config.roomExpiryMs,
+      recentHistory: config.historySize,
+      catchUpPerRoom: limits.CATCH_UP_PER_ROOM,
+      historyPageSize: limits.DEFAULT_HISTORY_PAGE,
+      searchPageSize: limits.DEFAULT_SEARCH_RESULTS,
+      refWindowMs: limits.REF_WINDOW_MS,
+      retentionMs: config.historyRetentionMs,
+      maxMessagesPerRoom: config.historyMaxMessagesPerRoom,
     },
     {
       moderated(notice) {
@@ -110,13 +121,21 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   };
 
-  const flushes = new FlushScheduler();
+  const budget = new OutboundBudget(config.maxOutboundMemoryBytes ?? defaultOutboundBudgetBytes());
+  const enforceBudget = () => {
+    if (!budget.exceeded) return;
+    const queued = budget.queuedBytes;
+    const dropped = budget.enforce(admission.connections);
+    log.warn("outbound_budget_exceeded", { budget: budget.limitBytes, queued, dropped });
+  };
+  const flushes = new FlushScheduler(enforceBudget);
   const host: ConnectionHost = {
     maxLineBytes: limits.MAX_LINE_BYTES,
     maxOutboundBytes: config.maxOutboundBytes,
     writableBelowBytes: Math.floor(config.maxOutboundBytes / 4),
     maxWriteBytes: limits.MAX_WRITE_BYTES,
     closeGraceMs: limits.CLOSE_GRACE_MS,
+    budget,
     scheduleFlush: (connection) => flushes.schedule(connection),
     slowConsumer(connection) {
       log.warn("slow_consumer", { id: connection.id, user: connection.session.user, address: connection.address });
@@ -144,6 +163,25 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
     now,
   );
+  const retention = setInterval(() => void trimHistory(), limits.HISTORY_TRIM_INTERVAL_MS);
+  let trimming = false;
+  /** Removes old messages step by step, yielding to the relay between steps. */
+  const trimHistory = async () => {
+    if (trimming) return;
+    trimming = true;
+    try {
+      let total = 0;
+      for (let removed = await hub.trimHistory(); removed > 0; removed = await hub.trimHistory()) {
+        total += removed;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (total > 0) log.info("history_trimmed", { count: total });
+    } catch (error) {
+      log.error("history_trim_failed", { message: error instanceof Error ? error.message : String(error) });
+    } finally {
+      trimming = false;
+    }
+  };
   const roomSweep = setInterval(() => {
     hub.removeExpiredRooms().then(
       (removed) => removed.length > 0 && log.info("rooms_expired", { count: removed.length }),
@@ -208,6 +246,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     stopping ??= (async () => {
       admission.stop();
       clearInterval(roomSweep);
+      clearInterval(retention);
       listener.stop();
       const connections = admission.connections;
       if (connections.size > 0) {
@@ -216,6 +255,8 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
         await Promise.race([closed, Bun.sleep(limits.SHUTDOWN_GRACE_MS)]);
       }
       listener.stop(true);
+      // The log commits what is pending before the database it may share with the rooms closes.
+      await messageLog.close();
       await Promise.all([options.store.close(), options.rooms.close()]);
       log.info("stopped", {});
     })();

@@ -4,7 +4,7 @@
 // @peculiar/x509 relies on decorator metadata that only exists once reflect-metadata has loaded.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { isIP } from "node:net";
 import { dirname } from "node:path";
@@ -140,12 +140,6 @@ async function selfSigned(
 
 export function fingerprint256(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256;
-}
-
-/** Throws if the PEM is not a private key (or is encrypted). */
-export function keyTypeOf(keyPem: string): "ec" | "rsa" | "other" {
-  const type = createPrivateKey(keyPem).asymmetricKeyType;
-  return type === "ec" || type === "rsa" ? type : "other";
 }
 
 export async function writeCertificatePair(

@@ -6,34 +6,17 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { run } from "../../src/cli/program.ts";
 import { TestClient, withTimeout } from "../helpers/client.ts";
-import { authLogs, fedIO, loggedIn, logEvents, registerUsers, until, writeCa, type FedIO } from "../helpers/chat-support.ts";
+import { authLogs, clearTlschatEnv, cli, envFor, fedIO, loggedIn, logEvents, outputLines, registerUsers, until, writeCa } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 
 const ALICE = "alice-password";
 const BOB = "bob-password!";
 
-beforeAll(() => {
-  // commander reads option defaults from process.env; the tests pass every option as a flag.
-  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_")) delete process.env[name];
-});
-
-function envFor(dir: TempDir, password?: string): Record<string, string | undefined> {
-  return { HOME: dir.path, XDG_CONFIG_HOME: dir.file("config"), TLSCHAT_PASSWORD: password };
-}
+beforeAll(clearTlschatEnv);
 
 function knownHostsOf(dir: TempDir): string {
   return dir.file("config/tlschat/known_hosts");
-}
-
-/** Runs the CLI; resolves with the exit code and the captured output. */
-async function cli(args: string[], io: FedIO): Promise<{ code: number; stdout: string; stderr: string }> {
-  const code = await run(args, io.io);
-  return { code, stdout: io.stdout(), stderr: io.stderr() };
-}
-
-function lines(text: string): string[] {
-  return text.split("\n").filter((line) => line !== "");
 }
 
 describe("register", () => {
@@ -59,7 +42,7 @@ describe("register", () => {
 
     const badName = await cli(["register", `bad name!@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir), "correct horse battery\n", true));
     expect(badName.code).toBe(2);
-    expect(lines(badName.stderr)).toHaveLength(1);
+    expect(outputLines(badName.stderr)).toHaveLength(1);
     // Only alice's registration reached the server.
     expect(logEvents(server, "register").map((e) => e.fields.user)).toEqual(["alice"]);
   });
@@ -82,7 +65,7 @@ describe("register", () => {
 
     const taken = await cli(["register", "--db", store, "Dave"], fedIO(envFor(dir, "other-password")));
     expect(taken.code).toBe(1);
-    expect(lines(taken.stderr)).toHaveLength(1);
+    expect(outputLines(taken.stderr)).toHaveLength(1);
     expect(taken.stderr).toContain("user_exists");
   });
 });
@@ -114,7 +97,7 @@ describe("chat in scripts", () => {
       );
       expect(alice).toMatchObject({ code: 0, stderr: "" });
       await bobIO.waitForStdout("[dm] alice -> bob: psst");
-      expect(lines(bobIO.stdout())).toEqual(["alice: hello bob", "[dm] alice -> bob: psst"]);
+      expect(outputLines(bobIO.stdout())).toEqual(["alice: hello bob", "[dm] alice -> bob: psst"]);
 
       bobIO.stdin.end();
       expect(await bobRun).toBe(0);
@@ -164,7 +147,7 @@ describe("chat in scripts", () => {
       bobIO.stdin.end();
       expect(await bobRun).toBe(0);
 
-      const frames = lines(bobIO.stdout()).map((line) => JSON.parse(line));
+      const frames = outputLines(bobIO.stdout()).map((line) => JSON.parse(line));
       // JSON output is not sanitised for a terminal: it carries the text exactly.
       expect(frames).toContainEqual(expect.objectContaining({ type: "msg", from: "alice", text: "live \u202e text" }));
       expect(frames).toContainEqual(expect.objectContaining({ type: "dm", from: "alice", to: "bob", text: "private" }));
@@ -174,6 +157,45 @@ describe("chat in scripts", () => {
         more: false,
         messages: [expect.objectContaining({ room: "#lobby", from: "alice", text: "from history" })],
       });
+    }));
+
+  test("--json also prints the acks of what the script sent, search results and deleted notices", () =>
+    withServer(async () => {
+      const aliceIO = fedIO(envFor(dir, ALICE));
+      const aliceRun = run(["chat", `alice@localhost:${server.port}`, "--ca", ca, "--json"], aliceIO.io);
+      const frames = () => outputLines(aliceIO.stdout()).map((line) => JSON.parse(line));
+      aliceIO.stdin.write("deploy finished\n");
+      await aliceIO.waitForStdout('"type":"ack"');
+      const ack = frames().find((frame) => frame.type === "ack");
+      expect(ack).toEqual({ type: "ack", ref: expect.any(String), id: expect.any(Number), ts: expect.any(Number) });
+
+      aliceIO.stdin.write('/search deploy "finished\n');
+      await aliceIO.waitForStdout('"type":"search"');
+      expect(frames().find((frame) => frame.type === "search")).toEqual({
+        type: "search",
+        query: 'deploy "finished',
+        more: false,
+        messages: [expect.objectContaining({ id: ack.id, from: "alice", text: "deploy finished" })],
+      });
+
+      aliceIO.stdin.end(`/delete ${ack.id}\n`);
+      expect(await aliceRun).toBe(0);
+      expect(frames()).toContainEqual({ type: "deleted", room: "#lobby", id: ack.id, by: "alice" });
+      expect(aliceIO.stderr()).toBe("");
+      // The script's own message is not printed as received: only its ack.
+      expect(frames().filter((frame) => frame.type === "msg")).toEqual([]);
+    }));
+
+  test("a dm to an account that is offline is accepted; one to no such account is refused", () =>
+    withServer(async () => {
+      const offline = await cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, ALICE), "/msg bob see you tomorrow\n", true));
+      expect(offline).toMatchObject({ code: 0, stderr: "" });
+      const nobody = await cli(["chat", `alice@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, ALICE), "/msg carol hi\n", true));
+      expect(nobody.code).toBe(1);
+      expect(nobody.stderr).toBe("tlschat: server refused: no_such_user: There is no account carol\n");
+      // Bob was offline: the dm waited for him.
+      const bob = await cli(["chat", `bob@localhost:${server.port}`, "--ca", ca], fedIO(envFor(dir, BOB), "", true));
+      expect(bob).toMatchObject({ code: 0, stdout: "[dm] alice -> bob: see you tomorrow\n" });
     }));
 
   test("the recent history is printed on login, and not with --no-history", () =>
@@ -206,7 +228,7 @@ describe("chat in scripts", () => {
       const wrong = await cli(["chat", `alice@localhost:${server.port}`, "--ca", ca, "--send", "x"], fedIO(envFor(dir, "not-the-password")));
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toContain("auth_failed");
-      expect(lines(wrong.stderr)).toHaveLength(1);
+      expect(outputLines(wrong.stderr)).toHaveLength(1);
 
       // A port nothing listens on: take one, then free it.
       const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -214,7 +236,7 @@ describe("chat in scripts", () => {
       listener.stop(true);
       const down = await cli(["chat", `alice@localhost:${closedPort}`, "--ca", ca, "--send", "x"], fedIO(envFor(dir, ALICE)));
       expect(down.code).toBe(1);
-      expect(lines(down.stderr)).toHaveLength(1);
+      expect(outputLines(down.stderr)).toHaveLength(1);
       expect(down.stderr).toStartWith("tlschat: ");
       expect(down.stderr).toContain(String(closedPort));
     }));
@@ -300,7 +322,7 @@ describe("chat: trusting the server", () => {
     await using bob = await loggedIn(server, "bob", BOB);
     const insecure = await cli(["chat", `alice@localhost:${server.port}`, "--insecure", "--send", "unverified"], fedIO(envFor(dir, ALICE)));
     expect(insecure.code).toBe(0);
-    expect(lines(insecure.stderr).filter((line) => line.startsWith("WARNING"))).toHaveLength(1);
+    expect(outputLines(insecure.stderr).filter((line) => line.startsWith("WARNING"))).toHaveLength(1);
     expect(insecure.stderr).toContain("NOT verified");
     expect(await bob.next("msg")).toMatchObject({ from: "alice", text: "unverified" });
     expect(await Bun.file(knownHostsOf(dir)).exists()).toBe(false);

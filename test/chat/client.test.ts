@@ -1,17 +1,18 @@
 // End-to-end tests of the client library against a real server over real TLS: how the server is
 // verified (CA, pins with trust on first use), and the ChatClient session (relay, pacing to the
-// advertised rate, reconnecting with a resume token, history dedupe, keepalive pings).
+// advertised rate, reconnecting with a resume token, catching up after a dropped connection,
+// keepalive pings). test/chat/catch-up.test.ts has acks, catch-up across restarts and the log.
 
 import { describe, expect, test } from "bun:test";
 import { readFile, stat } from "node:fs/promises";
 import { Backoff } from "../../src/client/backoff.ts";
-import { ChatClient, type ChatClientOptions } from "../../src/client/chat-client.ts";
-import { ClientConnection, ConnectError, type PeerCertificateInfo, type Verification } from "../../src/client/connection.ts";
+import { ChatClient } from "../../src/client/chat-client.ts";
+import { ClientConnection, ConnectError, type Verification } from "../../src/client/connection.ts";
 import { hostKey, KnownHosts } from "../../src/client/known-hosts.ts";
 import { pinVerification, type PinPolicy } from "../../src/client/trust.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { withTimeout } from "../helpers/client.ts";
-import { authLogs, EventLog, loggedIn, logEvents, registerUsers, until } from "../helpers/chat-support.ts";
+import { authLogs, chatOptions, holdableVerification, idlingReconnects, loggedIn, logEvents, registerUsers, startChatClient, until } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -42,25 +43,6 @@ async function allDisconnected(server: TestServer): Promise<void> {
     () => logEvents(server, "connect").length > 0 && logEvents(server, "disconnect").length === logEvents(server, "connect").length,
     "the server to see every connection close",
   );
-}
-
-function chatOptions(server: TestServer, user: string, password: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
-  return {
-    host: "127.0.0.1",
-    port: server.port,
-    serverName: "localhost",
-    verification: caVerification(server),
-    user,
-    password,
-    reconnect: false,
-    ...extra,
-  };
-}
-
-async function startChat(options: ChatClientOptions): Promise<{ client: ChatClient; log: EventLog } & AsyncDisposable> {
-  const log = new EventLog();
-  const client = await ChatClient.start(options, log.listener);
-  return { client, log, [Symbol.asyncDispose]: () => client.stop() };
 }
 
 describe("verification with a CA file", () => {
@@ -240,8 +222,8 @@ describe("ChatClient", () => {
   test("two clients exchange room messages and direct messages", async () => {
     await using server = await startTestServer();
     await registerUsers(server, { alice: ALICE, bob: BOB });
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
-    await using bob = await startChat(chatOptions(server, "bob", BOB));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB));
     expect(alice.client.connected).toBe(true);
     expect(alice.client.tlsSummary).toStartWith("TLSv1.3 ");
     expect(bob.client.online()).toEqual(["alice", "bob"]);
@@ -269,14 +251,14 @@ describe("ChatClient", () => {
     await using bob = await loggedIn(server, "bob", BOB);
     bob.send({ type: "say", text: "said before alice came" });
     await bob.sync();
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
     bob.send({ type: "say", text: "said live" });
     await alice.log.frame("msg", (f) => f.text === "said live");
     // The history frame arrives before the live message, so it must have been shown by now.
     expect(alice.log.frames("history")).toEqual([
       { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ id: 1, from: "bob", text: "said before alice came" })] },
     ]);
-    expect(alice.log.roomTexts()).toEqual(["said before alice came", "said live"]);
+    expect(alice.log.shownTexts()).toEqual(["said before alice came", "said live"]);
   });
 
   test("sending faster than the advertised rate is paced: nothing refused, all delivered in order", async () => {
@@ -288,8 +270,8 @@ describe("ChatClient", () => {
     for (let i = 0; i < 12; i++) carol.send({ type: "say", text: `raw ${i}` });
     expect(await carol.nextError()).toBe("rate_limited");
 
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
-    await using bob = await startChat(chatOptions(server, "bob", BOB));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB));
     const start = Date.now();
     const texts = Array.from({ length: 12 }, (_, i) => `paced ${i}`);
     for (const text of texts) alice.client.send({ type: "say", text });
@@ -306,13 +288,13 @@ describe("ChatClient", () => {
 
   test("reconnects after a server restart on the same port, resuming with its token", async () => {
     await using dir = await tempDir();
-    const storePath = dir.file("users.json");
-    const first = await startTestServer({ storePath });
+    const files = { storePath: dir.file("users.json"), chatDbPath: dir.file("chat.db") };
+    const first = await startTestServer(files);
     const port = first.port;
     let second: TestServer | undefined;
     try {
       await registerUsers(first, { alice: ALICE, bob: BOB });
-      await using alice = await startChat(
+      await using alice = await startChatClient(
         chatOptions(first, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 50, maxMs: 200 }) }),
       );
       const bob1 = await loggedIn(first, "bob", BOB);
@@ -328,7 +310,7 @@ describe("ChatClient", () => {
       // Queued while disconnected: goes out after the next login.
       alice.client.send({ type: "say", text: "queued while down" });
 
-      second = await startTestServer({ storePath, port });
+      second = await startTestServer({ ...files, port });
       expect(second.port).toBe(port);
       await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Reconnected"), "reconnected status", 5_000);
       expect(alice.client.connected).toBe(true);
@@ -341,16 +323,19 @@ describe("ChatClient", () => {
       await using bob2 = await loggedIn(second, "bob", BOB);
       await alice.log.frame("online", (f) => f.user === "bob", 5_000, beforeJoin);
       expect(alice.client.online()).toEqual(["alice", "bob"]);
-      // The message queued during the outage was sent once logged in again; the new server's
-      // history had it before bob joined, so bob sees it in his login history.
+      // The message queued during the outage was sent once logged in again; the restarted
+      // server's history had it before bob logged in again, after what he had said before.
       expect(bob2.received.find((f) => f.type === "history")?.messages.map((m: { text: string }) => m.text)).toEqual([
+        "before 1",
+        "before 2",
         "queued while down",
       ]);
       bob2.send({ type: "say", text: "after 1" });
       await alice.log.frame("msg", (f) => f.text === "after 1");
       alice.client.send({ type: "say", text: "after 2" });
       expect((await bob2.next("msg")).text).toBe("after 2");
-      expect(alice.log.roomTexts()).toEqual(["before 1", "before 2", "after 1"]);
+      await alice.log.stored("after 2");
+      expect(alice.log.shownTexts()).toEqual(["before 1", "before 2", "queued while down", "after 1", "after 2"]);
       expect(alice.client.isFinished).toBe(false);
       await bob1.close();
     } finally {
@@ -359,49 +344,29 @@ describe("ChatClient", () => {
     }
   });
 
-  test("after a dropped connection, history does not repeat messages already shown", async () => {
+  test("after a dropped connection, the catch-up shows only what was missed", async () => {
     // The server drops idle connections: with a short idle timeout and no pings from alice, her
     // connection is closed by the server while bob (who pings) stays. Her reconnect is held at
     // the certificate check until bob has sent a message she missed.
     await using server = await startTestServer({ limits: { idleTimeoutMs: 400 } });
     await registerUsers(server, { alice: ALICE, bob: BOB });
-    let gate: Promise<void> | undefined;
-    let checks = 0;
-    const verification: Verification = {
-      kind: "fingerprint",
-      async check(peer: PeerCertificateInfo) {
-        checks += 1;
-        if (peer.fingerprint256 !== server.fingerprint256) throw new ConnectError("untrusted", "wrong server");
-        await gate;
-      },
-    };
-    await using alice = await startChat(
-      chatOptions(server, "alice", ALICE, {
-        verification,
-        reconnect: true,
-        backoff: new Backoff({ baseMs: 20, maxMs: 40 }),
-        pingIntervalMs: 60_000,
-        pongTimeoutMs: 60_000,
-      }),
-    );
-    await using bob = await startChat(chatOptions(server, "bob", BOB, { pingIntervalMs: 100, pongTimeoutMs: 300 }));
+    const held = holdableVerification(server);
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE, { verification: held.verification, ...idlingReconnects() }));
+    await using bob = await startChatClient(chatOptions(server, "bob", BOB, { pingIntervalMs: 100, pongTimeoutMs: 300 }));
     bob.client.send({ type: "say", text: "m1" });
     bob.client.send({ type: "say", text: "m2" });
     await alice.log.frame("msg", (f) => f.text === "m2");
 
-    let release!: () => void;
-    gate = new Promise<void>((resolve) => (release = resolve));
+    const release = held.hold();
     await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Connection lost"), "alice's connection to drop", 5_000);
     await until(
       () => logEvents(server, "disconnect").some((e) => e.fields.user === "alice" && e.fields.reason === "timeout"),
       "the server to log alice's idle timeout",
     );
-    await until(() => checks >= 2, "alice's reconnect to reach the certificate check");
+    await until(() => held.checks >= 2, "alice's reconnect to reach the certificate check");
     bob.client.send({ type: "say", text: "m3 while alice was away" });
-    // Frames are handled in order: once the answer to bob's `who` is back, m3 is in the history.
-    const whoFrom = bob.log.events.length;
-    bob.client.send({ type: "who" });
-    expect((await bob.log.frame("who", () => true, 5_000, whoFrom)).users).toEqual(["bob"]);
+    // Acknowledged means stored: the catch-up will have it.
+    await bob.log.stored("m3 while alice was away");
     const before = alice.log.events.length;
     release();
     await alice.log.waitFor((e) => e.kind === "status" && e.text.startsWith("Reconnected"), "alice's reconnect", 5_000, before);
@@ -409,10 +374,14 @@ describe("ChatClient", () => {
     bob.client.send({ type: "say", text: "m4" });
     await alice.log.frame("msg", (f) => f.text === "m4", 5_000, before);
 
-    // m1 and m2 were shown live before the drop; the history on reconnect adds only m3.
-    expect(alice.log.roomTexts()).toEqual(["m1", "m2", "m3 while alice was away", "m4"]);
-    expect(alice.log.frames("history")).toEqual([
-      { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
+    // m1 and m2 were shown live before the drop; the catch-up after her mark adds only m3.
+    expect(alice.log.shownTexts()).toEqual(["m1", "m2", "m3 while alice was away", "m4"]);
+    expect(alice.log.events.filter((e) => e.kind === "history")).toEqual([
+      {
+        kind: "history",
+        cause: "missed",
+        frame: { type: "history", room: "#lobby", more: false, messages: [expect.objectContaining({ from: "bob", text: "m3 while alice was away" })] },
+      },
     ]);
     expect(logEvents(server, "login").filter((e) => e.fields.user === "alice").map((e) => e.fields.method)).toEqual(["password", "token"]);
   });
@@ -420,11 +389,11 @@ describe("ChatClient", () => {
   test("pings, at an interval derived from the advertised idle timeout, keep a session alive past it", async () => {
     await using server = await startTestServer({ limits: { idleTimeoutMs: 400 } });
     await registerUsers(server, { alice: ALICE, bob: BOB, idle: "idle-password" });
-    await using alice = await startChat(chatOptions(server, "alice", ALICE));
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE));
 
     // Control: a client told to ping only every minute is dropped for idling, twice over.
     for (let round = 0; round < 2; round++) {
-      await using idle = await startChat(chatOptions(server, "idle", "idle-password", { pingIntervalMs: 60_000 }));
+      await using idle = await startChatClient(chatOptions(server, "idle", "idle-password", { pingIntervalMs: 60_000 }));
       const closed = await withTimeout(idle.client.finished, 5_000, "the idle client to be dropped");
       expect(closed).toBeInstanceOf(ConnectError);
       expect(idle.log.frames("error")).toEqual([expect.objectContaining({ code: "timeout" })]);
@@ -442,9 +411,7 @@ describe("ChatClient", () => {
   test("a password change is confirmed with a fresh token, the reconnect resumes with it, and the new password works", async () => {
     await using server = await startTestServer({ limits: { idleTimeoutMs: 300 } });
     await registerUsers(server, { alice: ALICE });
-    await using alice = await startChat(
-      chatOptions(server, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }), pingIntervalMs: 60_000 }),
-    );
+    await using alice = await startChatClient(chatOptions(server, "alice", ALICE, idlingReconnects()));
     alice.client.changePassword(ALICE, "a brand new password");
     await alice.log.frame("password_changed");
     // The idle timeout drops the connection (alice pings only every minute); the client comes

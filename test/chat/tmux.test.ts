@@ -1,7 +1,9 @@
 // The compiled binary in a real terminal (tmux, 80×24): messages arriving while the user types are
 // printed above the input line without disturbing it (also when the input wraps), the typed line
-// is sent intact, hostile text is shown visibly instead of driving the terminal, and with an
-// identity a user registers and chats without ever typing a password.
+// is sent intact, hostile text is shown visibly instead of driving the terminal, rooms are
+// switched with commands and keys while the prompt shows the current room and unread counts, the
+// message log's commands show older pages, search results and refusals, and with an identity a
+// user registers and chats without ever typing a password.
 
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -9,7 +11,7 @@ import { join, resolve } from "node:path";
 import { loggedIn, logEvents, registerUsers, writeCa } from "../helpers/chat-support.ts";
 import { TestClient } from "../helpers/client.ts";
 import { startHostileServer } from "../helpers/hostile-server.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { startTestServer, type TestServerOptions } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 import { TmuxSession } from "../helpers/tmux.ts";
 import { requireTool } from "../helpers/tools.ts";
@@ -72,14 +74,18 @@ const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 const messageRow = (from: string, text: string) => new RegExp(`^${TIME} ${escape(from)}: ${escape(text)}$`);
 const indexOf = (rows: string[], pattern: RegExp) => rows.findIndex((row) => pattern.test(row));
 
-/** A server with alice and bob, bob logged in (raw client), and alice's chat at its prompt. */
-async function aliceAndBob(dir: TempDir) {
-  const server = await startTestServer();
+/**
+ * A server with alice and bob, bob logged in (raw client) and done with `beforeAlice`, and
+ * alice's chat at its prompt.
+ */
+async function aliceAndBob(dir: TempDir, options: TestServerOptions = {}, beforeAlice: (bob: TestClient) => Promise<void> = async () => {}) {
+  const server = await startTestServer(options);
   const ca = await writeCa(dir, server);
   await registerUsers(server, { alice: ALICE, bob: BOB });
   const bob = await loggedIn(server, "bob", BOB);
+  await beforeAlice(bob);
   const term = startChat(dir, "alice", ALICE, server.port, ca);
-  await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
+  await term.waitFor((rows) => rows.at(-1) === "alice #lobby>", "the prompt", 10_000);
   await bob.next("online");
   return {
     server,
@@ -100,17 +106,17 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     expect(term.content()[0]).toMatch(new RegExp(`^-- Connected to localhost:${server.port} \\(TLSv1\\.3 .*\\) as alice\\.`));
 
     term.type("partial line typed");
-    await term.waitFor((rows) => rows.at(-1) === "alice> partial line typed", "the typed text");
+    await term.waitFor((rows) => rows.at(-1) === "alice #lobby> partial line typed", "the typed text");
     for (const text of ["msg one", "msg two", "msg three"]) bob.send({ type: "say", text });
-    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "msg three")) >= 0 && r.at(-1) === "alice> partial line typed", "bob's three messages and the redrawn input");
-    expect(rows.at(-1)).toBe("alice> partial line typed");
+    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "msg three")) >= 0 && r.at(-1) === "alice #lobby> partial line typed", "bob's three messages and the redrawn input");
+    expect(rows.at(-1)).toBe("alice #lobby> partial line typed");
     const positions = ["msg one", "msg two", "msg three"].map((text) => indexOf(rows, messageRow("bob", text)));
     expect(positions).toEqual([rows.length - 4, rows.length - 3, rows.length - 2]);
     expect(rows.filter((row) => row.includes("partial line typed"))).toHaveLength(1);
 
     term.press("Enter");
     expect(await bob.next("msg")).toMatchObject({ from: "alice", text: "partial line typed" });
-    rows = await term.waitFor((r) => r.at(-1) === "alice>" && indexOf(r, messageRow("alice", "partial line typed")) >= 0, "alice's echo");
+    rows = await term.waitFor((r) => r.at(-1) === "alice #lobby>" && indexOf(r, messageRow("alice", "partial line typed")) >= 0, "alice's echo");
 
     // Ctrl-D on an empty line quits cleanly.
     term.press("C-d");
@@ -126,7 +132,7 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     await term.waitFor((r) => indexOf(r, messageRow("bob", "earlier")) >= 0, "the first message");
 
     const long = Array.from({ length: 11 }, (_, i) => `${i}123456789`.slice(0, 10)).join("") + " end of the long line";
-    const shown = `alice> ${long}`;
+    const shown = `alice #lobby> ${long}`;
     expect(shown.length).toBeGreaterThan(80);
     const wrapped = [shown.slice(0, 80), shown.slice(80)];
     term.type(long);
@@ -153,16 +159,16 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     bob.send({ type: "say", text: "first line" });
     term.type("typing");
     bob.send({ type: "say", text: "evil \u202ereversed" });
-    const rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "evil <U+202E>reversed")) >= 0 && r.at(-1) === "alice> typing", "the bidi message and the redrawn input");
-    expect(rows.at(-1)).toBe("alice> typing");
+    const rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "evil <U+202E>reversed")) >= 0 && r.at(-1) === "alice #lobby> typing", "the bidi message and the redrawn input");
+    expect(rows.at(-1)).toBe("alice #lobby> typing");
     // The server refuses control characters, so bob cannot clear alice's screen.
     bob.send({ type: "say", text: "\u001b[2Jcleared?" });
     expect(await bob.nextError()).toBe("invalid_text");
     bob.send({ type: "say", text: "last line" });
-    const after = await term.waitFor((r) => indexOf(r, messageRow("bob", "last line")) >= 0 && r.at(-1) === "alice> typing", "the next message and the redrawn input");
+    const after = await term.waitFor((r) => indexOf(r, messageRow("bob", "last line")) >= 0 && r.at(-1) === "alice #lobby> typing", "the next message and the redrawn input");
     expect(indexOf(after, messageRow("bob", "first line"))).toBeGreaterThan(0);
     expect(after.some((row) => row.includes("cleared?"))).toBe(false);
-    expect(after.at(-1)).toBe("alice> typing");
+    expect(after.at(-1)).toBe("alice #lobby> typing");
   }, 20_000);
 
   test("a hostile server's escape sequences and controls are shown, not obeyed", async () => {
@@ -172,25 +178,148 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     await Bun.write(caPath, hostile.certPem);
 
     const term = startChat(dir, "alice", ALICE, hostile.port, caPath);
-    await term.waitFor((rows) => rows.at(-1) === "alice>", "the prompt", 10_000);
+    await term.waitFor((rows) => rows.at(-1) === "alice #lobby>", "the prompt", 10_000);
     expect(await hostile.loggedIn).toBe("alice");
     const ts = Date.now();
     hostile.send({ type: "msg", id: 1, room: "#lobby", from: "mallory", text: "before the attack", ts });
     await term.waitFor((rows) => indexOf(rows, messageRow("mallory", "before the attack")) >= 0, "the first message");
     term.type("still typing");
-    await term.waitFor((rows) => rows.at(-1) === "alice> still typing", "the typed text");
+    await term.waitFor((rows) => rows.at(-1) === "alice #lobby> still typing", "the typed text");
 
     hostile.send({ type: "msg", id: 2, room: "#lobby", from: "mallory", text: "\u001b[2J\u001b[Hgotcha \u202eevil\u0007 \u009b31m", ts });
     hostile.send({ type: "msg", id: 3, room: "#lobby", from: "mal\u001b[31mlory", text: "fake name", ts });
-    hostile.send({ type: "dm", from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
-    const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")) && r.at(-1) === "alice> still typing", "the hostile frames and the redrawn input");
+    hostile.send({ type: "msg", id: 4, room: "#lo\u001b[2Jbby", from: "mallory", text: "odd room", ts });
+    // A newer server's frame type is ignored, and its error code is shown, not trusted.
+    hostile.send({ type: "from_the_future", text: "\u001b[2J" });
+    hostile.send({ type: "error", code: "new_\u001b[31mcode", message: "from a newer server" });
+    hostile.send({ type: "dm", id: 5, from: "mallory", to: "alice", text: "dm \u001b]0;title\u0007 \r\nspoofed: line", ts });
+    const rows = await term.waitFor((r) => r.some((row) => row.includes("spoofed")) && r.at(-1) === "alice #lobby> still typing", "the hostile frames and the redrawn input");
 
     expect(indexOf(rows, messageRow("mallory", "before the attack"))).toBeGreaterThan(0);
     expect(indexOf(rows, messageRow("mallory", "^[[2J^[[Hgotcha <U+202E>evil^G <U+009B>31m"))).toBeGreaterThan(0);
     expect(indexOf(rows, messageRow("mal<U+001B><U+005B>31mlory", "fake name"))).toBeGreaterThan(0);
+    expect(indexOf(rows, messageRow("#lo<U+001B><U+005B>2Jbby mallory", "odd room"))).toBeGreaterThan(0);
+    expect(rows).toContain("! new_^[[31mcode: from a newer server");
     expect(rows).toContainEqual(expect.stringMatching(new RegExp(`^${TIME} \\[dm\\] mallory → you: ${escape("dm ^[]0;title^G ^M^Jspoofed: line")}$`)));
-    expect(rows.at(-1)).toBe("alice> still typing");
+    expect(rows.at(-1)).toBe("alice #lobby> still typing");
     expect(rows.filter((row) => row.startsWith("spoofed"))).toEqual([]);
+  }, 30_000);
+
+  test("rooms: /join switches the prompt, other rooms' lines carry their name and count as unread until switched to", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir);
+    const { bob, term } = chat;
+    bob.send({ type: "join", room: "#rust" });
+    await bob.next("joined");
+
+    term.type("/join #rust");
+    term.press("Enter");
+    await term.waitFor((r) => r.at(-1) === "alice #rust>" && r.some((row) => /^\[\d\d:\d\d\] \* You are in #rust$/.test(row)), "the prompt in #rust");
+    expect(await bob.next("join")).toMatchObject({ room: "#rust", user: "alice" });
+
+    bob.send({ type: "say", room: "#lobby", text: "lobby one" });
+    bob.send({ type: "say", room: "#lobby", text: "lobby two" });
+    let rows = await term.waitFor((r) => r.at(-1) === "alice #rust [#lobby 2]>", "two unread in #lobby");
+    expect(indexOf(rows, messageRow("#lobby bob", "lobby one"))).toBeGreaterThan(0);
+    expect(indexOf(rows, messageRow("#lobby bob", "lobby two"))).toBeGreaterThan(0);
+
+    term.type("hello rust");
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ room: "#rust", from: "alice", text: "hello rust" });
+    bob.send({ type: "say", room: "#rust", text: "in the current room" });
+    rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "in the current room")) >= 0, "a line from the current room, without its name");
+    expect(rows.at(-1)).toBe("alice #rust [#lobby 2]>");
+
+    // Alt-1 is the first room joined; switching there clears its count.
+    term.press("M-1");
+    await term.waitFor((r) => r.at(-1) === "alice #lobby>", "Alt-1 to switch to #lobby");
+    bob.send({ type: "say", room: "#rust", text: "while away" });
+    rows = await term.waitFor((r) => r.at(-1) === "alice #lobby [#rust 1]>", "one unread in #rust");
+    expect(indexOf(rows, messageRow("#rust bob", "while away"))).toBeGreaterThan(0);
+    term.press("C-n");
+    await term.waitFor((r) => r.at(-1) === "alice #rust>", "Ctrl-N to the next room");
+    term.press("C-p");
+    await term.waitFor((r) => r.at(-1) === "alice #lobby>", "Ctrl-P back");
+    term.type("/switch rust");
+    term.press("Enter");
+    await term.waitFor((r) => r.at(-1) === "alice #rust>", "/switch");
+
+    // A half-typed line survives a switch, and is sent to the room switched to.
+    term.type("for the lobby");
+    term.press("M-1");
+    await term.waitFor((r) => r.at(-1) === "alice #lobby> for the lobby", "the typed text after Alt-1");
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ room: "#lobby", text: "for the lobby" });
+
+    term.type("/part #rust");
+    term.press("Enter");
+    await term.waitFor((r) => r.some((row) => /\* You left #rust$/.test(row)), "the part");
+    expect(await bob.next("leave")).toMatchObject({ room: "#rust", user: "alice" });
+    await term.waitFor((r) => r.at(-1) === "alice #lobby>", "the prompt back in #lobby");
+  }, 30_000);
+
+  test("rooms: an operator's commands reach the room, and a refusal is shown with its code", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir);
+    const { bob, term } = chat;
+
+    term.type("/topic nobody may set this");
+    term.press("Enter");
+    await term.waitFor((r) => r.includes("! not_allowed: You are not an operator of #lobby"), "the refusal");
+
+    term.type("/join #mods");
+    term.press("Enter");
+    await term.waitFor((r) => r.at(-1) === "alice #mods>", "the new room");
+    bob.send({ type: "join", room: "#mods" });
+    await bob.next("joined");
+    await term.waitFor((r) => r.some((row) => row.endsWith("* bob joined #mods")), "bob's join");
+
+    term.type("/topic Moderators only");
+    term.press("Enter");
+    expect(await bob.next("topic")).toMatchObject({ room: "#mods", topic: "Moderators only", by: "alice" });
+    await term.waitFor((r) => r.some((row) => row.endsWith("* alice set the topic of #mods: Moderators only")), "the topic");
+
+    term.type("/ban bob 10m spam");
+    term.press("Enter");
+    expect(await bob.next("moderation")).toMatchObject({ action: "ban", room: "#mods", user: "bob", by: "alice", seconds: 600, reason: "spam" });
+    expect(await bob.next("parted")).toEqual({ type: "parted", room: "#mods" });
+    await term.waitFor((r) => r.some((row) => row.endsWith("* alice banned bob from #mods for 10m (spam)")), "the ban notice");
+
+    bob.send({ type: "join", room: "#mods" });
+    expect(await bob.nextError()).toBe("room_banned");
+  }, 30_000);
+
+  test("the message log: /history pages back, /search shows ids and days, a refused line shows its text", async () => {
+    await using dir = await tempDir();
+    await using chat = await aliceAndBob(dir, { limits: { historySize: 2 } }, async (bob) => {
+      for (const text of ["older one", "older two", "recent one", "recent two"]) bob.send({ type: "say", text, ref: text });
+      for (let i = 0; i < 4; i++) await bob.next("ack");
+    });
+    const { term } = chat;
+    let rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "recent two")) >= 0, "the recent history");
+    expect(indexOf(rows, messageRow("bob", "older two"))).toBe(-1);
+
+    term.type("/history");
+    term.press("Enter");
+    rows = await term.waitFor((r) => indexOf(r, messageRow("bob", "older two")) >= 0, "the older page");
+    const heading = rows.indexOf("-- Older messages in #lobby:");
+    expect(heading).toBeGreaterThan(indexOf(rows, messageRow("bob", "recent two")));
+    expect([indexOf(rows, messageRow("bob", "older one")), indexOf(rows, messageRow("bob", "older two"))]).toEqual([heading + 1, heading + 2]);
+    term.type("/history");
+    term.press("Enter");
+    await term.waitFor((r) => r.includes("-- No older messages in #lobby"), "the end of the history");
+
+    term.type("/search two");
+    term.press("Enter");
+    rows = await term.waitFor((r) => r.some((row) => row.startsWith('-- Search "two"')), "the search results");
+    const results = rows.slice(rows.indexOf('-- Search "two": 2 messages, newest first') + 1).slice(0, 2);
+    const result = (text: string) => expect.stringMatching(new RegExp(String.raw`^id \d+ \d{4}-\d\d-\d\d ${TIME} #lobby bob: ${text}$`));
+    expect(results).toEqual([result("recent two"), result("older two")]);
+
+    term.type("/msg nobody are you there?");
+    term.press("Enter");
+    await term.waitFor((r) => r.includes("! no_such_user: There is no account nobody (not sent to nobody: are you there?)"), "the refusal with its text");
+    expect(term.content().at(-1)).toBe("alice #lobby>");
   }, 30_000);
 });
 

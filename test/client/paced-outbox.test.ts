@@ -1,5 +1,6 @@
 // PacedOutbox: frames queue while no connection is open, room messages and dms go out no faster
-// than the advertised rate (at RATE_SAFETY of it), order is kept, and `emptied` says when all is out.
+// than the advertised rate (at RATE_SAFETY of it), order is kept (frames a lost connection took
+// go back in front), and `emptied` says when all is out.
 
 import { describe, expect, test } from "bun:test";
 import { PacedOutbox, RATE_SAFETY } from "../../src/client/paced-outbox.ts";
@@ -82,6 +83,19 @@ describe("PacedOutbox", () => {
     const later: ClientFrame[] = [];
     outbox.start((frame) => void later.push(frame), RATE);
     expect(later).toEqual([say(`m${PACED_BURST}`)]);
+  });
+
+  test("frames put back after a lost connection go out first on the next one, paced like the rest", () => {
+    const { clock, outbox, texts, send } = setup();
+    outbox.push(say("typed while away"));
+    outbox.putBack([say("lost 1"), say("lost 2")]);
+    expect(texts()).toEqual([]);
+    outbox.start(send, { messageRatePerSec: 1, messageBurst: 2 });
+    expect(texts()).toEqual(["lost 1"]);
+    clock.advance(Math.ceil(1000 / RATE_SAFETY));
+    expect(texts()).toEqual(["lost 1", "lost 2"]);
+    clock.advance(Math.ceil(1000 / RATE_SAFETY));
+    expect(texts()).toEqual(["lost 1", "lost 2", "typed while away"]);
   });
 
   test("emptied resolves once everything queued has been handed over", async () => {

@@ -82,6 +82,29 @@ describe("ReadlineInternals on this runtime's node:readline", () => {
     rl.close();
   });
 
+  test("_ttyWrite sees every key first: a key taken never reaches readline, the others still do", () => {
+    const { rl } = fakeTerminal();
+    const internals = new ReadlineInternals(rl);
+    const taken: string[] = [];
+    internals.interceptKeys((key) => {
+      if (!(key.ctrl && key.name === "p")) return false;
+      taken.push("C-p");
+      return true;
+    });
+    rl.prompt();
+    rl.write("first");
+    rl.write(null, { ctrl: true, name: "u" });
+    rl.write("draft");
+    // Left to readline, Ctrl-P would replace the line with this earlier one.
+    (rl as unknown as { history: string[] }).history.unshift("earlier");
+    rl.write(null, { ctrl: true, name: "p" });
+    expect(taken).toEqual(["C-p"]);
+    expect(rl.line).toBe("draft");
+    rl.write(null, { ctrl: true, name: "u" });
+    expect(rl.line).toBe("");
+    rl.close();
+  });
+
   test("an Interface without the members is refused at once", () => {
     expect(() => new ReadlineInternals({} as Interface)).toThrow(TypeError);
   });

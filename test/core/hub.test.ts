@@ -20,7 +20,7 @@ describe("room expiry", () => {
     const { hub, rooms, clock } = await testHub({ roomExpiryMs: EXPIRY_MS });
     const alice = await online(hub, "alice");
     await hub.join("alice", alice, "#tmp");
-    hub.say("alice", alice, "#tmp", "remember me");
+    await hub.say("alice", alice, "#tmp", "remember me", undefined);
     await hub.part("alice", "#tmp");
 
     clock.now += EXPIRY_MS;

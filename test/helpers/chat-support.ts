@@ -1,12 +1,15 @@
 // Shared steps for the chat client and CLI end-to-end tests: condition polling with a deadline,
-// an event recorder for ChatClient, a CliIO with a feedable stdin whose output can be awaited,
-// and account set-up through a raw TestClient.
+// an event recorder for ChatClient and a way to start one, a CliIO with a feedable stdin whose
+// output can be awaited, running the CLI in-process, and account set-up through a raw TestClient.
 
 import { writeFile } from "node:fs/promises";
 import { PassThrough, Writable } from "node:stream";
 import type { CliIO } from "../../src/cli/io.ts";
-import type { ChatEvent } from "../../src/client/chat-client.ts";
-import type { ServerFrame } from "../../src/protocol/frames.ts";
+import { run } from "../../src/cli/program.ts";
+import { Backoff } from "../../src/client/backoff.ts";
+import { ChatClient, type ChatClientOptions, type ChatEvent } from "../../src/client/chat-client.ts";
+import { ConnectError, type Verification } from "../../src/client/connection.ts";
+import type { LoggedMessage, ServerFrame } from "../../src/protocol/frames.ts";
 import { TestClient } from "./client.ts";
 import type { LogEntry, TestServer } from "./server.ts";
 import type { TempDir } from "./tmp.ts";
@@ -55,42 +58,132 @@ export class EventLog {
     });
   }
 
-  /** Waits for a frame of `type` satisfying `match`. */
+  /** Waits for a frame of `type` satisfying `match`, carried by any kind of event. */
   async frame<T extends ServerFrame["type"]>(
     type: T,
     match: (frame: Extract<ServerFrame, { type: T }>) => boolean = () => true,
     timeoutMs = 5_000,
     from = 0,
   ): Promise<Extract<ServerFrame, { type: T }>> {
-    const event = await this.waitFor(
-      (e) => e.kind === "frame" && e.frame.type === type && match(e.frame as Extract<ServerFrame, { type: T }>),
-      `a ${type} frame`,
-      timeoutMs,
-      from,
-    );
-    return (event as Extract<ChatEvent, { kind: "frame" }>).frame as Extract<ServerFrame, { type: T }>;
+    const matching = (event: ChatEvent) => {
+      const frame = frameOf(event);
+      return frame?.type === type && match(frame as Extract<ServerFrame, { type: T }>);
+    };
+    const event = await this.waitFor(matching, `a ${type} frame`, timeoutMs, from);
+    return frameOf(event) as Extract<ServerFrame, { type: T }>;
   }
 
+  /** Waits until our message with `text` is stored (its ack came); resolves with the message. */
+  async stored(text: string, timeoutMs = 5_000): Promise<LoggedMessage> {
+    const event = await this.waitFor((e) => e.kind === "sent" && e.message.text === text, `the ack of ${JSON.stringify(text)}`, timeoutMs);
+    return (event as Extract<ChatEvent, { kind: "sent" }>).message;
+  }
+
+  /** The server's frames behind the events (acks and refusals included), optionally of one type. */
   frames(type?: ServerFrame["type"]): ServerFrame[] {
-    return this.events.flatMap((e) => (e.kind === "frame" && (type === undefined || e.frame.type === type) ? [e.frame] : []));
+    return this.events.flatMap((event) => {
+      const frame = frameOf(event);
+      return frame !== undefined && (type === undefined || frame.type === type) ? [frame] : [];
+    });
   }
 
   statuses(): string[] {
     return this.events.flatMap((e) => (e.kind === "status" ? [e.text] : []));
   }
 
-  /** Texts of room messages shown, live or from history, in the order they were shown. */
-  roomTexts(): string[] {
-    return this.frames().flatMap((frame) =>
-      frame.type === "msg" ? [frame.text] : frame.type === "history" ? frame.messages.map((m) => m.text) : [],
-    );
+  /** The room messages and dms shown, in the order shown: live, from history, and our own once stored. */
+  shown(): LoggedMessage[] {
+    return this.events.flatMap((event): LoggedMessage[] => {
+      if (event.kind === "history") return event.frame.messages;
+      if (event.kind === "sent") return event.alreadyShown ? [] : [event.message];
+      if (event.kind === "frame" && (event.frame.type === "msg" || event.frame.type === "dm")) return [event.frame];
+      return [];
+    });
+  }
+
+  /** Texts of the messages shown, in order. */
+  shownTexts(): string[] {
+    return this.shown().map((message) => message.text);
   }
 
   describe(): string {
-    return this.events
-      .map((e) => (e.kind === "frame" ? e.frame.type : `status(${e.text})`))
-      .join(", ");
+    return this.events.map((e) => (e.kind === "status" ? `status(${e.text})` : `${e.kind}(${frameOf(e)?.type})`)).join(", ");
   }
+}
+
+function frameOf(event: ChatEvent): ServerFrame | undefined {
+  switch (event.kind) {
+    case "frame":
+    case "history":
+      return event.frame;
+    case "sent":
+      return event.ack;
+    case "refused":
+      return event.error;
+    case "status":
+      return undefined;
+  }
+}
+
+/** ChatClient options for `user` on a test server, verified with the server's own certificate. */
+export function chatOptions(server: TestServer, user: string, password: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
+  return {
+    host: "127.0.0.1",
+    port: server.port,
+    serverName: "localhost",
+    verification: { kind: "ca", ca: server.certificate.certPem },
+    user,
+    password,
+    reconnect: false,
+    ...extra,
+  };
+}
+
+/** A logged-in ChatClient whose events are recorded; disposing it stops the client. */
+export async function startChatClient(options: ChatClientOptions): Promise<{ client: ChatClient; log: EventLog } & AsyncDisposable> {
+  const log = new EventLog();
+  const client = await ChatClient.start(options, log.listener);
+  return { client, log, [Symbol.asyncDispose]: () => client.stop() };
+}
+
+/**
+ * Options for a client the server drops for idling (it pings only once a minute) and that
+ * reconnects at once: with a server's short idle timeout, a way to lose a connection on cue.
+ */
+export function idlingReconnects(): Partial<ChatClientOptions> {
+  return { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }), pingIntervalMs: 60_000, pongTimeoutMs: 60_000 };
+}
+
+export interface HeldVerification {
+  verification: Verification;
+  /** Certificate checks so far: the first is the login, later ones are reconnects. */
+  readonly checks: number;
+  /** From now on, checks wait; the returned function lets them through. */
+  hold(): () => void;
+}
+
+/** Trusts only `server`, and can hold a reconnect at the certificate check while a test acts. */
+export function holdableVerification(server: TestServer): HeldVerification {
+  let gate: Promise<void> | undefined;
+  let checks = 0;
+  return {
+    verification: {
+      kind: "fingerprint",
+      async check(peer) {
+        checks += 1;
+        if (peer.fingerprint256 !== server.fingerprint256) throw new ConnectError("untrusted", "wrong server");
+        await gate;
+      },
+    },
+    get checks() {
+      return checks;
+    },
+    hold() {
+      let release!: () => void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      return release;
+    },
+  };
 }
 
 export interface FedIO {
@@ -153,6 +246,27 @@ function capture() {
       listeners.push(listener);
     });
   return { stream, text, waitFor };
+}
+
+/** Commander reads option defaults from process.env; CLI tests pass every option as a flag. */
+export function clearTlschatEnv(): void {
+  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_")) delete process.env[name];
+}
+
+/** The environment a CLI run sees: a home of its own, and the password if given. */
+export function envFor(dir: TempDir, password?: string): Record<string, string | undefined> {
+  return { HOME: dir.path, XDG_CONFIG_HOME: dir.file("config"), TLSCHAT_PASSWORD: password };
+}
+
+/** Runs the CLI in-process; resolves with the exit code and the captured output. */
+export async function cli(args: string[], io: FedIO): Promise<{ code: number; stdout: string; stderr: string }> {
+  const code = await run(args, io.io);
+  return { code, stdout: io.stdout(), stderr: io.stderr() };
+}
+
+/** The non-empty lines of a command's output. */
+export function outputLines(text: string): string[] {
+  return text.split("\n").filter((line) => line !== "");
 }
 
 /** Registers accounts on the server through one raw connection. */

@@ -9,6 +9,10 @@ import { readFileSync } from "node:fs";
 import { STORE_VERSION } from "../../src/auth/store-format.ts";
 import { FrameReader, TestClient, withTimeout, type Frame } from "./client.ts";
 import type { TestServer } from "./server.ts";
+import { openChatDatabase } from "../../src/store/sqlite/database.ts";
+import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
+import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
+import { LOBBY } from "../../src/protocol/validate.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness: every "random" input in the suite is reproducible from its seed.
@@ -471,4 +475,84 @@ export class Bystanders implements AsyncDisposable {
 export async function expectAftermath(server: TestServer, bystanders: Bystanders, users: string[] = [], localAddress?: string): Promise<void> {
   const probe = await expectServerUp(server, localAddress);
   expectStoreIntact(server.storePath, [...bystanders.users, ...users, probe]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attackers with accounts, and what they were told.
+
+/** Registers `user` (password `${user}-password`) and logs in, from `localAddress` if given. */
+export async function loggedInHostile(server: TestServer, user: string, localAddress?: string): Promise<HostileClient> {
+  const client = await hostile(server, localAddress ? { localAddress } : {});
+  expect((await client.register(user, `${user}-password`)).type).toBe("registered");
+  expect((await client.login(user, `${user}-password`)).type).toBe("welcome");
+  return client;
+}
+
+/** The codes of every error frame a client has received so far. */
+export function errorCodesOf(client: HostileClient | TestClient): string[] {
+  const frames = client instanceof HostileClient ? client.frames : client.received;
+  return frames.filter((frame) => frame.type === "error").map((frame) => frame.code);
+}
+
+/** A frame's size on the wire, newline excluded: the server encodes with JSON.stringify too. */
+export function encodedBytes(frame: Frame): number {
+  return Buffer.byteLength(JSON.stringify(frame));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A chat database filled before a server opens it.
+
+export interface ChatSeed {
+  /** Users the database has seen (members of #lobby, as after their first login). */
+  users?: readonly string[];
+  /** Rooms to create, by name, with their members; the first member created it and is its operator. */
+  rooms?: Readonly<Record<string, readonly string[]>>;
+  /** Messages stored in this order: in a room (by name), or with `to` a dm. */
+  messages?: Iterable<{ room?: string; from: string; to?: string; text: string; undelivered?: boolean }>;
+}
+
+/**
+ * Fills a chat database through the server's own room registry and message log, so an attack can
+ * start from tens of thousands of messages without sending them at the rate limit. Start a server
+ * on it with `startTestServer({ chatDbPath })`. Returns the ids the messages got, in order.
+ */
+export async function seedChatDatabase(path: string, seed: ChatSeed): Promise<number[]> {
+  const db = await openChatDatabase(path);
+  const rooms = SqliteRooms.load(db);
+  const log = new SqliteMessageLog(db);
+  const now = Date.now();
+  try {
+    if (!rooms.get(LOBBY)) await rooms.create(LOBBY, "", now);
+    const know = async (user: string) => {
+      if (!rooms.knows(user)) await rooms.welcomeUser(user, LOBBY, now);
+    };
+    for (const user of seed.users ?? []) await know(user);
+    for (const [name, members] of Object.entries(seed.rooms ?? {})) {
+      const room = rooms.get(name) ?? (await rooms.create(name, members[0] ?? "", now));
+      for (const member of members) {
+        await know(member);
+        await rooms.addMember(room.key, member);
+      }
+      if (members[0] !== undefined) await rooms.setOp(room.key, members[0], true);
+    }
+    const appended = [];
+    for (const message of seed.messages ?? []) {
+      const room = message.room === undefined ? undefined : rooms.get(message.room);
+      if (message.room !== undefined && !room) throw new Error(`seed: no room ${message.room}`);
+      appended.push(
+        log.append({
+          room: room && { key: room.key, name: room.name },
+          from: message.from,
+          to: message.to,
+          text: message.text,
+          ts: now,
+          undelivered: message.undelivered,
+        }),
+      );
+    }
+    return (await Promise.all(appended)).map((message) => message.id);
+  } finally {
+    await log.close();
+    await rooms.close();
+  }
 }

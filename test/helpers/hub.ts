@@ -14,14 +14,22 @@ export interface TestHub {
   clock: { now: number };
 }
 
-export async function testHub(policy: Partial<HubPolicy> = {}, clock = { now: 1_000 }, rooms: Rooms = new MemoryRooms()): Promise<TestHub> {
+/** `accountNames`: the registered accounts dms may go to while their owner is offline. */
+export async function testHub(
+  policy: Partial<HubPolicy> = {},
+  clock = { now: 1_000 },
+  rooms: Rooms = new MemoryRooms(),
+  accountNames: readonly string[] = [],
+): Promise<TestHub> {
+  const accounts = new Map(accountNames.map((name) => [name.toLowerCase(), name]));
   const directory = new LocalDirectory();
   const moderation: ModerationNotice[] = [];
   const hub = new Hub(
     directory,
     rooms,
-    new MemoryMessageLog({ perRoom: 10, perRoomBytes: 64 * 1024 }),
+    new MemoryMessageLog({ perConversation: 10, perConversationBytes: 64 * 1024 }),
     new LocalFanout(directory),
+    { nameOf: (user) => accounts.get(user.toLowerCase()) },
     {
       lobby: "#lobby",
       admins: new Set(),
@@ -32,6 +40,13 @@ export async function testHub(policy: Partial<HubPolicy> = {}, clock = { now: 1_
       presenceMaxAudience: 100,
       maxListBytes: 16 * 1024,
       roomExpiryMs: 60_000,
+      recentHistory: 10,
+      catchUpPerRoom: 10,
+      historyPageSize: 10,
+      searchPageSize: 10,
+      refWindowMs: 60_000,
+      retentionMs: 3_600_000,
+      maxMessagesPerRoom: 100,
       ...policy,
     },
     { moderated: (notice) => moderation.push(notice) },

@@ -2,6 +2,7 @@
 
 import { JsonFileStore } from "../../src/auth/store.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
+import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import type { ServerLimits } from "../../src/core/limits.ts";
 import { startServer, type ChatServer } from "../../src/server/server.ts";
@@ -35,6 +36,8 @@ export interface TestServerOptions {
   /** Reuse a chat database (e.g. to restart on the same rooms). */
   chatDbPath?: string;
   admins?: string[];
+  /** Where messages are kept: the chat database (the default, as in `serve`) or memory. */
+  messageLog?: "db" | "memory";
   port?: number;
 }
 
@@ -54,13 +57,16 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let rooms: SqliteRooms | undefined;
   try {
     store = await JsonFileStore.open(storePath);
-    rooms = SqliteRooms.load(await openChatDatabase(chatDbPath));
+    const db = await openChatDatabase(chatDbPath);
+    rooms = SqliteRooms.load(db);
+    const messageLog = options.messageLog === "memory" ? undefined : new SqliteMessageLog(db);
     server = await startServer({
       host: "127.0.0.1",
       port: options.port ?? 0,
       tls: { cert: certificate.certPem, key: certificate.keyPem, minVersion: "1.3", maxVersion: "1.3", ...options.tls },
       store,
       rooms,
+      messageLog,
       admins: options.admins,
       allowRegistration: options.allowRegistration ?? true,
       limits: options.limits,

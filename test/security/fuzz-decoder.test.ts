@@ -219,16 +219,19 @@ function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}${error instanceof ChatError ? `(${error.code})` : ""}: ${error.message}` : String(error);
 }
 
-type FieldKind = "string" | "string?" | "count?" | "boolean" | "true?" | "scope?" | "id" | "fingerprint";
+type FieldKind = "string" | "string?" | "count?" | "id?" | "since?" | "boolean" | "true?" | "scope?" | "id" | "fingerprint";
 
 const MODERATION_FIELDS: Record<string, FieldKind> = { user: "string", room: "string?", scope: "scope?", reason: "string?", seconds: "count?" };
 
 const FIELDS: Record<ClientFrame["type"], Record<string, FieldKind>> = {
   register: { user: "string", password: "string?", key: "true?" },
-  login: { user: "string", password: "string?", key: "true?" },
-  resume: { user: "string", token: "string" },
-  say: { text: "string", room: "string?" },
-  dm: { to: "string", text: "string" },
+  login: { user: "string", password: "string?", key: "true?", since: "since?" },
+  resume: { user: "string", token: "string", since: "since?" },
+  say: { text: "string", room: "string?", ref: "string?" },
+  dm: { to: "string", text: "string", ref: "string?" },
+  history: { room: "string?", with: "string?", before: "id?", after: "id?", limit: "count?" },
+  delete: { id: "count?" },
+  search: { query: "string", room: "string?", limit: "count?" },
   join: { room: "string" },
   part: { room: "string" },
   rooms: { after: "string?", limit: "count?" },
@@ -271,7 +274,10 @@ function checkShape(frame: ClientFrame): void {
       throw new PropertyFailure(`${frame.type}.${name} is not an upper-case fingerprint: ${String(value)}`);
     }
     if (kind === "scope?" && present && value !== "server") throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
-    if (kind === "count?" && present && !(Number.isSafeInteger(value) && (value as number) >= 1)) {
+    if (kind === "since?" && present && !(Number.isSafeInteger(value) || (typeof value === "object" && value !== null && !Array.isArray(value)))) {
+      throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
+    }
+    if ((kind === "count?" || kind === "id?") && present && !(Number.isSafeInteger(value) && (value as number) >= 1)) {
       throw new PropertyFailure(`${frame.type}.${name} is ${String(value)}`);
     }
     if (kind === "id" && Object.hasOwn(record, name)) {

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import type { Session } from "../../src/core/session.ts";
 import { Connection, type ConnectionHost } from "../../src/server/connection.ts";
+import { OutboundBudget } from "../../src/server/outbound-budget.ts";
 
 /** A socket that takes at most `accept` bytes per write (all of them when undefined). */
 class FakeSocket {
@@ -43,7 +44,7 @@ interface Harness {
   endTurn(): void;
 }
 
-function harness(overrides: Partial<ConnectionHost> = {}): Harness {
+function harness(overrides: Partial<ConnectionHost> = {}, id = 1): Harness {
   const socket = new FakeSocket();
   const scheduled: Connection[] = [];
   const state = { lines: [] as string[], closedSessions: 0, slowConsumers: 0 };
@@ -53,6 +54,7 @@ function harness(overrides: Partial<ConnectionHost> = {}): Harness {
     writableBelowBytes: 25,
     maxWriteBytes: 1024,
     closeGraceMs: 60_000,
+    budget: new OutboundBudget(Number.POSITIVE_INFINITY),
     scheduleFlush: (connection) => scheduled.push(connection),
     slowConsumer: () => state.slowConsumers++,
     ...overrides,
@@ -61,7 +63,7 @@ function harness(overrides: Partial<ConnectionHost> = {}): Harness {
     receive: (line: Uint8Array) => state.lines.push(new TextDecoder().decode(line)),
     connectionClosed: () => state.closedSessions++,
   } as unknown as Session;
-  const connection = new Connection(1, "127.0.0.1", socket as unknown as Socket<Connection>, host, () => session);
+  const connection = new Connection(id, "127.0.0.1", socket as unknown as Socket<Connection>, host, () => session);
   connection.onHandshake(undefined);
   return {
     connection,
@@ -178,6 +180,41 @@ describe("Connection", () => {
     h.connection.onClosed();
     await waiting;
     expect(h.closedSessions).toBe(1);
+  });
+
+  test("the unwritten rest of a batch survives another connection's batch (the assembly buffer is shared)", () => {
+    const a = harness();
+    const b = harness({}, 2);
+    a.socket.accept = 3;
+    a.connection.send(bytes("first\n"));
+    a.connection.send(bytes("second\n"));
+    a.endTurn();
+    b.connection.send(bytes("XXXXXXXXXXXX\n"));
+    b.connection.send(bytes("YYYYYYYYYYYY\n"));
+    b.endTurn();
+    a.socket.accept = undefined;
+    a.connection.onDrain();
+    expect(a.socket.text()).toBe("first\nsecond\n");
+    expect(b.socket.text()).toBe("XXXXXXXXXXXX\nYYYYYYYYYYYY\n");
+  });
+
+  test("queued bytes count against the server-wide budget until written or dropped", () => {
+    const budget = new OutboundBudget(Number.POSITIVE_INFINITY);
+    const h = harness({ budget });
+    h.socket.accept = 4;
+    h.connection.send(bytes("0123456789\n"));
+    expect(budget.queuedBytes).toBe(11);
+    h.endTurn();
+    expect(budget.queuedBytes).toBe(7);
+    h.socket.accept = undefined;
+    h.connection.onDrain();
+    expect(budget.queuedBytes).toBe(0);
+    h.socket.accept = 0;
+    h.connection.send(bytes("stuck\n"));
+    h.endTurn();
+    h.connection.dropAsSlowConsumer();
+    expect(budget.queuedBytes).toBe(0);
+    expect(h.slowConsumers).toBe(1);
   });
 
   test("close with a code queues the error frame, flushes, then ends the socket", () => {

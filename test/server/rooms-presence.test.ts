@@ -1,5 +1,5 @@
 // Presence and dms are server-wide, not per room: a dm reaches a user wherever they are; online and
-// offline go to the users who share a room with the subject; and a room with more online members
+// offline go to the users who share a room with the subject; and a room with more online connections
 // than the threshold hears no presence or membership notices at all.
 
 import { describe, expect, test } from "bun:test";
@@ -58,11 +58,11 @@ describe("online and offline", () => {
   });
 });
 
-describe("the presence threshold (presenceMaxUsers)", () => {
-  // With a threshold of 2 a pair still hears about each other, and a third member makes the room quiet.
-  const limits = { presenceMaxUsers: 2 };
+describe("the presence threshold (presenceMaxConnections)", () => {
+  // The threshold counts connections (one per user here): at 2 a pair still hears about each other, and a third makes the room quiet.
+  const limits = { presenceMaxConnections: 2 };
 
-  test("a room with more online members than the threshold hears no online or offline", async () => {
+  test("a room with more online connections than the threshold hears no online or offline", async () => {
     await using server = await startTestServer({ limits });
     const [alice, bob] = await newUsers(server, "alice", "bob");
     expect(await alice!.next("online")).toMatchObject({ user: "bob" });
@@ -75,7 +75,7 @@ describe("the presence threshold (presenceMaxUsers)", () => {
     }
   });
 
-  test("a room with more online members than the threshold hears no join or leave; a small room still does", async () => {
+  test("a room with more online connections than the threshold hears no join or leave; a small room still does", async () => {
     await using server = await startTestServer({ limits });
     const [alice, bob, carol] = await newUsers(server, "alice", "bob", "carol");
     await joinRoom(alice!, "#pair");

@@ -87,3 +87,41 @@ test("a peer that stops reading is dropped as a slow consumer; a reading peer ge
     slow.terminate();
   }
 }, 20_000);
+
+test("past the server-wide outbound budget the reader furthest behind is dropped first; the others stay", async () => {
+  await using server = await startTestServer({
+    limits: { maxOutboundMemoryBytes: 256 * 1024, messageRatePerSec: 1_000_000, messageBurst: 1_000_000 },
+  });
+  const flooder = await newUser(server, "flooder");
+  await using flooderClient = flooder.client;
+  const behind = await newUser(server, "behind");
+  const lagging = await newUser(server, "lagging");
+  for (const { client } of [flooder, behind]) {
+    client.send({ type: "join", room: "#big" });
+    await client.next("joined");
+  }
+  await behind.client.close();
+  await lagging.client.close();
+  const behindPeer = await nonReadingPeer(server, "behind", behind.token);
+  const laggingPeer = await nonReadingPeer(server, "lagging", lagging.token);
+  try {
+    const text = "x".repeat(4_000);
+    const deadline = Date.now() + 10_000;
+    const exceeded = () => server.logs.some((entry) => entry.event === "outbound_budget_exceeded");
+    while (!exceeded()) {
+      if (Date.now() > deadline) throw new Error("the outbound budget was never exceeded");
+      // Both paused readers fall behind, "behind" ten times faster: it also gets #big.
+      for (let i = 0; i < 10; i++) flooderClient.send({ type: "say", room: "#big", text });
+      flooderClient.send({ type: "say", text });
+      await flooderClient.sync();
+    }
+    const drops = server.logs.filter((entry) => entry.event === "slow_consumer").map((entry) => entry.fields.user);
+    expect(drops[0]).toBe("behind");
+    expect(drops).not.toContain("lagging");
+    expect(server.logs.find((entry) => entry.event === "outbound_budget_exceeded")!.fields.budget).toBe(256 * 1024);
+    expect(flooderClient.isClosed).toBe(false);
+  } finally {
+    behindPeer.terminate();
+    laggingPeer.terminate();
+  }
+}, 20_000);

@@ -5,7 +5,7 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
-import { ChatDatabaseError, openChatDatabase, SCHEMA_VERSION } from "../../src/store/sqlite/database.ts";
+import { ChatDatabaseError, MIGRATIONS, openChatDatabase, SCHEMA_VERSION } from "../../src/store/sqlite/database.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const PERMISSION_BITS = 0o777;
@@ -45,8 +45,68 @@ describe("openChatDatabase", () => {
     const db = await openChatDatabase(path);
     try {
       expect(userVersion(db)).toBe(SCHEMA_VERSION);
-      expect(tableNames(db)).toEqual(["invites", "known_users", "members", "restrictions", "rooms", "server_bans"]);
+      expect(tableNames(db)).toEqual([
+        "invites",
+        "known_users",
+        "members",
+        "messages",
+        "messages_fts",
+        "messages_fts_config",
+        "messages_fts_data",
+        "messages_fts_docsize",
+        "messages_fts_idx",
+        "restrictions",
+        "rooms",
+        "search_progress",
+        "server_bans",
+        "sqlite_sequence",
+      ]);
       expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()!.journal_mode).toBe("wal");
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a version 1 database (rooms only) is upgraded to the message log and keeps its rows", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const old = new Database(path, { create: true });
+    old.exec(MIGRATIONS[0]!);
+    old.exec("PRAGMA user_version = 1");
+    old.run("INSERT INTO rooms (key, name, created_by, created_at) VALUES ('#rust', '#Rust', 'alice', 1)");
+    old.run("INSERT INTO members (room, user, name, op) VALUES ('#rust', 'alice', 'alice', 1)");
+    old.close();
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(userVersion(db)).toBe(SCHEMA_VERSION);
+      expect(db.query<{ name: string; op: number }, []>("SELECT name, op FROM members").all()).toEqual([{ name: "alice", op: 1 }]);
+      db.run("INSERT INTO messages (conv, sender, sender_name, text, ts) VALUES ('#rust', 'alice', 'alice', 'first words', 2)");
+      expect(db.query<{ count: number }, []>("SELECT COUNT(*) AS count FROM messages").get()!.count).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a version 3 database, indexed message by message, is upgraded to batched indexing: its messages stay found, and deleting one unindexes it", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const old = new Database(path, { create: true });
+    for (const migration of MIGRATIONS.slice(0, 3)) old.exec(migration);
+    old.exec("PRAGMA user_version = 3");
+    for (const text of ["old lighthouse", "old harbour"]) {
+      old.run("INSERT INTO messages (conv, room_name, sender, sender_name, text, ts) VALUES ('#lobby', '#lobby', 'alice', 'alice', ?, 1)", [text]);
+    }
+    old.close();
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to).toBe(2);
+      const found = (word: string) => db.query<{ id: number }, [string]>("SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?").all(word);
+      expect(found("lighthouse")).toEqual([{ id: 1 }]);
+      db.run("DELETE FROM messages WHERE id = 1");
+      expect(found("lighthouse")).toEqual([]);
+      expect(found("harbour")).toEqual([{ id: 2 }]);
     } finally {
       db.close();
     }

@@ -4,7 +4,7 @@
 import type { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { MemoryRooms, type Rooms } from "../../src/core/rooms.ts";
-import { openChatDatabase } from "../../src/store/sqlite/database.ts";
+import { ChatDatabaseError, openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 import { describeRoomsContract, snapshot } from "./rooms-contract.ts";
@@ -169,5 +169,22 @@ describe("SqliteRooms when the database cannot be written", () => {
 
     await expect(rooms.addMember("#rust", "dave")).rejects.toMatchObject({ code: "store_unavailable" });
     expect(snapshot(rooms, USERS)).toEqual(before);
+  });
+});
+
+describe("SqliteRooms on a damaged database", () => {
+  test("rows that contradict each other stop loading with a ChatDatabaseError naming the file", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const db = await openChatDatabase(path);
+    // Written as another program could, with foreign keys off: a member of a room that does not exist.
+    db.exec("PRAGMA foreign_keys = OFF");
+    db.run("INSERT INTO members (room, user, name) VALUES ('#nowhere', 'alice', 'alice')");
+    try {
+      expect(() => SqliteRooms.load(db)).toThrow(ChatDatabaseError);
+      expect(() => SqliteRooms.load(db)).toThrow(`The chat database ${path} is unreadable`);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -5,6 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { RoomState, MemoryRooms, newRoomRecord, type Restriction, type RestrictionKind, type RoomView } from "../../core/rooms.ts";
 import { ChatError } from "../../protocol/errors.ts";
+import { unreadableDatabase } from "./database.ts";
 import { roomKey, userKey } from "../../protocol/validate.ts";
 
 interface RoomRow {
@@ -34,7 +35,11 @@ export class SqliteRooms extends MemoryRooms {
   /** Loads the registry from an open, migrated chat database. */
   static load(db: Database): SqliteRooms {
     const rooms = new SqliteRooms(db);
-    loadState(db, rooms.state);
+    try {
+      loadState(db, rooms.state);
+    } catch (error) {
+      throw unreadableDatabase(db.filename, error);
+    }
     return rooms;
   }
 
