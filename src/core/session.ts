@@ -41,7 +41,7 @@ export interface Accounts {
   login(user: string, password: string, address: string, signal: AbortSignal): Promise<LoginResult>;
   /** `fingerprint` is the connection's key, undefined when it presented none. */
   loginWithKey(user: string, fingerprint: string | undefined, address: string): Promise<LoginResult>;
-  resume(user: string, token: string, address: string): LoginResult;
+  resume(user: string, token: string): LoginResult;
   /** Resolves with a new resume token; every older one is revoked. */
   changePassword(user: string, oldPassword: string | undefined, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
   addKey(user: string, fingerprint: string): Promise<string>;
@@ -248,7 +248,7 @@ export class Session {
     },
     resume: async (session, frame) => {
       session.requireAnonymous();
-      await session.enter(session.deps.accounts.resume(frame.user, frame.token, session.address), "token", frame.since);
+      await session.enter(session.deps.accounts.resume(frame.user, frame.token), "token", frame.since);
     },
     say: (session, frame) => {
       const text = checkText(frame.text, MAX_TEXT_CHARS);
