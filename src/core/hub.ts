@@ -137,7 +137,7 @@ export class Hub {
    * mark for it, or without a mark the recent messages.
    */
   async catchUp(room: RoomView, since: Since | undefined, upTo: number): Promise<HistoryFrame> {
-    const mark = markFor(since, room.name);
+    const mark = markFor(since, room.name, upTo);
     if (mark === undefined) return this.recent(room, upTo);
     const page = await this.log.page({ room: room.key }, { after: mark, before: upTo + 1, limit: this.policy.catchUpPerRoom });
     return this.historyFrame({ room: room.name }, page, false);
@@ -162,7 +162,7 @@ export class Hub {
       for (const message of page.messages) handedOver.add(message.id);
       more = page.more;
     }
-    const mark = markFor(since, SINCE_DMS);
+    const mark = markFor(since, SINCE_DMS, upTo);
     if (mark === undefined) return;
     // Every dm after the mark, a page at a time: a client cannot page its dms back by itself.
     for (let after = mark, more = true; more; ) {
@@ -598,8 +598,14 @@ function fromFrame(message: LoggedMessage): StoredMessage {
 }
 
 /** The client's last-seen id for a room (or the dms): one number for all, or a map by name. */
-function markFor(since: Since | undefined, name: string): number | undefined {
-  if (since === undefined || typeof since === "number") return since;
+function markFor(since: Since | undefined, name: string, newest: number): number | undefined {
+  const mark = typeof since === "object" ? markIn(since, name) : since;
+  // Past the newest message ever relayed: a mark from before a restart of a log that forgot its
+  // ids (`--message-log memory`). It says nothing about this log, so it counts as no mark.
+  return mark !== undefined && mark > newest ? undefined : mark;
+}
+
+function markIn(since: Record<string, number>, name: string): number | undefined {
   const wanted = name.toLowerCase();
   for (const [key, id] of Object.entries(since)) if (key.toLowerCase() === wanted) return id;
   return undefined;

@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { CATCH_UP_PER_ROOM } from "../../src/core/limits.ts";
 import { MAX_HISTORY_PAGE, MAX_REF_CHARS } from "../../src/protocol/frames.ts";
+import type { Frame } from "../helpers/client.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { ask, answerTo, dmAcked, freshRef, idsOf, logIn, offlineUser, sayAcked, storedMessages, textsOf } from "./history-support.ts";
 import { joinRoom } from "./rooms-support.ts";
@@ -377,6 +378,15 @@ describe("offline dms", () => {
     // With a dm mark below them they are sent again: the client asked for everything after it.
     const again = await logIn(server, "bob", { "@dm": mark.id });
     expect(again.dms.map((dm) => dm.text)).toEqual(["one", "two"]);
+  });
+
+  test("a mark past the newest id (a client of a memory log before its restart) counts as no mark: the recent history comes", async () => {
+    await using server = await startTestServer({ messageLog: "memory" });
+    const alice = await newUser(server, "alice");
+    await sayAcked(alice.client, "after the restart");
+    await newUser(server, "bob");
+    const login = await logIn(server, "bob", { "#lobby": 5_000, "@dm": 5_000 });
+    expect(login.histories.flatMap((history) => history.messages.map((message: Frame) => message.text))).toEqual(["after the restart"]);
   });
 
   test("with a dm mark, every dm after it comes at login, more than one catch-up page of them", async () => {
