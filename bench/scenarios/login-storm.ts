@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import { generateIdentity } from "../../src/tls/certificate.ts";
 import { loopbackSource, sayLines, terminateAll, type BenchClient } from "../lib/client.ts";
-import { GENEROUS_LIMITS, userName, writeStore } from "../lib/proc.ts";
+import { userName, writeStore } from "../lib/proc.ts";
 import { makeClients, PASSWORD, startTlschat, STORE_USERS, type BenchContext } from "../lib/targets.ts";
 import { Tracker } from "../lib/tracker.ts";
 import { cpuShare, jitter, log, now, sleep, waitUntil } from "../lib/util.ts";

@@ -12,7 +12,7 @@ import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import { ChatText } from "../lib/chat-text.ts";
 import { terminateAll, type BenchClient } from "../lib/client.ts";
 import { userName } from "../lib/proc.ts";
-import { makeClients, startTlschat, tokenFor, type BenchContext } from "../lib/targets.ts";
+import { makeClients, startTlschat, type BenchContext } from "../lib/targets.ts";
 import { BenchError, log, now, percentiles, Samples, waitUntil, withTimeout } from "../lib/util.ts";
 import type { Metrics } from "./messages.ts";
 

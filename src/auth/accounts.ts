@@ -78,7 +78,7 @@ export class AccountService implements Accounts {
   async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
     const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
-    const matches = await this.verifyUnderThrottle(address, throttleKey, password, record?.hash);
+    const matches = await this.verifyUnderThrottle(address, throttleKey, password, record?.hash, signal);
     if (!record || !matches) throw new ChatError("auth_failed", AUTH_FAILED);
     return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
   }

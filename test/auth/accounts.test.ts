@@ -193,6 +193,22 @@ describe("password login", () => {
     expect((await Promise.all(logins)).map((login) => login.user)).toEqual(["alice", "bob", "carol"]);
     expect(setup.hasher.verified).toEqual([passwordOf("alice"), passwordOf("carol"), passwordOf("bob")]);
   });
+
+  test("a login whose connection went while it waited for its turn is dropped without hashing", async () => {
+    await using setup = await accountsOnDisk(1);
+    await setup.register("alice", "bob");
+    let release!: () => void;
+    setup.hasher.hold = new Promise<void>((resolve) => (release = resolve));
+    const first = setup.accounts.login("alice", passwordOf("alice"), ADDRESS);
+    const gone = new AbortController();
+    const waiting = setup.accounts.login("bob", passwordOf("bob"), ADDRESS, gone.signal);
+    await setup.hasher.untilVerified(1);
+    gone.abort();
+    release();
+    expect((await first).user).toBe("alice");
+    expect(await outcomeOf(waiting)).toBe("timeout");
+    expect(setup.hasher.verified).toEqual([passwordOf("alice")]);
+  });
 });
 
 describe("resume", () => {
