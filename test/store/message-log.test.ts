@@ -83,6 +83,18 @@ describe("SqliteMessageLog: durability", () => {
     expect(committedIds(dir)).toEqual(all.map((message) => message.id));
   });
 
+  test("a turn of more messages than one INSERT takes is stored whole, in order, each with its own fields", async () => {
+    await using dir = await tempDir();
+    await using opened = await openLog(dir);
+    const count = 123;
+    const all = await Promise.all(
+      Array.from({ length: count }, (_, i) => opened.log.append(i % 2 === 0 ? said(LOBBY, "alice", `m${i}`) : sentDm("bob", "alice", `d${i}`))),
+    );
+    expect(committedIds(dir)).toEqual(all.map((message) => message.id));
+    const stored = opened.db.query<{ text: string; recipient: string | null }, []>("SELECT text, recipient FROM messages ORDER BY id").all();
+    expect(stored).toEqual(Array.from({ length: count }, (_, i) => (i % 2 === 0 ? { text: `m${i}`, recipient: null } : { text: `d${i}`, recipient: "alice" })));
+  });
+
   test("a message appended in one turn and resolved is visible to a new connection at once", async () => {
     await using dir = await tempDir();
     await using opened = await openLog(dir);

@@ -47,6 +47,8 @@ interface Pending {
  * writer, and the relay, for milliseconds; the server repeats steps until nothing is left.
  */
 export const TRIM_BATCH_ROWS = 500;
+/** Messages per INSERT statement in a commit (11 parameters each, well under SQLite's limit). */
+const INSERT_ROWS = 50;
 /** Messages added to the search index in one step; a step holds the event loop a few ms. */
 export const INDEX_BATCH_ROWS = 1_000;
 /** How long a stored message may wait for the search index when fewer than a batch are waiting. */
@@ -69,7 +71,7 @@ export class SqliteMessageLog implements MessageLog {
    * the whole log; counted once at start from the conversation index.
    */
   private readonly roomCounts: Map<string, number>;
-  private readonly insert: Statement;
+  private readonly inserts = new Map<number, Statement>();
   private indexedUpTo: number;
   private indexTimer: ReturnType<typeof setTimeout> | undefined;
   /**
@@ -101,27 +103,42 @@ export class SqliteMessageLog implements MessageLog {
     this.committedUpTo = sequence;
     this.nextId = sequence + 1;
     this.indexedUpTo = db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to;
-    this.insert = db.prepare(
-      `INSERT INTO messages (id, conv, room_name, sender, sender_name, recipient, recipient_name, text, ts, ref, delivered)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
     this.commitBatch = db.transaction((batch: Pending[]) => {
-      for (const { message, draft } of batch) {
-        this.insert.run(
-          message.id,
-          draft.room ? draft.room.key : dmConversationKey(draft.from, draft.to!),
-          draft.room?.name ?? null,
-          userKey(draft.from),
-          draft.from,
-          draft.to === undefined ? null : userKey(draft.to),
-          draft.to ?? null,
-          draft.text,
-          draft.ts,
-          draft.ref ?? null,
-          draft.undelivered ? 0 : 1,
-        );
+      // Several rows per INSERT: one call into SQLite for up to INSERT_ROWS messages.
+      for (let start = 0; start < batch.length; start += INSERT_ROWS) {
+        const rows = batch.slice(start, start + INSERT_ROWS);
+        const values: Array<string | number | null> = [];
+        for (const { message, draft } of rows) {
+          values.push(
+            message.id,
+            draft.room ? draft.room.key : dmConversationKey(draft.from, draft.to!),
+            draft.room?.name ?? null,
+            userKey(draft.from),
+            draft.from,
+            draft.to === undefined ? null : userKey(draft.to),
+            draft.to ?? null,
+            draft.text,
+            draft.ts,
+            draft.ref ?? null,
+            draft.undelivered ? 0 : 1,
+          );
+        }
+        this.insertStatement(rows.length).run(...values);
       }
     });
+  }
+
+  /** The INSERT of `rows` messages, prepared once per row count. */
+  private insertStatement(rows: number): Statement {
+    let statement = this.inserts.get(rows);
+    if (!statement) {
+      const placeholders = Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
+      statement = this.db.prepare(
+        `INSERT INTO messages (id, conv, room_name, sender, sender_name, recipient, recipient_name, text, ts, ref, delivered) VALUES ${placeholders}`,
+      );
+      this.inserts.set(rows, statement);
+    }
+    return statement;
   }
 
   append(draft: Draft): Promise<StoredMessage> {
