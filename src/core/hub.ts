@@ -64,6 +64,8 @@ type Subject = { room: string } | { with: string };
 /** What the hub reports for the server's log: moderation is always written down. */
 export interface HubEvents {
   moderated(notice: ModerationNotice): void;
+  /** An operator set a room's topic (a moderation action too; the log gets who and where, not the text). */
+  topicSet(room: string, by: string): void;
 }
 
 export interface Entered {
@@ -391,6 +393,7 @@ export class Hub {
     await this.rooms.setTopic(room.key, topic);
     const frame: ServerFrame = { type: "topic", room: room.name, topic, by: user, ts: this.now() };
     this.toRoomAndActor(room, user, frame);
+    this.events.topicSet(room.name, user);
   }
 
   async setInviteOnly(user: string, roomName: string, inviteOnly: boolean): Promise<void> {

@@ -96,6 +96,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
         const { action, room, scope, user, by, seconds, invite_only } = notice;
         log.info("moderation", { action, room: room ?? scope, user, by, seconds, invite_only });
       },
+      topicSet(room, by) {
+        log.info("moderation", { action: "topic", room, by });
+      },
     },
     now,
   );

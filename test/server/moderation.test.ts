@@ -211,4 +211,14 @@ describe("every moderation action is announced to the room and written to the lo
       actions.map(({ type, user, seconds, invite_only }) => ({ action: type, room: "#rust", user, by: "alice", seconds, invite_only })),
     );
   });
+
+  test("setting the topic is logged as a moderation action too, with who and where but not the text", async () => {
+    await using server = await startTestServer();
+    const [alice, bob] = await roomOf(server, "bob");
+    alice!.send({ type: "topic", room: "#rust", topic: "secret plans" });
+    expect((await bob!.next("topic")).topic).toBe("secret plans");
+    await alice!.sync();
+    expect(moderationLogged(server)).toEqual([{ action: "topic", room: "#rust", by: "alice" }]);
+    expect(JSON.stringify(server.logs)).not.toContain("secret plans");
+  });
 });
