@@ -296,7 +296,7 @@ export class Hub {
       scope = { rooms: this.rooms.roomsOf(user).map((room) => room.key), dmsOf: user };
     }
     const found = await this.log.search(words, scope, wanted + 1);
-    const { messages, more } = this.capMessages(found.slice(0, wanted).map(toFrame), false);
+    const { messages, more } = this.capMessages(found.slice(0, wanted), false);
     return { type: "search", query, messages, more: more || found.length > wanted };
   }
 
@@ -527,19 +527,19 @@ export class Hub {
   }
 
   private historyFrame(subject: Subject, page: Page, keepNewest: boolean): HistoryFrame {
-    const { messages, more } = this.capMessages(page.messages.map(toFrame), keepNewest);
+    const { messages, more } = this.capMessages(page.messages, keepNewest);
     return { type: "history", ...subject, messages, more: more || page.more };
   }
 
   /** Keeps as many messages as fit the list allowance, from the newest or from the oldest end. */
-  private capMessages(messages: LoggedMessage[], keepNewest: boolean): { messages: LoggedMessage[]; more: boolean } {
+  private capMessages(messages: StoredMessage[], keepNewest: boolean): { messages: LoggedMessage[]; more: boolean } {
     let bytes = 0;
     const order = keepNewest ? [...messages].reverse() : messages;
     const kept: LoggedMessage[] = [];
     for (const message of order) {
-      bytes += encodedSizeBound(fromFrame(message));
+      bytes += encodedSizeBound(message);
       if (bytes > this.policy.maxListBytes) break;
-      kept.push(message);
+      kept.push(toFrame(message));
     }
     if (keepNewest) kept.reverse();
     return { messages: kept, more: kept.length < messages.length };
@@ -591,13 +591,6 @@ function toFrame(message: StoredMessage): LoggedMessage {
 
 function toDm(message: StoredMessage): DirectMessage {
   return { type: "dm", id: message.id, from: message.from, to: message.to!, text: message.text, ts: message.ts };
-}
-
-function fromFrame(message: LoggedMessage): StoredMessage {
-  const stored: StoredMessage = { id: message.id, from: message.from, text: message.text, ts: message.ts };
-  if (message.type === "msg") stored.room = { key: "", name: message.room };
-  else stored.to = message.to;
-  return stored;
 }
 
 /** The client's last-seen id for a room (or the dms): one number for all, or a map by name. */
