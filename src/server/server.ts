@@ -115,7 +115,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       log.info("register", { id: session.peer.id, user, address: session.address });
     },
     crashed(session, frame, error) {
-      log.error("internal_error", { id: session.peer.id, frame, message: error instanceof Error ? error.message : String(error) });
+      log.error("internal_error", { id: session.peer.id, frame, message: errorText(error) });
     },
     refused(session, frame, code) {
       if (frame === "login" || frame === "resume" || frame === "passwd") {
@@ -180,7 +180,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       }
       if (total > 0) log.info("history_trimmed", { count: total });
     } catch (error) {
-      log.error("history_trim_failed", { message: error instanceof Error ? error.message : String(error) });
+      log.error("history_trim_failed", { message: errorText(error) });
     } finally {
       trimming = false;
     }
@@ -188,7 +188,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const roomSweep = setInterval(() => {
     hub.removeExpiredRooms().then(
       (removed) => removed.length > 0 && log.info("rooms_expired", { count: removed.length }),
-      (error: unknown) => log.error("rooms_expiry_failed", { message: error instanceof Error ? error.message : String(error) }),
+      (error: unknown) => log.error("rooms_expiry_failed", { message: errorText(error) }),
     );
   }, limits.ROOM_SWEEP_INTERVAL_MS);
 
@@ -278,4 +278,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** What a failure says, for a log line. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
