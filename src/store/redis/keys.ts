@@ -1,0 +1,62 @@
+// Where cluster state lives in Redis: every key and channel name, and the shape of what is
+// published, in one place so the stores, the fanout and the import agree. Nothing here talks to
+// Redis.
+
+import type { ServerFrame } from "../../protocol/frames.ts";
+import type { StoredMessage } from "../../core/message-log.ts";
+
+const PREFIX = "tlschat:";
+
+export const keys = {
+  // Accounts (auth/): one hash per account, the resume-token secret, login throttle counters.
+  account: (userKey: string) => `${PREFIX}account:${userKey}`,
+  tokenSecret: `${PREFIX}token-secret`,
+  throttle: (kind: string, subject: string) => `${PREFIX}throttle:${kind}:${subject}`,
+
+  // Message log: one id counter for the cluster, one stream per conversation (room key, or the
+  // dm conversation key), whose entry ids are `<message id>-0`.
+  messageId: `${PREFIX}message-id`,
+  conversation: (conversationKey: string) => `${PREFIX}log:${conversationKey}`,
+  messageWhere: `${PREFIX}message-conversation`,
+  ref: (senderKey: string, ref: string) => `${PREFIX}ref:${senderKey}:${ref}`,
+  undelivered: (userKey: string) => `${PREFIX}undelivered:${userKey}`,
+
+  // Rooms: state plus a change stream every node applies in order.
+  roomChanges: `${PREFIX}room-changes`,
+  roomPrefix: `${PREFIX}room:`,
+
+  // Presence: which users each node has, and each node's last heartbeat.
+  nodes: `${PREFIX}nodes`,
+  nodeUsers: (nodeId: string) => `${PREFIX}node-users:${nodeId}`,
+} as const;
+
+export const channels = {
+  /** A room's messages and notices. */
+  room: (roomKey: string) => `${PREFIX}to-room:${roomKey}`,
+  /** A user's dms and the notices for all their connections. */
+  user: (userKey: string) => `${PREFIX}to-user:${userKey}`,
+  /** What every node hears: notices for several rooms at once, presence, node deaths. */
+  everyone: `${PREFIX}to-everyone`,
+  roomChanges: `${PREFIX}room-changes`,
+} as const;
+
+/**
+ * What travels on the room and user channels. `node` and `connection` name the sending
+ * connection, which its own node skips (it has its ack, or it is the actor).
+ */
+export type Published =
+  /** A message the log's append script stored and published in the same step. */
+  | { kind: "message"; message: StoredMessage; node?: string; connection?: number }
+  /** A notice (moderation, topic, join, ...) for the channel's audience. */
+  | { kind: "frame"; frame: ServerFrame; node?: string; connection?: number }
+  /** Close every connection of the user (a server-wide ban). */
+  | { kind: "disconnect"; user: string; code: string; message: string };
+
+/** On the everyone channel. */
+export type Broadcast =
+  /** One delivery per connection in any of the rooms, but the user's own. */
+  | { kind: "rooms"; rooms: string[]; frame: ServerFrame; exceptUser?: string }
+  | { kind: "online"; node: string; user: string }
+  | { kind: "offline"; node: string; user: string }
+  /** A node stopped or stopped beating: its users are gone with it. */
+  | { kind: "node-gone"; node: string };
