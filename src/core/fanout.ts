@@ -2,12 +2,26 @@
 // peers is encoded once and the same bytes are queued on each; each room keeps a flat set of its
 // online connections so a room message walks one set.
 
-import { encodeFrameBytes, type ServerFrame } from "../protocol/frames.ts";
+import type { ErrorCode } from "../protocol/errors.ts";
+import { encodeFrameBytes, type LoggedMessage, type ServerFrame } from "../protocol/frames.ts";
 import { userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
+import type { StoredMessage } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 
 export interface Fanout {
+  /**
+   * The newest message delivered to this node's connections; messages are delivered in id
+   * order, so a connection attached now gets everything after it live and the rest from history.
+   */
+  readonly relayedUpTo: number;
+  /**
+   * Delivers a message the log has just stored to its room, or to both sides of a dm, but the
+   * sending connection `from`.
+   */
+  relay(message: StoredMessage, frame: LoggedMessage, from: Peer): void;
+  /** Closes every connection of the user, after an error frame with the code. */
+  disconnect(user: string, code: ErrorCode, message: string): void;
   /** The connection now receives what is sent to the room. */
   attach(room: string, peer: Peer): void;
   detach(room: string, peer: Peer): void;
@@ -23,7 +37,25 @@ export interface Fanout {
 export class LocalFanout implements Fanout {
   private readonly rooms = new Map<string, Set<Peer>>();
 
-  constructor(private readonly directory: Directory) {}
+  /** `relayedUpTo` starts at the log's newest id: nothing before it will be relayed. */
+  constructor(
+    private readonly directory: Directory,
+    public relayedUpTo: number,
+  ) {}
+
+  relay(message: StoredMessage, frame: LoggedMessage, from: Peer): void {
+    this.relayedUpTo = Math.max(this.relayedUpTo, message.id);
+    if (message.room) {
+      this.toRoom(message.room.key, frame, from);
+      return;
+    }
+    this.toUser(message.to!, frame, from);
+    if (userKey(message.to!) !== userKey(message.from)) this.toUser(message.from, frame, from);
+  }
+
+  disconnect(user: string, code: ErrorCode, message: string): void {
+    for (const peer of [...(this.directory.find(user)?.peers ?? [])]) peer.close(code, message);
+  }
 
   attach(room: string, peer: Peer): void {
     let peers = this.rooms.get(room);

@@ -87,9 +87,6 @@ const ROOM_SUMMARY_OVERHEAD_BYTES = 48;
 const MAX_BYTES_PER_TOPIC_UNIT = 3;
 
 export class Hub {
-  /** The newest message relayed so far; messages are relayed in id order. */
-  private relayedUpTo: number;
-
   constructor(
     private readonly directory: Directory,
     private readonly rooms: Rooms,
@@ -99,9 +96,7 @@ export class Hub {
     private readonly policy: HubPolicy,
     private readonly events: HubEvents,
     private readonly now: () => number,
-  ) {
-    this.relayedUpTo = log.lastId();
-  }
+  ) {}
 
   /** Creates the lobby on a new server. */
   async open(): Promise<void> {
@@ -124,7 +119,7 @@ export class Hub {
     for (const room of rooms) this.fanout.attach(room.key, peer);
     if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
     const online = this.cappedList(Array.from(this.directory.users(), (entry) => entry.name)).items;
-    return { rooms, online, historyUpTo: this.relayedUpTo };
+    return { rooms, online, historyUpTo: this.fanout.relayedUpTo };
   }
 
   leave(user: string, peer: Peer): void {
@@ -200,9 +195,8 @@ export class Hub {
     if (!room.members.has(key)) throw notInRoom(room.name);
     const mute = room.mutes.get(key);
     if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
-    return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref }).then((message) => {
-      this.relayed(message);
-      this.fanout.toRoom(room.key, toFrame(message), peer);
+    return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref, connection: peer.id }).then((message) => {
+      this.fanout.relay(message, toFrame(message), peer);
       this.acknowledge(peer, ref, message);
     });
   }
@@ -217,12 +211,9 @@ export class Hub {
     const retried = this.retried(user, peer, ref);
     if (retried) return retried;
     const offline = this.directory.find(name) === undefined;
-    return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline }).then(async (message) => {
-      this.relayed(message);
-      const frame = toFrame(message);
+    return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline, connection: peer.id }).then(async (message) => {
       const recipientOnline = this.directory.find(name) !== undefined;
-      this.fanout.toUser(name, frame, peer);
-      if (userKey(name) !== userKey(user)) this.fanout.toUser(user, frame, peer);
+      this.fanout.relay(message, toFrame(message), peer);
       this.acknowledge(peer, ref, message);
       // They came online while it was being stored: it reached them now, not at a later login.
       if (offline && recipientOnline) await this.log.markDelivered(name, message.id);
@@ -236,10 +227,6 @@ export class Hub {
   private retried(user: string, peer: Peer, ref: string | undefined): Promise<void> | undefined {
     if (ref === undefined) return undefined;
     return this.log.findByRef(user, ref, this.now() - this.policy.refWindowMs)?.then((original) => this.acknowledge(peer, ref, original));
-  }
-
-  private relayed(message: StoredMessage): void {
-    this.relayedUpTo = Math.max(this.relayedUpTo, message.id);
   }
 
   private acknowledge(peer: Peer, ref: string | undefined, message: StoredMessage): void {
@@ -314,7 +301,7 @@ export class Hub {
     let room = this.rooms.get(roomName);
     if (room?.members.has(key)) {
       // Already a member: answer this connection again, change nothing.
-      await this.sendJoined(room, this.relayedUpTo, (frame) => peer.send(encodeFrameBytes(frame)));
+      await this.sendJoined(room, this.fanout.relayedUpTo, (frame) => peer.send(encodeFrameBytes(frame)));
       return;
     }
     if (room && !admin) {
@@ -337,7 +324,7 @@ export class Hub {
     await this.rooms.addMember(joined.key, user);
     if (creating) await this.rooms.setOp(joined.key, user, true);
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
-    const historyUpTo = this.relayedUpTo;
+    const historyUpTo = this.fanout.relayedUpTo;
     this.attachUser(user, joined.key);
     await this.sendJoined(joined, historyUpTo, (frame) => this.fanout.toUser(user, frame));
     this.announce(this.audible([joined]), { type: "join", room: joined.name, user, ts: this.now() }, user);
@@ -475,7 +462,7 @@ export class Hub {
     // An actor who shares one of those rooms has heard it there; only one outside them is told directly.
     if (rooms.some((room) => room.members.has(userKey(actor)))) this.events.moderated(notice);
     else this.reportModeration(actor, notice);
-    for (const peer of [...(this.directory.find(target)?.peers ?? [])]) peer.close("banned", banMessage("this server", restriction));
+    this.fanout.disconnect(target, "banned", banMessage("this server", restriction));
   }
 
   /** Removes rooms that have had no members for the expiry time; returns their keys. */

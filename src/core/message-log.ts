@@ -29,6 +29,8 @@ export interface Draft {
   ref?: string;
   /** A dm whose recipient was offline: delivered at their next login. */
   undelivered?: boolean;
+  /** The sending connection's id, which the relay skips (it gets an ack instead). */
+  connection?: number;
 }
 
 /** A room (its key), or the dms between two users. */

@@ -71,7 +71,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     directory,
     options.rooms,
     messageLog,
-    new LocalFanout(directory),
+    new LocalFanout(directory, messageLog.lastId()),
     { nameOf: (user) => options.store.get(user)?.name },
     {
       lobby: LOBBY,

@@ -28,7 +28,7 @@ export async function testHub(
     directory,
     rooms,
     new MemoryMessageLog({ perConversation: 10, perConversationBytes: 64 * 1024 }),
-    new LocalFanout(directory),
+    new LocalFanout(directory, 0),
     { nameOf: (user) => accounts.get(user.toLowerCase()) },
     {
       lobby: "#lobby",
