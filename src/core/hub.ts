@@ -20,7 +20,7 @@ import {
 import { checkRoomName, checkTopic, checkUsername, roomKey, userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
 import type { Fanout } from "./fanout.ts";
-import { encodedSizeBound, searchWords, type MessageLog, type Page, type StoredMessage } from "./message-log.ts";
+import { dmFrame, encodedSizeBound, messageFrame, searchWords, type MessageLog, type Page, type StoredMessage } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 import { inForce, type Restriction, type RoomView, type Rooms } from "./rooms.ts";
 
@@ -153,7 +153,7 @@ export class Hub {
     for (let after = 0, more = true; more; ) {
       const page = await this.log.undelivered(user, { after, before, limit: this.policy.catchUpPerRoom });
       if (page.messages.length === 0) break;
-      yield page.messages.map(toDm);
+      yield page.messages.map(dmFrame);
       after = page.messages.at(-1)!.id;
       await this.log.markDelivered(user, after);
       for (const message of page.messages) handedOver.add(message.id);
@@ -166,7 +166,7 @@ export class Hub {
       const page = await this.log.dms(user, { after, before, limit: this.policy.catchUpPerRoom });
       if (page.messages.length === 0) break;
       const rest = page.messages.filter((message) => !handedOver.has(message.id));
-      if (rest.length > 0) yield rest.map(toDm);
+      if (rest.length > 0) yield rest.map(dmFrame);
       after = page.messages.at(-1)!.id;
       more = page.more;
     }
@@ -196,7 +196,7 @@ export class Hub {
     const mute = room.mutes.get(key);
     if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
     return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref, connection: peer.id }).then((message) => {
-      this.fanout.relay(message, toFrame(message), peer);
+      this.fanout.relay(message, messageFrame(message), peer);
       this.acknowledge(peer, ref, message);
     });
   }
@@ -213,7 +213,7 @@ export class Hub {
     const offline = this.directory.find(name) === undefined;
     return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline, connection: peer.id }).then(async (message) => {
       const recipientOnline = this.directory.find(name) !== undefined;
-      this.fanout.relay(message, toFrame(message), peer);
+      this.fanout.relay(message, messageFrame(message), peer);
       this.acknowledge(peer, ref, message);
       // They came online while it was being stored: it reached them now, not at a later login.
       if (offline && recipientOnline) await this.log.markDelivered(name, message.id);
@@ -526,7 +526,7 @@ export class Hub {
     for (const message of order) {
       bytes += encodedSizeBound(message);
       if (bytes > this.policy.maxListBytes) break;
-      kept.push(toFrame(message));
+      kept.push(messageFrame(message));
     }
     if (keepNewest) kept.reverse();
     return { messages: kept, more: kept.length < messages.length };
@@ -569,15 +569,6 @@ export class Hub {
     }
     return { items: names, more: false };
   }
-}
-
-/** A message as the wire shows it: `msg` in a room, `dm` between two users. */
-function toFrame(message: StoredMessage): LoggedMessage {
-  return message.room ? { type: "msg", id: message.id, room: message.room.name, from: message.from, text: message.text, ts: message.ts } : toDm(message);
-}
-
-function toDm(message: StoredMessage): DirectMessage {
-  return { type: "dm", id: message.id, from: message.from, to: message.to!, text: message.text, ts: message.ts };
 }
 
 /** The client's last-seen id for a room (or the dms): one number for all, or a map by name. */

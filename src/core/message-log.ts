@@ -6,6 +6,7 @@
 // durable one.
 
 import { ChatError } from "../protocol/errors.ts";
+import type { DirectMessage, LoggedMessage } from "../protocol/frames.ts";
 import { userKey } from "../protocol/validate.ts";
 
 export interface StoredMessage {
@@ -90,6 +91,15 @@ export interface MessageLog {
   trim(before: number, maxPerRoom: number): Promise<number>;
   dropRoom(room: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A message as the wire shows it: `msg` in a room, `dm` between two users. */
+export function messageFrame(message: StoredMessage): LoggedMessage {
+  return message.room ? { type: "msg", id: message.id, room: message.room.name, from: message.from, text: message.text, ts: message.ts } : dmFrame(message);
+}
+
+export function dmFrame(message: StoredMessage): DirectMessage {
+  return { type: "dm", id: message.id, from: message.from, to: message.to!, text: message.text, ts: message.ts };
 }
 
 /** What every dm conversation's key starts with; room keys start with "#". */
