@@ -2,6 +2,14 @@
 // arguments: a missing default certificate is generated and a missing store is created.
 
 import type { Database } from "bun:sqlite";
+import type { UserStore } from "../auth/store.ts";
+import { REF_WINDOW_MS } from "../core/limits.ts";
+import type { MessageLog } from "../core/message-log.ts";
+import type { Rooms } from "../core/rooms.ts";
+import { ChatError } from "../protocol/errors.ts";
+import type { Logger } from "../server/log.ts";
+import type { Delivery } from "../server/server.ts";
+import { openCluster, redactedUrl, type Cluster, type Durability } from "../store/redis/cluster.ts";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -60,6 +68,10 @@ interface ServeOptions {
   msgBurst?: number;
   authTimeout?: number;
   idleTimeout?: number;
+  redis?: string;
+  redisCa?: string;
+  importDb?: string;
+  importChat?: string;
 }
 
 export function serveCommand(io: CliIO, exit: ExitCode): Command {
@@ -93,13 +105,18 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--msg-burst <n>", "room messages and dms a connection may send in a burst").argParser(positiveInteger).env("TLSCHAT_MSG_BURST"))
     .addOption(new Option("--auth-timeout <seconds>", "time to log in after connecting").argParser(positiveSeconds).env("TLSCHAT_AUTH_TIMEOUT"))
     .addOption(new Option("--idle-timeout <seconds>", "close connections silent this long").argParser(positiveSeconds).env("TLSCHAT_IDLE_TIMEOUT"))
+    .addOption(new Option("--redis <url>", "join a cluster: accounts, rooms, history and presence in Redis (redis://HOST:PORT[/DB], rediss:// for TLS) instead of --db and --chat-db").env("TLSCHAT_REDIS_URL"))
+    .addOption(new Option("--redis-ca <file>", "verify a rediss:// server against this CA file").env("TLSCHAT_REDIS_CA"))
+    .addOption(new Option("--import-db <file>", "with --redis: copy this account store's accounts into Redis first (once; existing ones are kept)"))
+    .addOption(new Option("--import-chat <file>", "with --redis: copy this chat database's rooms and messages into Redis first (once)"))
     .addHelpText(
       "after",
       `
 Examples:
   tlschat serve                                   TLS 1.3 on 0.0.0.0:7443, certificate made on first start
   tlschat serve --port 8443 --cert /etc/tlschat/cert.pem --key /etc/tlschat/key.pem
-  tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy`,
+  tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy
+  tlschat serve --redis redis://127.0.0.1:6379 --port 7443   one node of a cluster (start more with other ports or hosts)`,
     )
     .action(async (opts: ServeOptions) => {
       exit.value = await runServe(opts, command, io);
@@ -125,13 +142,6 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   }
   const [cert, key] = await Promise.all([readText(opts.cert), readText(opts.key)]);
 
-  let store: JsonFileStore;
-  try {
-    store = await JsonFileStore.open(opts.db);
-  } catch (error) {
-    if (error instanceof StoreError) throw new CliError(error.message);
-    throw error;
-  }
   const limits: Partial<ServerLimits> = {};
   if (opts.maxConnections !== undefined) limits.maxConnections = opts.maxConnections;
   if (opts.maxPerIp !== undefined) limits.maxConnectionsPerIp = opts.maxPerIp;
@@ -147,20 +157,10 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.maxOutboundMemory !== undefined) limits.maxOutboundMemoryBytes = opts.maxOutboundMemory;
   if (opts.historyDays !== undefined) limits.historyRetentionMs = opts.historyDays * DAY_MS;
   if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
-  let rooms: SqliteRooms;
-  let messageLog: SqliteMessageLog | undefined;
-  let db: Database | undefined;
-  try {
-    db = await openChatDatabase(opts.chatDb, opts.fsync);
-    rooms = SqliteRooms.load(db);
-    if (opts.messageLog === "db") messageLog = new SqliteMessageLog(db);
-  } catch (error) {
-    db?.close();
-    await store.close();
-    if (error instanceof ChatDatabaseError) throw new CliError(error.message);
-    throw error;
+  if (opts.redis === undefined && (opts.importDb !== undefined || opts.importChat !== undefined)) {
+    throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
   }
-
+  const backend = opts.redis === undefined ? await openEmbedded(opts) : await openClustered(opts, opts.redis, log);
   let server;
   try {
     server = await startServer({
@@ -168,17 +168,19 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
       port: opts.port,
       // Legacy mode (--tls-max 1.2) implies TLS 1.2 as the minimum unless said otherwise.
       tls: { cert, key, minVersion: opts.tlsMin ?? opts.tlsMax, maxVersion: opts.tlsMax, ciphers: opts.ciphers },
-      store,
-      rooms,
-      messageLog,
+      store: backend.store,
+      rooms: backend.rooms,
+      messageLog: backend.messageLog,
+      delivery: backend.delivery,
       admins: opts.admin,
       allowRegistration: opts.registration,
       limits,
       log,
     });
   } catch (error) {
-    await messageLog?.close();
-    await Promise.all([store.close(), rooms.close()]);
+    await backend.messageLog?.close();
+    await Promise.all([backend.store.close(), backend.rooms.close(), backend.delivery?.close()]);
+    backend.close();
     if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
@@ -190,7 +192,90 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   });
   log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
   await server.stop();
+  backend.close();
   return EXIT_OK;
+}
+
+/** Where the server keeps its state: opened before it starts, handed to it, closed by it. */
+interface Backend {
+  store: UserStore;
+  rooms: Rooms;
+  messageLog?: MessageLog;
+  delivery?: Delivery;
+  /** What the server does not close (the Redis link). */
+  close(): void;
+}
+
+/** The one-machine default: the JSON account store and the chat database. */
+async function openEmbedded(opts: ServeOptions): Promise<Backend> {
+  let store: JsonFileStore;
+  try {
+    store = await JsonFileStore.open(opts.db);
+  } catch (error) {
+    if (error instanceof StoreError) throw new CliError(error.message);
+    throw error;
+  }
+  let db: Database | undefined;
+  try {
+    db = await openChatDatabase(opts.chatDb, opts.fsync);
+    const rooms = SqliteRooms.load(db);
+    const messageLog = opts.messageLog === "db" ? new SqliteMessageLog(db) : undefined;
+    return { store, rooms, messageLog, close: () => undefined };
+  } catch (error) {
+    db?.close();
+    await store.close();
+    if (error instanceof ChatDatabaseError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/** A node of a cluster: everything shared lives in Redis. */
+async function openClustered(opts: ServeOptions, url: string, log: Logger): Promise<Backend> {
+  const ca = opts.redisCa === undefined ? undefined : await readText(opts.redisCa);
+  let cluster: Cluster;
+  try {
+    cluster = await openCluster({ url, ca, log, refWindowMs: REF_WINDOW_MS });
+  } catch (error) {
+    if (error instanceof ChatError) throw new CliError(`Cannot use Redis at ${redactedUrl(url)}: ${error.message}`);
+    throw error;
+  }
+  reportDurability(cluster.durability, log);
+  try {
+    if (opts.importDb !== undefined) await importAccountsFrom(opts.importDb, cluster, log);
+    if (opts.importChat !== undefined) await importChatFrom(opts.importChat, cluster, log);
+  } catch (error) {
+    cluster.close();
+    throw error;
+  }
+  return { store: cluster.store, rooms: cluster.rooms, messageLog: cluster.messageLog, delivery: cluster.delivery, close: () => cluster.close() };
+}
+
+/** Says at start what an acknowledged message survives, from Redis's persistence settings. */
+function reportDurability(durability: Durability, log: Logger): void {
+  switch (durability.kind) {
+    case "always":
+      log.info("redis_durability", { appendfsync: "always", acks: "survive a crash of Redis or of its machine" });
+      return;
+    case "everysec":
+      log.warn("redis_durability", { appendfsync: "everysec", acks: "up to a second of acknowledged messages may be lost if Redis or its machine crashes" });
+      return;
+    case "no-fsync":
+      log.warn("redis_durability", { appendfsync: "no", acks: "acknowledged messages not yet written by the kernel are lost if the machine crashes" });
+      return;
+    case "no-aof":
+      log.error("redis_durability", {
+        appendonly: "no",
+        acks: "NOT durable: Redis keeps no append-only file, so a Redis restart loses acknowledged messages, accounts and rooms; run it with --appendonly yes --appendfsync always",
+      });
+      return;
+    case "unknown":
+      log.warn("redis_durability", { acks: "unknown: CONFIG GET is not allowed for this Redis user", reason: durability.reason });
+      return;
+    default: {
+      const unreachable: never = durability;
+      throw new Error(`unhandled durability ${String(unreachable)}`);
+    }
+  }
 }
 
 function positiveDays(value: string): number {

@@ -129,6 +129,11 @@ export class Hub {
     if (this.directory.remove(user, peer)) this.announce(audible, { type: "offline", user, ts: this.now() }, user);
   }
 
+  /** A user whose last connections went with a node that died: their rooms hear that they went. */
+  departed(user: string): void {
+    this.announce(this.audible(this.rooms.roomsOf(user)), { type: "offline", user, ts: this.now() }, user);
+  }
+
   /**
    * A room's history at login, up to `upTo` (see Entered): what came after the client's `since`
    * mark for it, or without a mark the recent messages.

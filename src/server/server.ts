@@ -4,8 +4,8 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { createAccountService } from "../auth/accounts.ts";
 import type { UserStore } from "../auth/store.ts";
-import { LocalDirectory } from "../core/directory.ts";
-import { LocalFanout } from "../core/fanout.ts";
+import { LocalDirectory, type Directory } from "../core/directory.ts";
+import { LocalFanout, type Fanout } from "../core/fanout.ts";
 import { Hub } from "../core/hub.ts";
 import * as limits from "../core/limits.ts";
 import { MemoryMessageLog, type MessageLog } from "../core/message-log.ts";
@@ -32,11 +32,22 @@ export interface ServerOptions {
   rooms: Rooms;
   /** The message log, opened by the caller and closed by the server; in memory when absent. */
   messageLog?: MessageLog;
+  /** Where presence and delivery live (a cluster); this server alone when absent. */
+  delivery?: Delivery;
   /** Usernames of the server's administrators. */
   admins?: readonly string[];
   allowRegistration?: boolean;
   limits?: Partial<limits.ServerLimits>;
   log?: Logger;
+}
+
+/** Presence and delivery shared with other nodes; the server closes it on stop. */
+export interface Delivery {
+  directory: Directory;
+  fanout: Fanout;
+  /** The hub that delivery events (a dead node's users going offline) are reported to. */
+  attach(hub: Hub): void;
+  close(): Promise<void>;
 }
 
 export interface ChatServer extends AsyncDisposable {
@@ -61,7 +72,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
   });
-  const directory = new LocalDirectory();
+  const directory = options.delivery?.directory ?? new LocalDirectory();
   // A quarter of the outbound allowance: a list or history reply plus live traffic must fit.
   const maxListBytes = Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4));
   const messageLog =
@@ -71,7 +82,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     directory,
     options.rooms,
     messageLog,
-    new LocalFanout(directory, messageLog.lastId()),
+    options.delivery?.fanout ?? new LocalFanout(directory, messageLog.lastId()),
     { nameOf: (user) => options.store.get(user)?.name },
     {
       lobby: LOBBY,
@@ -103,6 +114,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     now,
   );
   await hub.open();
+  options.delivery?.attach(hub);
   let nextId = 1;
   let stopping: Promise<void> | undefined;
 
@@ -258,6 +270,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
         await Promise.race([closed, Bun.sleep(limits.SHUTDOWN_GRACE_MS)]);
       }
       listener.stop(true);
+      await options.delivery?.close();
       // The log commits what is pending before the database it may share with the rooms closes.
       await messageLog.close();
       await Promise.all([options.store.close(), options.rooms.close()]);

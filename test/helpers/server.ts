@@ -1,6 +1,10 @@
 // Starts a real tlschat server on 127.0.0.1:0 with a fresh store in a temp dir, for one test.
 
-import { JsonFileStore } from "../../src/auth/store.ts";
+import { JsonFileStore, type UserStore } from "../../src/auth/store.ts";
+import { REF_WINDOW_MS } from "../../src/core/limits.ts";
+import type { MessageLog } from "../../src/core/message-log.ts";
+import type { Rooms } from "../../src/core/rooms.ts";
+import { openCluster, type Cluster } from "../../src/store/redis/cluster.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
@@ -24,6 +28,8 @@ export interface TestServer extends ChatServer {
   chatDbPath: string;
   certificate: CertificatePair;
   logs: LogEntry[];
+  /** With `redisUrl`: the node's cluster parts. */
+  cluster?: Cluster;
 }
 
 export interface TestServerOptions {
@@ -39,6 +45,8 @@ export interface TestServerOptions {
   /** Where messages are kept: the chat database (the default, as in `serve`) or memory. */
   messageLog?: "db" | "memory";
   port?: number;
+  /** Runs the server as a node of the cluster on this Redis instead of on files. */
+  redisUrl?: string;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -53,13 +61,20 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       logs.push({ level, event, fields });
   const log: Logger = { info: record("info"), warn: record("warn"), error: record("error") };
   let server: ChatServer;
-  let store: JsonFileStore | undefined;
-  let rooms: SqliteRooms | undefined;
+  let store: UserStore | undefined;
+  let rooms: Rooms | undefined;
+  let cluster: Cluster | undefined;
   try {
-    store = await JsonFileStore.open(storePath);
-    const db = await openChatDatabase(chatDbPath);
-    rooms = SqliteRooms.load(db);
-    const messageLog = options.messageLog === "memory" ? undefined : new SqliteMessageLog(db);
+    let messageLog: MessageLog | undefined;
+    if (options.redisUrl !== undefined) {
+      cluster = await openCluster({ url: options.redisUrl, log, refWindowMs: REF_WINDOW_MS });
+      ({ store, rooms, messageLog } = cluster);
+    } else {
+      store = await JsonFileStore.open(storePath);
+      const db = await openChatDatabase(chatDbPath);
+      rooms = SqliteRooms.load(db);
+      messageLog = options.messageLog === "memory" ? undefined : new SqliteMessageLog(db);
+    }
     server = await startServer({
       host: "127.0.0.1",
       port: options.port ?? 0,
@@ -67,6 +82,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       store,
       rooms,
       messageLog,
+      delivery: cluster?.delivery,
       admins: options.admins,
       allowRegistration: options.allowRegistration ?? true,
       limits: options.limits,
@@ -75,11 +91,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   } catch (error) {
     await store?.close();
     await rooms?.close();
+    cluster?.close();
     await dir[Symbol.asyncDispose]();
     throw error;
   }
   const stop = async () => {
     await server.stop();
+    cluster?.close();
     await dir[Symbol.asyncDispose]();
   };
   return Object.assign(Object.create(server) as ChatServer, {
@@ -91,6 +109,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     chatDbPath,
     certificate,
     logs,
+    cluster,
     stop,
     [Symbol.asyncDispose]: stop,
   });

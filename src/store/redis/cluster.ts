@@ -1,0 +1,136 @@
+// Puts a node in a cluster: opens the Redis link and the Redis implementations of the account
+// store, rooms, message log, presence and delivery, and reports Redis's state changes and what
+// an acknowledgement guarantees under its persistence settings.
+
+import type { UserStore } from "../../auth/store.ts";
+import type { Hub } from "../../core/hub.ts";
+import type { Logger } from "../../server/log.ts";
+import type { Delivery } from "../../server/server.ts";
+import { RedisUserStore } from "./accounts.ts";
+import { RedisConnection, type LinkState } from "./connection.ts";
+import { ClusterDirectory } from "./directory.ts";
+import { ClusterFanout } from "./fanout.ts";
+import { RedisMessageLog } from "./message-log.ts";
+import { RedisRooms } from "./rooms.ts";
+
+export interface ClusterOptions {
+  url: string;
+  /** PEM CA certificates for rediss://. */
+  ca?: string;
+  log: Logger;
+  /** A say or dm resent with the same ref within this long is the same message. */
+  refWindowMs: number;
+}
+
+/** What an ack means, from Redis's append-only file settings. */
+export type Durability =
+  | { kind: "always" }
+  | { kind: "everysec" }
+  | { kind: "no-fsync" }
+  | { kind: "no-aof" }
+  /** CONFIG is not allowed for this Redis user (an ACL or a renamed command). */
+  | { kind: "unknown"; reason: string };
+
+export interface Cluster {
+  readonly nodeId: string;
+  readonly store: UserStore;
+  readonly rooms: RedisRooms;
+  readonly messageLog: RedisMessageLog;
+  readonly delivery: Delivery;
+  readonly durability: Durability;
+  readonly state: LinkState;
+  /** Closes the link; the stores and delivery are closed by the server that uses them. */
+  close(): void;
+}
+
+export async function openCluster(options: ClusterOptions): Promise<Cluster> {
+  const connection = new RedisConnection({ url: options.url, ca: options.ca });
+  const { log } = options;
+  try {
+    await connection.open();
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+  const nodeId = crypto.randomUUID();
+  try {
+    const durability = await durabilityOf(connection);
+    const store = await RedisUserStore.open(connection);
+    const rooms = await RedisRooms.open(connection);
+    const messageLog = await RedisMessageLog.open(connection, nodeId, { refWindowMs: options.refWindowMs });
+    let hub: Hub | undefined;
+    let fanout: ClusterFanout | undefined;
+    const directory = new ClusterDirectory(connection, nodeId, {
+      departed: (user) => hub?.departed(user),
+      localUser: (user, present) => fanout?.localUser(user, present),
+      failed: (error) => log.warn("redis_presence_failed", { message: error.message }),
+    });
+    fanout = new ClusterFanout(connection, directory, messageLog, messageLog.lastId(), {
+      failed: (error) => log.warn("redis_delivery_failed", { message: error.message }),
+    });
+    rooms.onRemoteChange((change) => {
+      if (change.kind === "membership") fanout!.membershipChanged(change.room, change.user, change.member);
+    });
+    connection.onStateChange((change) => {
+      if (change.state === "down") log.error("redis_down", { reason: change.reason });
+      else log.info("redis_up", {});
+    });
+    connection.onResubscribed(() => {
+      directory.sync().catch((error: Error) => log.warn("redis_presence_failed", { message: error.message }));
+    });
+    await fanout.open();
+    await directory.open();
+    log.info("cluster_joined", { node: nodeId, redis: redactedUrl(options.url) });
+    return {
+      nodeId,
+      store,
+      rooms,
+      messageLog,
+      durability,
+      delivery: {
+        directory,
+        fanout,
+        attach: (attached) => (hub = attached),
+        close: () => directory.close(),
+      },
+      get state() {
+        return connection.state;
+      },
+      close: () => connection.close(),
+    };
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}
+
+/** Reads the append-only file settings, which decide whether an acked message survives a Redis crash. */
+async function durabilityOf(connection: RedisConnection): Promise<Durability> {
+  try {
+    const reply = (await connection.send("CONFIG", ["GET", "append*"])) as Record<string, string> | string[];
+    const settings = Array.isArray(reply) ? Object.fromEntries(pairs(reply)) : reply;
+    if (settings.appendonly !== "yes") return { kind: "no-aof" };
+    if (settings.appendfsync === "always") return { kind: "always" };
+    if (settings.appendfsync === "everysec") return { kind: "everysec" };
+    return { kind: "no-fsync" };
+  } catch (error) {
+    return { kind: "unknown", reason: (error as Error).message };
+  }
+}
+
+function pairs(flat: string[]): Array<[string, string]> {
+  const result: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) result.push([flat[i]!, flat[i + 1]!]);
+  return result;
+}
+
+/** The URL without its password, for the log. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}

@@ -1,0 +1,209 @@
+// Several nodes on one real redis-server, in this process: what one node accepts reaches the
+// others exactly once and in order, dms and presence cross nodes, a token from one node works on
+// another, a guesser cannot spread attempts over nodes, and Redis going away and coming back
+// loses no acknowledged message.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { until } from "../helpers/chat-support.ts";
+import { TestClient, type Frame } from "../helpers/client.ts";
+import { redisAvailable, startRedis, type TestRedis } from "../helpers/redis.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+const available = redisAvailable();
+const running: Array<AsyncDisposable> = [];
+
+afterEach(async () => {
+  for (const item of running.splice(0).reverse()) await item[Symbol.asyncDispose]();
+});
+
+async function redis(options: Parameters<typeof startRedis>[0] = {}): Promise<TestRedis> {
+  const started = await startRedis(options);
+  running.push(started);
+  return started;
+}
+
+async function node(redisServer: TestRedis, limits: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const server = await startTestServer({ redisUrl: redisServer.url, ...limits });
+  running.push(server);
+  return server;
+}
+
+async function client(server: TestServer): Promise<TestClient> {
+  const connected = await TestClient.connect({ port: server.port, ca: server.certificate.certPem });
+  running.push(connected);
+  return connected;
+}
+
+async function registered(server: TestServer, user: string): Promise<TestClient> {
+  const connected = await client(server);
+  await connected.register(user, `${user} password 1`);
+  return connected;
+}
+
+async function loggedIn(server: TestServer, user: string, since?: unknown): Promise<{ client: TestClient; welcome: Frame }> {
+  const connected = await client(server);
+  connected.send({ type: "login", user, password: `${user} password 1`, ...(since === undefined ? {} : { since }) });
+  const welcome = await connected.nextOf(["welcome", "error"]);
+  if (welcome.type === "error") throw new Error(`login ${user}: ${welcome.code} ${welcome.message}`);
+  return { client: connected, welcome };
+}
+
+/** Sends and awaits the ack: the message is durable once this returns. */
+async function say(sender: TestClient, text: string, ref: string, room = "#lobby"): Promise<number> {
+  sender.send({ type: "say", room, text, ref });
+  const reply = await sender.nextOf(["ack", "error"], 10_000);
+  if (reply.type === "error") throw new Error(`say ${text}: ${reply.code} ${reply.message}`);
+  expect(reply.ref).toBe(ref);
+  return reply.id;
+}
+
+async function messages(receiver: TestClient, count: number): Promise<Frame[]> {
+  const got: Frame[] = [];
+  while (got.length < count) got.push(await receiver.next("msg", 10_000));
+  return got;
+}
+
+describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
+  test("a room message on one node reaches the members on the others exactly once, in id order", async () => {
+    const shared = await redis();
+    const [a, b, c] = [await node(shared), await node(shared), await node(shared)];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    await registered(c, "carol");
+    const alice = (await loggedIn(a, "alice")).client;
+    const bob = (await loggedIn(b, "bob")).client;
+    const carol = (await loggedIn(c, "carol")).client;
+    for (const each of [alice, bob, carol]) await each.next("history");
+    const perSender = 20;
+    const sent = await Promise.all([
+      (async () => {
+        const ids: number[] = [];
+        for (let i = 0; i < perSender; i++) ids.push(await say(alice, `a${i}`, `a${i}`));
+        return ids;
+      })(),
+      (async () => {
+        const ids: number[] = [];
+        for (let i = 0; i < perSender; i++) ids.push(await say(bob, `b${i}`, `b${i}`));
+        return ids;
+      })(),
+    ]);
+    const allIds = [...sent[0], ...sent[1]].sort((x, y) => x - y);
+    const atCarol = await messages(carol, perSender * 2);
+    expect(atCarol.map((frame) => frame.id)).toEqual(allIds);
+    const atBob = await messages(bob, perSender);
+    expect(atBob.map((frame) => frame.text)).toEqual(Array.from({ length: perSender }, (_, i) => `a${i}`));
+    const atAlice = await messages(alice, perSender);
+    expect(atAlice.map((frame) => frame.text)).toEqual(Array.from({ length: perSender }, (_, i) => `b${i}`));
+    // Nothing more: the sender's own copy is its ack, and nobody hears anything twice.
+    await carol.sync();
+    expect(carol.take("msg")).toEqual([]);
+    await alice.sync();
+    expect(alice.take("msg")).toEqual([]);
+  });
+
+  test("a room created on one node is joined from another, and its members hear each other", async () => {
+    const shared = await redis();
+    const [a, b] = [await node(shared), await node(shared)];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    const alice = (await loggedIn(a, "alice")).client;
+    const bob = (await loggedIn(b, "bob")).client;
+    alice.send({ type: "join", room: "#rust" });
+    expect((await alice.next("joined")).room).toBe("#rust");
+    bob.send({ type: "join", room: "#rust" });
+    const joined = await bob.next("joined");
+    expect(joined.members).toEqual(["alice", "bob"]);
+    expect((await alice.next("join")).user).toBe("bob");
+    await say(bob, "hello rust", "r1", "#rust");
+    const heard = await alice.next("msg");
+    expect([heard.room, heard.from, heard.text]).toEqual(["#rust", "bob", "hello rust"]);
+  });
+
+  test("dms cross nodes, and one to a user offline everywhere waits for their login on a third node", async () => {
+    const shared = await redis();
+    const [a, b, c] = [await node(shared), await node(shared), await node(shared)];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    await registered(c, "carol");
+    const alice = (await loggedIn(a, "alice")).client;
+    const bob = (await loggedIn(b, "bob")).client;
+    alice.send({ type: "dm", to: "bob", text: "psst", ref: "d1" });
+    await alice.next("ack");
+    const dm = await bob.next("dm");
+    expect([dm.from, dm.to, dm.text]).toEqual(["alice", "bob", "psst"]);
+    bob.send({ type: "dm", to: "carol", text: "for later", ref: "d2" });
+    const ack = await bob.next("ack");
+    const carol = (await loggedIn(c, "carol")).client;
+    const missed = await carol.next("dm");
+    expect([missed.id, missed.from, missed.text]).toEqual([ack.id, "bob", "for later"]);
+  });
+
+  test("presence crosses nodes: online, who, and offline", async () => {
+    const shared = await redis();
+    const [a, b] = [await node(shared), await node(shared)];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    const alice = (await loggedIn(a, "alice")).client;
+    const { client: bob, welcome } = await loggedIn(b, "bob");
+    expect(welcome.online).toContain("alice");
+    expect((await alice.next("online")).user).toBe("bob");
+    alice.send({ type: "who" });
+    expect((await alice.next("who")).users.sort()).toEqual(["alice", "bob"]);
+    await bob.close();
+    expect((await alice.next("offline")).user).toBe("bob");
+  });
+
+  test("a resume token from one node logs in on another", async () => {
+    const shared = await redis();
+    const [a, b] = [await node(shared), await node(shared)];
+    await registered(a, "alice");
+    const { welcome } = await loggedIn(a, "alice");
+    const resumed = await client(b);
+    resumed.send({ type: "resume", user: "alice", token: welcome.token });
+    expect((await resumed.nextOf(["welcome", "error"])).type).toBe("welcome");
+  });
+
+  test("failed logins on one node throttle the account on the other", async () => {
+    const shared = await redis();
+    const [a, b] = [await node(shared), await node(shared)];
+    await registered(a, "alice");
+    let code: string | undefined;
+    for (let attempt = 0; attempt < 50 && code !== "throttled"; attempt++) {
+      const guesser = await client(attempt % 2 === 0 ? a : b);
+      guesser.send({ type: "login", user: "alice", password: `wrong guess ${attempt}` });
+      code = (await guesser.next("error", 10_000)).code;
+      await guesser.close();
+    }
+    expect(code).toBe("throttled");
+    // Both nodes now refuse, the right password too, until the throttle passes.
+    for (const server of [a, b]) {
+      const tried = await client(server);
+      tried.send({ type: "login", user: "alice", password: "alice password 1" });
+      expect((await tried.next("error")).code).toBe("throttled");
+    }
+  });
+
+  test("while Redis is down messages get store_unavailable; after it returns nothing acked is lost", async () => {
+    const shared = await redis({ appendfsync: "always" });
+    const [a, b] = [await node(shared), await node(shared)];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    const alice = (await loggedIn(a, "alice")).client;
+    const bob = (await loggedIn(b, "bob")).client;
+    const before = await say(alice, "before", "m1");
+    expect((await bob.next("msg")).id).toBe(before);
+    await shared.stop();
+    alice.send({ type: "say", room: "#lobby", text: "during", ref: "m2" });
+    const refused = await alice.next("error", 10_000);
+    expect(refused.code).toBe("store_unavailable");
+    await shared.start();
+    // The nodes recover by themselves.
+    for (const server of [a, b]) await until(() => server.logs.some((entry) => entry.event === "redis_up"), "redis_up", 10_000);
+    const after = await say(alice, "after", "m3");
+    expect(after).toBeGreaterThan(before);
+    expect((await bob.next("msg", 10_000)).text).toBe("after");
+    alice.send({ type: "history", room: "#lobby" });
+    const history = await alice.next("history");
+    expect(history.messages.map((message: Frame) => message.text)).toEqual(["before", "after"]);
+  });
+});
