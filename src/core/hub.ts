@@ -211,6 +211,8 @@ export class Hub {
    * connections. A dm to a registered user who is offline waits for their next login.
    */
   dm(user: string, peer: Peer, to: string, text: string, ref: string | undefined): Promise<void> {
+    // Checked before any lookup: lowercasing would otherwise turn look-alikes ("\u212Aelvin") into a real name.
+    checkUsername(to);
     const name = this.directory.find(to)?.name ?? this.accounts.nameOf(to);
     if (name === undefined) throw new ChatError("no_such_user", `There is no account ${to}`);
     const retried = this.retried(user, peer, ref);
@@ -249,7 +251,7 @@ export class Hub {
       if (!room.members.has(userKey(user))) throw notInRoom(room.name);
       return this.historyFrame({ room: room.name }, await this.log.page({ room: room.key }, bounds), keepNewest);
     }
-    const peer = this.directory.find(query.with!)?.name ?? this.accounts.nameOf(query.with!);
+    const peer = this.directory.find(checkUsername(query.with!))?.name ?? this.accounts.nameOf(query.with!);
     if (peer === undefined) throw new ChatError("no_such_user", `There is no account ${query.with}`);
     return this.historyFrame({ with: peer }, await this.log.page({ between: [user, peer] }, bounds), keepNewest);
   }

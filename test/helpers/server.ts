@@ -4,7 +4,7 @@ import { JsonFileStore, type UserStore } from "../../src/auth/store.ts";
 import { REF_WINDOW_MS } from "../../src/core/limits.ts";
 import type { MessageLog } from "../../src/core/message-log.ts";
 import type { Rooms } from "../../src/core/rooms.ts";
-import { openCluster, type Cluster } from "../../src/store/redis/cluster.ts";
+import type { Cluster } from "../../src/store/redis/cluster.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
@@ -67,6 +67,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   try {
     let messageLog: MessageLog | undefined;
     if (options.redisUrl !== undefined) {
+      const { openCluster } = await import("../../src/store/redis/cluster.ts");
       cluster = await openCluster({ url: options.redisUrl, log, refWindowMs: REF_WINDOW_MS });
       ({ store, rooms, messageLog } = cluster);
     } else {
@@ -80,7 +81,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       port: options.port ?? 0,
       tls: { cert: certificate.certPem, key: certificate.keyPem, minVersion: "1.3", maxVersion: "1.3", ...options.tls },
       store,
-      rooms,
+      rooms: rooms!,
       messageLog,
       delivery: cluster?.delivery,
       admins: options.admins,

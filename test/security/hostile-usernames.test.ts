@@ -106,9 +106,11 @@ describe("username tricks", () => {
       // The same account: a dm to "alice" (any case) reaches this connection.
       bystanders.sender.send({ type: "dm", to: "Alice", text: "same account?" });
       expect(await upper.next("dm")).toMatchObject({ from: bystanders.senderName, to: "alice", text: "same account?" });
-      // And a dm to a look-alike reaches nobody.
-      bystanders.sender.send({ type: "dm", to: "\u0430lice", text: "look-alike" });
-      expect(await bystanders.sender.nextError()).toBe("no_such_user");
+      // And a dm to a look-alike reaches nobody, nor one that lowercases to a valid name (U+212A lowercases to "k").
+      for (const lookAlike of ["\u0430lice", "\u212Alice"]) {
+        bystanders.sender.send({ type: "dm", to: lookAlike, text: "look-alike" });
+        expect(await bystanders.sender.nextError()).toBe("invalid_user");
+      }
     });
     expect(server.logs.filter((entry) => entry.event === "login" && entry.fields.user === "alice")).toHaveLength(1);
     await expectAftermath(server, bystanders, ["alice"]);
