@@ -9,7 +9,7 @@ import type { Rooms } from "../core/rooms.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { Logger } from "../server/log.ts";
 import type { Delivery } from "../server/server.ts";
-import { openCluster, redactedUrl, type Cluster, type Durability } from "../store/redis/cluster.ts";
+import type { Cluster, Durability } from "../store/redis/cluster.ts";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -232,6 +232,8 @@ async function openEmbedded(opts: ServeOptions): Promise<Backend> {
 /** A node of a cluster: everything shared lives in Redis. */
 async function openClustered(opts: ServeOptions, url: string, log: Logger): Promise<Backend> {
   const ca = opts.redisCa === undefined ? undefined : await readText(opts.redisCa);
+  // Loaded only for a cluster node: the one-machine server never needs the Redis code.
+  const { openCluster, redactedUrl } = await import("../store/redis/cluster.ts");
   let cluster: Cluster;
   try {
     cluster = await openCluster({ url, ca, log, refWindowMs: REF_WINDOW_MS });

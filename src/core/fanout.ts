@@ -9,12 +9,16 @@ import type { Directory } from "./directory.ts";
 import type { StoredMessage } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 
+/** A room (its key), or a user's dms. */
+export type DeliveryStream = { room: string } | { user: string };
+
 export interface Fanout {
   /**
-   * The newest message delivered to this node's connections; messages are delivered in id
-   * order, so a connection attached now gets everything after it live and the rest from history.
+   * The newest message delivered to this node's connections in a room, or in a user's dms;
+   * messages are delivered in id order, so a connection attached now gets everything after it
+   * live and the rest from history. Asked right after attaching; the answer is as of then.
    */
-  readonly relayedUpTo: number;
+  deliveredUpTo(stream: DeliveryStream): Promise<number>;
   /**
    * Delivers a message the log has just stored to its room, or to both sides of a dm, but the
    * sending connection `from`.
@@ -37,11 +41,18 @@ export interface Fanout {
 export class LocalFanout implements Fanout {
   private readonly rooms = new Map<string, Set<Peer>>();
 
-  /** `relayedUpTo` starts at the log's newest id: nothing before it will be relayed. */
+  /**
+   * The newest message relayed, in any room or dm: one stream in relay order. It starts at the
+   * log's newest id: nothing before it will be relayed.
+   */
   constructor(
     private readonly directory: Directory,
-    public relayedUpTo: number,
+    private relayedUpTo: number,
   ) {}
+
+  deliveredUpTo(_stream: DeliveryStream): Promise<number> {
+    return Promise.resolve(this.relayedUpTo);
+  }
 
   relay(message: StoredMessage, frame: LoggedMessage, from: Peer): void {
     this.relayedUpTo = Math.max(this.relayedUpTo, message.id);

@@ -73,10 +73,12 @@ export interface Entered {
   /** Online users for `welcome`, capped like any list. */
   online: string[];
   /**
-   * The newest message relayed when the connection was attached: it gets everything after this
-   * live, so its login history (catchUp, missedDms) stops here and repeats none of it.
+   * Per room key, the newest message relayed when the connection was attached: it gets
+   * everything after this live, so its login history (catchUp) stops here and repeats none of it.
    */
-  historyUpTo: number;
+  historyUpTo: ReadonlyMap<string, number>;
+  /** The same for the user's dms (missedDms). */
+  dmsUpTo: number;
 }
 
 /** Bytes of a JSON string item beyond its characters: quotes and a comma. */
@@ -119,7 +121,12 @@ export class Hub {
     for (const room of rooms) this.fanout.attach(room.key, peer);
     if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
     const online = this.cappedList(Array.from(this.directory.users(), (entry) => entry.name)).items;
-    return { rooms, online, historyUpTo: this.fanout.relayedUpTo };
+    const [dmsUpTo, ...roomsUpTo] = await Promise.all([
+      this.fanout.deliveredUpTo({ user: userKey(user) }),
+      ...rooms.map((room) => this.fanout.deliveredUpTo({ room: room.key })),
+    ]);
+    const historyUpTo = new Map(rooms.map((room, index) => [room.key, roomsUpTo[index]!]));
+    return { rooms, online, historyUpTo, dmsUpTo: dmsUpTo! };
   }
 
   leave(user: string, peer: Peer): void {
@@ -139,7 +146,7 @@ export class Hub {
    * mark for it, or without a mark the recent messages.
    */
   async catchUp(room: RoomView, since: Since | undefined, upTo: number): Promise<HistoryFrame> {
-    const mark = markFor(since, room.name, upTo);
+    const mark = markFor(since, room.name, this.log.lastId());
     if (mark === undefined) return this.recent(room, upTo);
     const page = await this.log.page({ room: room.key }, { after: mark, before: upTo + 1, limit: this.policy.catchUpPerRoom });
     return this.historyFrame({ room: room.name }, page, false);
@@ -164,7 +171,7 @@ export class Hub {
       for (const message of page.messages) handedOver.add(message.id);
       more = page.more;
     }
-    const mark = markFor(since, SINCE_DMS, upTo);
+    const mark = markFor(since, SINCE_DMS, this.log.lastId());
     if (mark === undefined) return;
     // Every dm after the mark, a page at a time: a client cannot page its dms back by itself.
     for (let after = mark, more = true; more; ) {
@@ -308,7 +315,7 @@ export class Hub {
     let room = this.rooms.get(roomName);
     if (room?.members.has(key)) {
       // Already a member: answer this connection again, change nothing.
-      await this.sendJoined(room, this.fanout.relayedUpTo, (frame) => peer.send(encodeFrameBytes(frame)));
+      await this.sendJoined(room, await this.fanout.deliveredUpTo({ room: room.key }), (frame) => peer.send(encodeFrameBytes(frame)));
       return;
     }
     if (room && !admin) {
@@ -331,8 +338,8 @@ export class Hub {
     await this.rooms.addMember(joined.key, user);
     if (creating) await this.rooms.setOp(joined.key, user, true);
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
-    const historyUpTo = this.fanout.relayedUpTo;
     this.attachUser(user, joined.key);
+    const historyUpTo = await this.fanout.deliveredUpTo({ room: joined.key });
     await this.sendJoined(joined, historyUpTo, (frame) => this.fanout.toUser(user, frame));
     this.announce(this.audible([joined]), { type: "join", room: joined.name, user, ts: this.now() }, user);
   }
@@ -581,7 +588,7 @@ export class Hub {
 /** The client's last-seen id for a room (or the dms): one number for all, or a map by name. */
 function markFor(since: Since | undefined, name: string, newest: number): number | undefined {
   const mark = typeof since === "object" ? markIn(since, name) : since;
-  // Past the newest message ever relayed: a mark from before a restart of a log that forgot its
+  // Past the newest id the log ever gave: a mark from before a restart of a log that forgot its
   // ids (`--message-log memory`). It says nothing about this log, so it counts as no mark.
   return mark !== undefined && mark > newest ? undefined : mark;
 }

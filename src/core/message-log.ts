@@ -59,7 +59,10 @@ export interface SearchScope {
 
 export interface MessageLog {
   append(draft: Draft): Promise<StoredMessage>;
-  /** The newest id the log holds or ever held (0 for none yet): where a new hub starts. */
+  /**
+   * The newest id the log holds or ever held that this node knows of (0 for none yet): where
+   * delivery starts, and a client's mark beyond it is from a log that forgot its ids.
+   */
   lastId(): number;
   /**
    * Resolves once every append made so far has committed or failed, and what was done with

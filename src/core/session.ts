@@ -357,9 +357,9 @@ export class Session {
     for (const room of entered.rooms) {
       await this.peer.writable();
       if (this.closed) return;
-      this.reply(await hub.catchUp(room, since, entered.historyUpTo));
+      this.reply(await hub.catchUp(room, since, entered.historyUpTo.get(room.key)!));
     }
-    for await (const dms of hub.missedDms(result.user, since, entered.historyUpTo)) {
+    for await (const dms of hub.missedDms(result.user, since, entered.dmsUpTo)) {
       for (const dm of dms) {
         await this.peer.writable();
         if (this.closed) return;

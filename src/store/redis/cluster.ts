@@ -65,8 +65,9 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       localUser: (user, present) => fanout?.localUser(user, present),
       failed: (error) => log.warn("redis_presence_failed", { message: error.message }),
     });
-    fanout = new ClusterFanout(connection, directory, messageLog, messageLog.lastId(), {
+    fanout = new ClusterFanout(connection, directory, messageLog, {
       failed: (error) => log.warn("redis_delivery_failed", { message: error.message }),
+      delivered: (id) => messageLog.noteId(id),
     });
     rooms.onRemoteChange((change) => {
       if (change.kind === "membership") fanout!.membershipChanged(change.room, change.user, change.member);

@@ -6,7 +6,7 @@
 // each stream remembers the last id it delivered and, after every (re)subscribe, reads the gap
 // from the log before it delivers anything newer.
 
-import { LocalFanout, type Fanout } from "../../core/fanout.ts";
+import { LocalFanout, type DeliveryStream, type Fanout } from "../../core/fanout.ts";
 import { messageFrame, type MessageLog, type Page, type StoredMessage } from "../../core/message-log.ts";
 import type { Peer } from "../../core/peer.ts";
 import type { ErrorCode } from "../../protocol/errors.ts";
@@ -14,7 +14,7 @@ import type { LoggedMessage, ServerFrame } from "../../protocol/frames.ts";
 import { userKey } from "../../protocol/validate.ts";
 import type { RedisConnection } from "./connection.ts";
 import type { ClusterDirectory } from "./directory.ts";
-import { channels, type Broadcast, type Published } from "./keys.ts";
+import { channels, keys, type Broadcast, type Published } from "./keys.ts";
 
 /** Messages read from the log per step while filling a gap. */
 const GAP_PAGE_MESSAGES = 500;
@@ -27,8 +27,10 @@ type Target = { kind: "room"; key: string } | { kind: "user"; key: string };
 
 interface Stream {
   target: Target;
-  /** The newest message delivered on it. */
-  delivered: number;
+  /** The newest message delivered on it; undefined until the id counter has been read. */
+  delivered: number | undefined;
+  /** Resolves with where delivery started (the id counter when it was followed). */
+  started: Promise<number>;
   /** While a gap is read: what arrived live meanwhile, delivered after the gap. */
   held: Published[] | undefined;
   /** Read the gap again once the current read ends (a resubscribe came during it). */
@@ -38,6 +40,8 @@ interface Stream {
 export interface ClusterFanoutEvents {
   /** Filling a gap failed; it is tried again at the next resubscribe. */
   failed(error: Error): void;
+  /** A message from any node reached this node's connections. */
+  delivered(id: number): void;
 }
 
 export class ClusterFanout implements Fanout {
@@ -52,10 +56,10 @@ export class ClusterFanout implements Fanout {
     private readonly connection: RedisConnection,
     private readonly directory: ClusterDirectory,
     private readonly log: Pick<MessageLog, "page" | "dms">,
-    startId: number,
     private readonly events: ClusterFanoutEvents,
   ) {
-    this.local = new LocalFanout(directory, startId);
+    // Its own idea of what was relayed is not used: each stream has its own.
+    this.local = new LocalFanout(directory, 0);
     connection.onResubscribed(() => {
       for (const stream of this.streams.values()) void this.fillGap(stream);
     });
@@ -66,8 +70,11 @@ export class ClusterFanout implements Fanout {
     await this.connection.subscribe(channels.everyone, (text) => this.onBroadcast(text));
   }
 
-  get relayedUpTo(): number {
-    return this.local.relayedUpTo;
+  deliveredUpTo(target: DeliveryStream): Promise<number> {
+    const stream = this.streams.get("room" in target ? channels.room(target.room) : channels.user(target.user));
+    // Nobody here follows it: everything up to the counter is history.
+    if (!stream) return this.connection.send("GET", [keys.messageId]).then((id) => Number(id ?? 0));
+    return stream.delivered === undefined ? stream.started : Promise.resolve(stream.delivered);
   }
 
   /** The log's append script published the message; this only keeps its sender from a gap read's copy. */
@@ -132,22 +139,30 @@ export class ClusterFanout implements Fanout {
   }
 
   /**
-   * Starts delivering a stream: everything after the newest message delivered so far comes
-   * from it (what came before is the connections' history), read from the log first in case it
-   * was published before the subscription took.
+   * Starts delivering a stream: everything after the id counter's value now comes from it (what
+   * came before is the connections' history), read from the log first in case it was published
+   * before the subscription took.
    */
   private follow(channel: string, target: Target): void {
     if (this.streams.has(channel)) return;
-    const stream: Stream = { target, delivered: this.relayedUpTo, held: [], again: false };
+    const counter = Promise.withResolvers<number>();
+    const stream: Stream = { target, delivered: undefined, started: counter.promise, held: [], again: false };
     this.streams.set(channel, stream);
-    this.connection.subscribe(channel, (text) => this.onPublished(stream, text)).then(
-      () => this.fillGap(stream),
-      (error: Error) => {
-        // Subscribed again, and the gap read, at the next reconnect.
-        stream.held = undefined;
-        this.events.failed(error);
-      },
-    );
+    counter.promise.catch(() => undefined);
+    void (async () => {
+      try {
+        stream.delivered = Number((await this.connection.send("GET", [keys.messageId])) ?? 0);
+        counter.resolve(stream.delivered);
+        await this.connection.subscribe(channel, (text) => this.onPublished(stream, text));
+      } catch (error) {
+        counter.reject(error as Error);
+        // A stream that never started is dropped, so the next connection to need it starts it again.
+        if (stream.delivered === undefined) this.streams.delete(channel);
+        this.events.failed(error as Error);
+        return;
+      }
+      await this.fillGap(stream);
+    })();
   }
 
   private unfollow(channel: string): void {
@@ -193,14 +208,14 @@ export class ClusterFanout implements Fanout {
   }
 
   private deliverMessage(stream: Stream, message: StoredMessage, exceptConnection: number | undefined): void {
-    if (message.id <= stream.delivered) return;
+    if (stream.delivered === undefined || message.id <= stream.delivered) return;
     stream.delivered = message.id;
     const frame = messageFrame(message);
     const from = exceptConnection === undefined ? undefined : this.directory.peer(exceptConnection);
     if (stream.target.kind === "room") this.local.toRoom(stream.target.key, frame, from);
     else this.local.toUser(stream.target.key, frame, from);
-    if (message.id > this.local.relayedUpTo) this.local.relayedUpTo = message.id;
     this.sentBy.delete(message.id);
+    this.events.delivered(message.id);
   }
 
   private senderHere(node: string | undefined, connection: number | undefined): number | undefined {
@@ -209,6 +224,8 @@ export class ClusterFanout implements Fanout {
 
   /** Reads what the stream missed from the log, then delivers what was held meanwhile. */
   private async fillGap(stream: Stream): Promise<void> {
+    // Still starting: its own start reads the gap once subscribed.
+    if (stream.delivered === undefined) return;
     if (this.reading.has(stream)) {
       // A resubscribe during the read: what it may have missed is read once this read ends.
       stream.again = true;
@@ -237,7 +254,7 @@ export class ClusterFanout implements Fanout {
   }
 
   private missed(stream: Stream): Promise<Page> {
-    const query = { after: stream.delivered, limit: GAP_PAGE_MESSAGES };
+    const query = { after: stream.delivered!, limit: GAP_PAGE_MESSAGES };
     return stream.target.kind === "room" ? this.log.page({ room: stream.target.key }, query) : this.log.dms(stream.target.key, query);
   }
 
