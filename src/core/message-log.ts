@@ -29,6 +29,11 @@ export interface Draft {
   ref?: string;
   /** A dm whose recipient was offline: delivered at their next login. */
   undelivered?: boolean;
+  /**
+   * The sending connection, which the relay skips (it gets its ack instead): published with the
+   * message in cluster mode; the other logs ignore it.
+   */
+  connection?: number;
 }
 
 /** A room (its key), or the dms between two users. */
