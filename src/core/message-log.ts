@@ -30,7 +30,10 @@ export interface Draft {
   ref?: string;
   /** A dm whose recipient was offline: delivered at their next login. */
   undelivered?: boolean;
-  /** The sending connection's id, which the relay skips (it gets an ack instead). */
+  /**
+   * The sending connection, which the relay skips (it gets its ack instead): published with the
+   * message in cluster mode; the other logs ignore it.
+   */
   connection?: number;
 }
 

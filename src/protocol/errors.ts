@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   "no_such_key",
   "key_in_use",
   "no_such_message",
+  "not_supported",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

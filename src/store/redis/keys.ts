@@ -14,12 +14,20 @@ export const keys = {
   throttle: (kind: string, subject: string) => `${PREFIX}throttle:${kind}:${subject}`,
 
   // Message log: one id counter for the cluster, one stream per conversation (room key, or the
-  // dm conversation key), whose entry ids are `<message id>-0`.
+  // dm conversation key), whose entry ids are `<message id>-0`. The log's scripts build the
+  // per-conversation and per-user names from these functions' prefixes (called with ""), so
+  // each of those must stay a prefix followed by its argument.
   messageId: `${PREFIX}message-id`,
   conversation: (conversationKey: string) => `${PREFIX}log:${conversationKey}`,
   messageWhere: `${PREFIX}message-conversation`,
   ref: (senderKey: string, ref: string) => `${PREFIX}ref:${senderKey}:${ref}`,
   undelivered: (userKey: string) => `${PREFIX}undelivered:${userKey}`,
+  /** Ids of every dm a user sent or received (a sorted set scored by id). */
+  userDms: (userKey: string) => `${PREFIX}dms:${userKey}`,
+  /** Every conversation with messages, scored by its oldest message's timestamp (retention by age). */
+  conversationsByAge: `${PREFIX}log-conversations`,
+  /** Every room with messages, scored by how many (retention by count). */
+  roomLengths: `${PREFIX}log-room-lengths`,
 
   // Rooms: state plus a change stream every node applies in order.
   roomChanges: `${PREFIX}room-changes`,

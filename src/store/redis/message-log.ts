@@ -1,0 +1,506 @@
+// The message log of a cluster, in Redis: one stream per conversation, ids from one counter that
+// every node shares, and the relay's publish made in the same atomic step as the append (a Lua
+// script), so what a node acks is stored and what is stored is published. It knows Redis keys
+// and the `Published` shape, not sockets or frames; delivery to connections is the fanout's.
+//
+// Data layout (names in keys.ts):
+// - `message-id`: the counter (INCR); a message's id is its value, so ids rise across the cluster.
+// - `log:<conversation>`: a stream per room key or dm conversation key; entry id `<id>-0`, fields
+//   ts, from, text, and room + room_name (room messages) or to (dms). Pages are XRANGE/XREVRANGE
+//   with exclusive bounds; a gap reader parses entries with `entryToMessage`.
+// - `message-conversation`: a hash id → conversation key, so get and remove find the stream.
+// - `dms:<user>`: a sorted set of the ids (score = id) of every dm the user sent or received. A
+//   user's dms span one stream per correspondent; this index pages them by id in one read
+//   instead of merging all those streams. A dm's users are read back from its conversation key.
+// - `undelivered:<user>`: a sorted set of the ids of dms stored while the user was offline.
+// - `ref:<sender>:<ref>`: the id a sender's ref was stored with, expiring after the ref window.
+// - `log-conversations`: conversation → timestamp of its oldest message; `log-room-lengths`:
+//   room → message count. Retention finds what it must cut from these without a scan.
+//
+// The scripts build per-conversation and per-user key names from prefixes they are given, so
+// they need one Redis (not Redis Cluster, whose slots want every key declared).
+
+import {
+  conversationKey,
+  DM_CONVERSATION_PREFIX,
+  dmConversationKey,
+  toStored,
+  type Conversation,
+  type Draft,
+  type MessageLog,
+  type Page,
+  type PageQuery,
+  type SearchScope,
+  type StoredMessage,
+} from "../../core/message-log.ts";
+import { ChatError } from "../../protocol/errors.ts";
+import { userKey } from "../../protocol/validate.ts";
+import { RedisReplyError, RedisScript, type RedisConnection } from "./connection.ts";
+import { channels, keys } from "./keys.ts";
+
+/**
+ * Entries one retention step (or one step of dropping a room) removes at most, with their index
+ * entries: a script holds Redis, and every node's relay, while it runs, so it stays at a few ms.
+ */
+export const TRIM_BATCH_ENTRIES = 500;
+/** Entries read at a time from a conversation's front while looking for where the old ones end. */
+const AGE_READ_ENTRIES = 100;
+/** Refs of this node's recent appends kept in memory, for retries that reach this node again. */
+export const REF_CACHE_ENTRIES = 100_000;
+
+export interface RedisMessageLogOptions {
+  /** How long a resent ref is recognised (the hub's ref window), in ms: the ref keys' expiry. */
+  refWindowMs: number;
+  /** Entries of the in-memory ref cache; REF_CACHE_ENTRIES when absent. */
+  refCacheEntries?: number;
+}
+
+/** A stream entry as XRANGE answers it: `<id>-0` and the flat field list. */
+export type StreamEntry = [entryId: string, fields: string[]];
+
+/** The stream entry id of a message id: what XRANGE bounds are made of. */
+export function entryId(id: number): string {
+  return `${id}-0`;
+}
+
+/** The message a stream entry of the log holds. */
+export function entryToMessage([entry, fields]: StreamEntry): StoredMessage {
+  const field = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) field.set(fields[i]!, fields[i + 1]!);
+  const message: StoredMessage = { id: Number.parseInt(entry, 10), from: field.get("from")!, text: field.get("text")!, ts: Number(field.get("ts")) };
+  const room = field.get("room");
+  if (room !== undefined) message.room = { key: room, name: field.get("room_name")! };
+  const to = field.get("to");
+  if (to !== undefined) message.to = to;
+  return message;
+}
+
+function entryFields(draft: Draft): string[] {
+  const fields = ["ts", String(draft.ts), "from", draft.from, "text", draft.text];
+  if (draft.room) fields.push("room", draft.room.key, "room_name", draft.room.name);
+  else fields.push("to", draft.to!);
+  return fields;
+}
+
+// Every writing script starts with the same three keys and three arguments, so the functions
+// they share find the indexes and the key prefixes in the same place.
+const WRITE_PRELUDE = `
+local where, by_age, room_lengths = KEYS[1], KEYS[2], KEYS[3]
+local stream_prefix, dms_prefix, undelivered_prefix = ARGV[1], ARGV[2], ARGV[3]
+
+-- The two user keys of a dm conversation key; nothing for a room.
+local function dm_users(conversation)
+  return string.match(conversation, '^${DM_CONVERSATION_PREFIX}([^:]+):([^:]+)$')
+end
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+end
+
+-- The message id of a stream entry id, as a string.
+local function message_id(entry_id)
+  return string.match(entry_id, '^(%d+)')
+end
+
+-- Takes the ids (removed from the conversation's stream) out of the other indexes.
+local function forget(conversation, ids)
+  redis.call('HDEL', where, unpack(ids))
+  local a, b = dm_users(conversation)
+  if a then
+    -- A dm to oneself has a == b: removing twice is harmless.
+    for _, user in ipairs({a, b}) do
+      redis.call('ZREM', dms_prefix .. user, unpack(ids))
+      redis.call('ZREM', undelivered_prefix .. user, unpack(ids))
+    end
+  end
+end
+
+-- Brings the retention indexes in line with what the stream now holds; drops an empty stream.
+local function refresh(conversation)
+  local stream = stream_prefix .. conversation
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if not first then
+    redis.call('DEL', stream)
+    redis.call('ZREM', by_age, conversation)
+    redis.call('ZREM', room_lengths, conversation)
+    return
+  end
+  redis.call('ZADD', by_age, field(first[2], 'ts'), conversation)
+  if not dm_users(conversation) then redis.call('ZADD', room_lengths, redis.call('XLEN', stream), conversation) end
+end
+
+-- Removes the entries from the stream's front up to the last one given, and their index entries.
+local function cut_front(conversation, entries)
+  local ids = {}
+  for i, entry in ipairs(entries) do ids[i] = message_id(entry[1]) end
+  -- MINID keeps the entries from that id on: the one after the last to go.
+  redis.call('XTRIM', stream_prefix .. conversation, 'MINID', string.format('%d', tonumber(ids[#ids]) + 1))
+  forget(conversation, ids)
+end
+`;
+
+/**
+ * KEYS: where, by_age, room_lengths, the id counter, the ref key ('' without a ref).
+ * ARGV: the three prefixes, conversation, ts, ref window ms, the recipient key if undelivered
+ * (else ''), the payload before the id and after it, the channel(s) ('' for no second one), the
+ * entry's fields. Answers {id} for a new message, {id, fields} for the sender's earlier message
+ * with this ref if it is still stored (then nothing is written or published).
+ */
+const APPEND = new RedisScript(`${WRITE_PRELUDE}
+local conversation, ts, ref_key = ARGV[4], ARGV[5], KEYS[5]
+if ref_key ~= '' then
+  local earlier = redis.call('GET', ref_key)
+  local earlier_conversation = earlier and redis.call('HGET', where, earlier)
+  if earlier_conversation then
+    local entry = redis.call('XRANGE', stream_prefix .. earlier_conversation, earlier .. '-0', earlier .. '-0')[1]
+    if entry then return {earlier, entry[2]} end
+  end
+end
+-- Formatted as an integer: tostring would switch to exponent notation past 14 digits.
+local id = string.format('%d', redis.call('INCR', KEYS[4]))
+local stream = stream_prefix .. conversation
+redis.call('XADD', stream, id .. '-0', unpack(ARGV, 12))
+redis.call('HSET', where, id, conversation)
+redis.call('ZADD', by_age, 'NX', ts, conversation)
+local a, b = dm_users(conversation)
+if a then
+  redis.call('ZADD', dms_prefix .. a, id, id)
+  redis.call('ZADD', dms_prefix .. b, id, id)
+  if ARGV[7] ~= '' then redis.call('ZADD', undelivered_prefix .. ARGV[7], id, id) end
+else
+  redis.call('ZADD', room_lengths, redis.call('XLEN', stream), conversation)
+end
+if ref_key ~= '' then redis.call('SET', ref_key, id, 'PX', ARGV[6]) end
+local payload = ARGV[8] .. id .. ARGV[9]
+redis.call('PUBLISH', ARGV[10], payload)
+if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], payload) end
+return {id}
+`);
+
+/** ARGV after the prefixes: the id. Answers 1 if it was there. */
+const REMOVE = new RedisScript(`${WRITE_PRELUDE}
+local id = ARGV[4]
+local conversation = redis.call('HGET', where, id)
+if not conversation then return 0 end
+redis.call('XDEL', stream_prefix .. conversation, id .. '-0')
+forget(conversation, {id})
+refresh(conversation)
+return 1
+`);
+
+/**
+ * ARGV after the prefixes: before (ts), max per room, budget. The budget bounds the entries the
+ * step reads (so also those it removes). Answers {removed, corrected}: corrected counts
+ * conversations whose retention scores were out of date (their stream was changed by something
+ * other than these scripts: deleted by hand, an import) and were put right without removing
+ * anything, so the caller knows to go on rather than take 0 for "done".
+ */
+const TRIM = new RedisScript(`${WRITE_PRELUDE}
+local before, max_per_room, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local removed, corrected, read = 0, 0, 0
+
+local function cut(conversation, entries)
+  if #entries > 0 then cut_front(conversation, entries) else corrected = corrected + 1 end
+  refresh(conversation)
+  removed = removed + #entries
+end
+
+-- By age. Within a conversation messages are in id order and (but for clock skew between
+-- nodes) in timestamp order, so the old ones are at the front: read it in chunks until one is not.
+for _, conversation in ipairs(redis.call('ZRANGEBYSCORE', by_age, '-inf', '(' .. ARGV[4], 'LIMIT', 0, budget)) do
+  if read >= budget then break end
+  local stream, old, start, all_old = stream_prefix .. conversation, {}, '-', true
+  repeat
+    local chunk = redis.call('XRANGE', stream, start, '+', 'COUNT', math.min(${AGE_READ_ENTRIES}, budget - read))
+    read = read + #chunk
+    all_old = #chunk > 0
+    for _, entry in ipairs(chunk) do
+      if tonumber(field(entry[2], 'ts')) >= before then
+        all_old = false
+        break
+      end
+      old[#old + 1] = entry
+    end
+    if all_old then start = '(' .. chunk[#chunk][1] end
+  until not all_old or read >= budget
+  cut(conversation, old)
+end
+
+-- By count: the front of each room past its allowance, all of it to go.
+for _, room in ipairs(redis.call('ZRANGEBYSCORE', room_lengths, '(' .. ARGV[5], '+inf', 'LIMIT', 0, budget)) do
+  if read >= budget then break end
+  local excess = redis.call('XLEN', stream_prefix .. room) - max_per_room
+  local entries = {}
+  if excess > 0 then entries = redis.call('XRANGE', stream_prefix .. room, '-', '+', 'COUNT', math.min(excess, budget - read)) end
+  read = read + #entries
+  cut(room, entries)
+end
+return {removed, corrected}
+`);
+
+/** ARGV after the prefixes: the room key, budget. Answers how many entries it removed. */
+const DROP_ROOM = new RedisScript(`${WRITE_PRELUDE}
+local room = ARGV[4]
+local entries = redis.call('XRANGE', stream_prefix .. room, '-', '+', 'COUNT', tonumber(ARGV[5]))
+if #entries > 0 then cut_front(room, entries) end
+refresh(room)
+return #entries
+`);
+
+/**
+ * Messages by id from a sorted set of ids (a user's dms or undelivered dms). KEYS: the set, the
+ * where hash. ARGV: stream prefix, min and max score, count, 'newest' or 'oldest' first.
+ */
+const READ_BY_IDS = new RedisScript(`
+local ids
+if ARGV[5] == 'newest' then
+  ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[3], ARGV[2], 'LIMIT', 0, ARGV[4])
+else
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[3], 'LIMIT', 0, ARGV[4])
+end
+local entries = {}
+for _, id in ipairs(ids) do
+  local conversation = redis.call('HGET', KEYS[2], id)
+  local entry = conversation and redis.call('XRANGE', ARGV[1] .. conversation, id .. '-0', id .. '-0')[1]
+  -- Removal takes an id out of these sets in the same step, so a miss is not expected.
+  if entry then entries[#entries + 1] = entry end
+end
+return entries
+`);
+
+const WRITE_KEYS = [keys.messageWhere, keys.conversationsByAge, keys.roomLengths] as const;
+const PREFIXES = [keys.conversation(""), keys.userDms(""), keys.undelivered("")] as const;
+
+interface RecentRef {
+  /** The message's timestamp (the draft's until the append answers). */
+  ts: number;
+  stored: Promise<StoredMessage>;
+  /** Once stored. */
+  id?: number;
+}
+
+export class RedisMessageLog implements MessageLog {
+  private newestId: number;
+  /** Appends not answered yet, for settled(). */
+  private readonly appending = new Set<Promise<unknown>>();
+  /** Refs of this node's appends, by sender and ref, oldest first (bounded, within the window). */
+  private readonly recentRefs = new Map<string, RecentRef>();
+  /** The ref key of each cached message, so removing it frees its ref. */
+  private readonly refsById = new Map<number, string>();
+  private readonly refCacheEntries: number;
+
+  /** Reads the id counter, so `lastId` is right from the start. */
+  static async open(connection: RedisConnection, nodeId: string, options: RedisMessageLogOptions): Promise<RedisMessageLog> {
+    const counter = await redisCall(() => connection.send("GET", [keys.messageId]));
+    return new RedisMessageLog(connection, nodeId, options, counter === null ? 0 : Number(counter));
+  }
+
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly nodeId: string,
+    private readonly options: RedisMessageLogOptions,
+    lastId = 0,
+  ) {
+    this.newestId = lastId;
+    this.refCacheEntries = options.refCacheEntries ?? REF_CACHE_ENTRIES;
+  }
+
+  append(draft: Draft): Promise<StoredMessage> {
+    const stored = this.store(draft);
+    const answered = stored.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.appending.add(answered);
+    void answered.then(() => this.appending.delete(answered));
+    if (draft.ref !== undefined) this.rememberRef(refKey(userKey(draft.from), draft.ref), draft.ts, stored);
+    return stored;
+  }
+
+  private async store(draft: Draft): Promise<StoredMessage> {
+    const dm = draft.room === undefined;
+    const conversation = dm ? dmConversationKey(draft.from, draft.to!) : draft.room!.key;
+    const sender = userKey(draft.from);
+    const recipient = dm ? userKey(draft.to!) : undefined;
+    const [head, tail] = this.payloadAround(draft);
+    const [first, second] = dm ? [channels.user(sender), recipient === sender ? "" : channels.user(recipient!)] : [channels.room(conversation), ""];
+    const reply = (await redisCall(() =>
+      this.connection.run(
+        APPEND,
+        [...WRITE_KEYS, keys.messageId, draft.ref === undefined ? "" : keys.ref(sender, draft.ref)],
+        [...PREFIXES, conversation, draft.ts, this.options.refWindowMs, draft.undelivered && dm ? recipient! : "", head, tail, first, second, ...entryFields(draft)],
+      ),
+    )) as [string] | [string, string[]];
+    const message = reply.length === 1 ? toStored(Number(reply[0]), draft) : entryToMessage(reply);
+    this.noteId(message.id);
+    return message;
+  }
+
+  /**
+   * The `Published` JSON around the id, which only the script knows: built here, where JSON is
+   * exact, and joined there as text (Lua's cjson would round numbers past 14 digits).
+   */
+  private payloadAround(draft: Draft): [string, string] {
+    const connection = draft.connection === undefined ? "" : `,"connection":${draft.connection}`;
+    const head = `{"kind":"message","node":${JSON.stringify(this.nodeId)}${connection},"message":{"id":`;
+    const body: Omit<StoredMessage, "id"> = { from: draft.from, text: draft.text, ts: draft.ts };
+    if (draft.room) body.room = draft.room;
+    if (draft.to !== undefined) body.to = draft.to;
+    // `{"from":...}` becomes `,"from":...}` after the id, then the payload's own `}`.
+    return [head, `,${JSON.stringify(body).slice(1)}}`];
+  }
+
+  lastId(): number {
+    return this.newestId;
+  }
+
+  /** An id this node saw stored elsewhere (the fanout delivered it): lastId covers it from now on. */
+  noteId(id: number): void {
+    if (id > this.newestId) this.newestId = id;
+  }
+
+  settled(): Promise<void> {
+    if (this.appending.size === 0) return Promise.resolve();
+    // After the next turn begins, every reaction to those answers (relays, acks) has run.
+    return Promise.all(this.appending).then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+  }
+
+  /**
+   * Answers from memory: the refs this node appended within the window. A retry that reaches
+   * another node (a client that failed over) is recognised by the append script instead.
+   */
+  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
+    const recent = this.recentRefs.get(refKey(userKey(sender), ref));
+    return recent && recent.ts >= since ? recent.stored : undefined;
+  }
+
+  private rememberRef(key: string, ts: number, stored: Promise<StoredMessage>): void {
+    const recent: RecentRef = { ts, stored };
+    this.forgetRef(key);
+    this.recentRefs.set(key, recent);
+    stored.then(
+      (message) => {
+        if (this.recentRefs.get(key) !== recent) return;
+        // A duplicate answers with the first copy: its time is what the window counts from.
+        recent.ts = message.ts;
+        recent.id = message.id;
+        this.refsById.set(message.id, key);
+      },
+      // Not stored: a retry must be appended again, not answered with this failure.
+      () => this.recentRefs.get(key) === recent && this.forgetRef(key),
+    );
+    // Oldest first: past the window, or past the cap, they go.
+    for (const [oldKey, old] of this.recentRefs) {
+      if (this.recentRefs.size <= this.refCacheEntries && old.ts >= ts - this.options.refWindowMs) break;
+      this.forgetRef(oldKey);
+    }
+  }
+
+  private forgetRef(key: string): void {
+    const recent = this.recentRefs.get(key);
+    if (!recent) return;
+    this.recentRefs.delete(key);
+    if (recent.id !== undefined) this.refsById.delete(recent.id);
+  }
+
+  async page(conversation: Conversation, query: PageQuery): Promise<Page> {
+    const stream = keys.conversation(conversationKey(conversation));
+    const end = query.before === undefined ? "+" : `(${entryId(query.before)}`;
+    const count = String(query.limit + 1);
+    if (query.after !== undefined) {
+      const entries = (await redisCall(() => this.connection.send("XRANGE", [stream, `(${entryId(query.after!)}`, end, "COUNT", count]))) as StreamEntry[];
+      return pageOf(entries, query.limit, false);
+    }
+    const entries = (await redisCall(() => this.connection.send("XREVRANGE", [stream, end, "-", "COUNT", count]))) as StreamEntry[];
+    return pageOf(entries, query.limit, true);
+  }
+
+  dms(user: string, query: PageQuery): Promise<Page> {
+    return this.pageByIds(keys.userDms(userKey(user)), query);
+  }
+
+  undelivered(user: string, query: PageQuery): Promise<Page> {
+    return this.pageByIds(keys.undelivered(userKey(user)), query);
+  }
+
+  private async pageByIds(set: string, query: PageQuery): Promise<Page> {
+    const min = query.after === undefined ? "-inf" : `(${query.after}`;
+    const max = query.before === undefined ? "+inf" : `(${query.before}`;
+    const newestFirst = query.after === undefined;
+    const entries = (await redisCall(() =>
+      this.connection.run(READ_BY_IDS, [set, keys.messageWhere], [keys.conversation(""), min, max, query.limit + 1, newestFirst ? "newest" : "oldest"]),
+    )) as StreamEntry[];
+    return pageOf(entries, query.limit, newestFirst);
+  }
+
+  async markDelivered(user: string, upTo: number): Promise<void> {
+    await redisCall(() => this.connection.send("ZREMRANGEBYSCORE", [keys.undelivered(userKey(user)), "-inf", upTo]));
+  }
+
+  async get(id: number): Promise<StoredMessage | undefined> {
+    const conversation = (await redisCall(() => this.connection.send("HGET", [keys.messageWhere, id]))) as string | null;
+    if (conversation === null) return undefined;
+    const entries = (await redisCall(() => this.connection.send("XRANGE", [keys.conversation(conversation), entryId(id), entryId(id)]))) as StreamEntry[];
+    return entries[0] && entryToMessage(entries[0]);
+  }
+
+  async remove(id: number): Promise<void> {
+    await redisCall(() => this.connection.run(REMOVE, WRITE_KEYS, [...PREFIXES, id]));
+    const key = this.refsById.get(id);
+    if (key !== undefined) this.forgetRef(key);
+  }
+
+  /** Redis 7.0 as Debian ships it has no search module: refused, never an empty "no match". */
+  search(_words: readonly string[], _scope: SearchScope, _limit: number): Promise<StoredMessage[]> {
+    return Promise.reject(new ChatError("not_supported", "Search is not available in cluster mode"));
+  }
+
+  async trim(before: number, maxPerRoom: number): Promise<number> {
+    for (;;) {
+      const [removed, corrected] = (await redisCall(() => this.connection.run(TRIM, WRITE_KEYS, [...PREFIXES, before, maxPerRoom, TRIM_BATCH_ENTRIES]))) as [
+        number,
+        number,
+      ];
+      // A step that only put scores right found no work there; the next one may find some.
+      if (removed > 0 || corrected === 0) return removed;
+    }
+  }
+
+  async dropRoom(room: string): Promise<void> {
+    let removed: number;
+    do removed = (await redisCall(() => this.connection.run(DROP_ROOM, WRITE_KEYS, [...PREFIXES, room, TRIM_BATCH_ENTRIES]))) as number;
+    while (removed > 0);
+  }
+
+  /** Waits for the appends in flight; the connection is the caller's (other stores share it). */
+  async close(): Promise<void> {
+    await this.settled();
+  }
+}
+
+function refKey(sender: string, ref: string): string {
+  return `${sender}\n${ref}`;
+}
+
+/** Entries in the order read; newest first ones are reversed, so the page is oldest first. */
+function pageOf(entries: readonly StreamEntry[], limit: number, newestFirst: boolean): Page {
+  const messages = entries.slice(0, limit).map(entryToMessage);
+  if (newestFirst) messages.reverse();
+  return { messages, more: entries.length > limit };
+}
+
+/**
+ * Runs a Redis call with every failure as store_unavailable: the link already reports Redis
+ * being away so; an error Redis answered (out of memory, a key of the wrong type) means the
+ * same to a client, and nothing was stored.
+ */
+async function redisCall(call: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof RedisReplyError) throw new ChatError("store_unavailable", `Redis refused a message log command (${error.message})`);
+    throw error;
+  }
+}
