@@ -17,13 +17,13 @@ import type { ErrorFrame, ServerFrame } from "../protocol/frames.ts";
 import { checkRoomName, checkUsername, LOBBY, roomKey } from "../protocol/validate.ts";
 import {
   addConnectionOptions,
-  buildVerification,
   connectFailure,
   givenPassword,
   obtainPassword,
   resolveTarget,
+  SERVERS_HELP,
+  withVerification,
   type ConnectionOptions,
-  type Target,
 } from "./connect.ts";
 import { chosenIdentity, startChat } from "./identity.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
@@ -65,20 +65,20 @@ export function chatCommand(io: CliIO, exit: ExitCode): Command {
 Interactive: type to talk in the current room, shown in the prompt; /help lists commands
 (/join, /part, /switch, /rooms, /msg, /history, /search, /topic, /kick, /ban, /keys, ...). Your lines
 show once the server has stored them. Alt-1..9, Ctrl-N and Ctrl-P switch rooms. Tab completes
-commands, names and rooms. Ctrl-D or Ctrl-C twice quits. After a lost connection it reconnects,
-shows what was missed, and sends what was typed meanwhile.
+commands, names and rooms. Ctrl-D or Ctrl-C twice quits. After a lost connection it reconnects
+(to the next server, with several), shows what was missed, and sends what was typed meanwhile.
 Scripts: each stdin line is sent to the first --room (as typed, /msg works too); messages print
 as "name: text", or "#room name: text" when more than one --room is given.
 Exit status: 0 ok, 1 login or connection failure (or a refused message in scripts), 2 usage.
-
-The server is verified with --ca, a --fingerprint, or its pin in known_hosts (trust on first use).
+${SERVERS_HELP}
 With an identity (tlschat gencert --identity) and no password given, you log in by key.
 
 Examples:
   tlschat chat alice@chat.example.com
   tlschat chat alice@localhost:7443 --ca certs/cert.pem
   TLSCHAT_PASSWORD=... tlschat chat bot@localhost --room builds --send "build finished"
-  tail -f build.log | tlschat chat bot@localhost --password-file ~/.bot-password`,
+  tail -f build.log | tlschat chat bot@localhost --password-file ~/.bot-password
+  tlschat chat alice --server node1.example.com,node2.example.com --ca cluster-ca.pem`,
     )
     .action(async (user: string | undefined, opts: ChatOptions) => {
       exit.value = await runChat(user, opts, io);
@@ -94,7 +94,9 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
     throw new CliError((error as ChatError).message, EXIT_USAGE);
   }
   const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !opts.json && opts.send === undefined;
-  const verification = await buildVerification(io, opts, target);
+  // Once the chat screen owns the terminal, a server never met before is refused, not asked about.
+  let starting = true;
+  const servers = await withVerification(io, opts, target.servers, () => starting);
   const identity = await chosenIdentity(io, opts);
   // With an identity and no password given, the key logs in: nothing to type.
   const password = identity
@@ -104,25 +106,27 @@ async function runChat(userArg: string | undefined, opts: ChatOptions, io: CliIO
   const early: ChatEvent[] = [];
   let client: ChatClient;
   try {
-    const { host, port } = target;
     client = await startChat(
       io,
-      { host, port, serverName: opts.serverName, verification, user: target.user, password, identity, identityOverTls12: opts.identityOverTls12, reconnect: interactive },
+      { servers, serverName: opts.serverName, user: target.user, password, identity, identityOverTls12: opts.identityOverTls12, reconnect: interactive },
       (event) => early.push(event),
     );
   } catch (error) {
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message}`);
     throw connectFailure(error);
   }
+  starting = false;
   // Membership persists on the server: join only the rooms the user is not in yet. The server
   // handles a connection's frames in order, so lines sent after these go to joined rooms.
   for (const room of opts.room) if (!client.rooms.has(room)) client.send({ type: "join", room });
-  if (opts.send !== undefined) return sendOne(client, opts.send, opts.room[0], io);
-  return interactive ? runInteractive(client, target, opts, io, early) : runScripted(client, opts, io, early);
+  if (opts.send !== undefined) return sendOne(client, opts.send, opts.room[0], io, early);
+  return interactive ? runInteractive(client, opts, io, early) : runScripted(client, opts, io, early);
 }
 
 /** --send: one message, then quit once the server has stored it; a refusal is a failure. */
-async function sendOne(client: ChatClient, text: string, room: string | undefined, io: CliIO): Promise<number> {
+async function sendOne(client: ChatClient, text: string, room: string | undefined, io: CliIO, early: readonly ChatEvent[]): Promise<number> {
+  // The servers the login went past, as a script says them; what the login brought is not printed.
+  for (const event of early) if (event.kind === "status") printLine(io.stderr, event.text);
   let refused: ErrorFrame | undefined;
   client.on((event) => {
     if (event.kind === "refused") refused ??= event.error;
@@ -276,7 +280,7 @@ function switchByKey(focus: RoomFocus, key: Key): boolean {
   return false;
 }
 
-async function runInteractive(client: ChatClient, target: Target, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
+async function runInteractive(client: ChatClient, opts: ChatOptions, io: CliIO, early: ChatEvent[]): Promise<number> {
   const color = io.env.NO_COLOR === undefined || io.env.NO_COLOR === "";
   const focus = new RoomFocus(client.rooms);
   if (opts.room[0] !== undefined) focus.switchWhenJoined(opts.room[0]);
@@ -329,8 +333,10 @@ async function runInteractive(client: ChatClient, target: Target, opts: ChatOpti
     switchWhenJoined: (room) => focus.switchWhenJoined(room),
   });
 
-  terminal.print(dim(`-- Connected to ${target.host}:${target.port} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
-  for (const event of early.splice(0)) show(event);
+  // The servers that failed before this one first, then what the login brought under the line.
+  for (const event of early.filter((event) => event.kind === "status")) show(event);
+  terminal.print(dim(`-- Connected to ${client.server} (${client.tlsSummary}) as ${client.user}. /help for commands.`));
+  for (const event of early.filter((event) => event.kind !== "status")) show(event);
   client.on(show);
   terminal.on("line", (line) => void commands.dispatch(line, context));
   terminal.on("quit", () => context.quit());

@@ -1,21 +1,24 @@
 // `tlschat register`: creates an account, over the network (the server writes its store) or,
 // with --db, directly in a store file (a server running on that file picks the account up). Over
-// the network an identity binds its key to the new account, and then a password is optional.
+// the network an identity binds its key to the new account, and then a password is optional; of
+// several servers (a cluster's nodes) the first that can be reached is asked.
 
 import { Command, Option } from "commander";
 import { createAccountService } from "../auth/accounts.ts";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { ClientConnection } from "../client/connection.ts";
+import { firstAnswering, serverLabel, tryingNext, type ServerAddress } from "../client/failover.ts";
 import { MAX_CONCURRENT_LOGINS_PER_IP, RESUME_TOKEN_TTL_MS } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername } from "../protocol/validate.ts";
 import { defaultLimits } from "../core/limits.ts";
 import {
   addConnectionOptions,
-  buildVerification,
   connectFailure,
   obtainPassword,
   resolveTarget,
+  SERVERS_HELP,
+  withVerification,
   type ConnectionOptions,
 } from "./connect.ts";
 import { chosenIdentity, optionalPassword } from "./identity.ts";
@@ -41,6 +44,8 @@ The password is asked twice on a terminal, or read from --password-file, TLSCHAT
 the first line of stdin when stdin is not a terminal. With an identity (tlschat gencert
 --identity) its key is bound to the account and the password is optional: without one given, a
 terminal asks whether to set one, and an empty stdin makes an account that logs in by key only.
+With several servers the first that can be reached is asked; its answer (user_exists...) is final.
+${SERVERS_HELP}
 
 Examples:
   tlschat register alice@chat.example.com:7443 --ca server-cert.pem
@@ -71,7 +76,7 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   }
   // The password is asked before connecting (a server would not wait while it is typed twice);
   // it is sent only after the server has passed verification.
-  const verification = await buildVerification(io, opts, target);
+  const servers = await withVerification(io, opts, target.servers);
   const identity = await chosenIdentity(io, opts);
   const password = identity
     ? await optionalPassword(io, opts, user)
@@ -79,15 +84,19 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   if (password !== undefined) checked(password);
 
   let connection: ClientConnection;
+  let reached: ServerAddress;
   try {
-    connection = await ClientConnection.connect({
-      host: target.host,
-      port: target.port,
-      verification,
-      serverName: opts.serverName,
-      identity,
-      identityOverTls12: opts.identityOverTls12,
-    });
+    // Only connecting moves on to the next server: once one has the registration it answers for all.
+    ({ connection, reached } = await firstAnswering(
+      servers,
+      async (server) => ({
+        reached: server,
+        connection: await ClientConnection.connect({ ...server, serverName: opts.serverName, identity, identityOverTls12: opts.identityOverTls12 }),
+      }),
+      (server, error, next) => {
+        if (next) printLine(io.stderr, tryingNext(server, error, next));
+      },
+    ));
   } catch (error) {
     throw connectFailure(error);
   }
@@ -102,7 +111,7 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
     const answer = await reply;
     if (answer.type === "error") throw new CliError(`${answer.code}: ${answer.message}`);
     const bound = identity ? ` with the key ${identity.fingerprint256}${password === undefined ? "" : " and a password"}` : "";
-    printLine(io.stdout, `Registered ${answer.user} on ${target.host}:${target.port}${bound}`);
+    printLine(io.stdout, `Registered ${answer.user} on ${serverLabel(reached)}${bound}`);
     return EXIT_OK;
   } catch (error) {
     throw error instanceof CliError ? error : connectFailure(error);

@@ -1,15 +1,17 @@
 // A logged-in chat session that outlives connections: it logs in (password or key, or the resume
 // token on reconnects), keeps the online list and the rooms joined, sends through a PacedOutbox
 // so nothing is refused, keeps each connection alive with a Keepalive, and reconnects with
-// backoff. Its own messages are shown when the server acknowledges them (PendingAcks, which
-// also sends again what a lost connection left unanswered); after a reconnect the login's
-// `since` marks and CatchUp show exactly the messages missed.
+// backoff, to the next of its servers (the nodes of a cluster) when there are several. Its own
+// messages are shown when the server acknowledges them (PendingAcks, which also sends again what
+// a lost connection left unanswered); after a reconnect the login's `since` marks and CatchUp
+// show exactly the messages missed, whichever node answers.
 
 import { ChatError, isErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, ErrorFrame, HistoryFrame, LoggedMessage, ServerFrame, ServerLimitsInfo } from "../protocol/frames.ts";
 import { Backoff } from "./backoff.ts";
 import { CatchUp, type HistoryCause, type Shown } from "./catch-up.ts";
-import { ClientConnection, ConnectError, type ClientIdentity, type Verification } from "./connection.ts";
+import { ClientConnection, ConnectError, type ClientIdentity } from "./connection.ts";
+import { after, failureText, firstAnswering, notWorthRetrying, sameEverywhere, serverLabel, tryingNext, type ServerEndpoint } from "./failover.ts";
 import { JoinedRooms, type RoomsView } from "./joined-rooms.ts";
 import { Keepalive, pingIntervalFor, PONG_TIMEOUT_MS } from "./keepalive.ts";
 import { PacedOutbox } from "./paced-outbox.ts";
@@ -42,10 +44,13 @@ export type ChatEvent =
   | { kind: "status"; text: string };
 
 export interface ChatClientOptions {
-  host: string;
-  port: number;
+  /**
+   * Nodes of one cluster, in order of preference: the login takes the first that answers, and a
+   * reconnect starts with the one after the server it lost.
+   */
+  servers: readonly ServerEndpoint[];
+  /** Name to verify and send as SNI on every server; defaults to each one's host. */
   serverName?: string;
-  verification: Verification;
   user: string;
   /**
    * Kept in memory only, for logging in again when a resume token is refused. Without one the
@@ -86,6 +91,10 @@ export class ChatClient {
   /** "stopping": quit is saying goodbye; nothing more is sent, and a lost connection stays lost. */
   private lifecycle: "running" | "stopping" | "finished" = "running";
   private readonly backoff: Backoff;
+  /** Those still worth trying: a server found untrustworthy is left out for the rest of the session. */
+  private servers: readonly ServerEndpoint[];
+  /** The server connected to, or the last one that was. */
+  private current: ServerEndpoint;
   private password: string | undefined;
   private pendingPassword: string | undefined;
   private lastDmSender: string | undefined;
@@ -97,13 +106,24 @@ export class ChatClient {
     this.user = options.user;
     this.password = options.password;
     this.backoff = options.backoff ?? new Backoff();
+    this.servers = options.servers;
+    this.current = options.servers[0]!;
   }
 
-  /** Connects and logs in; rejects with a ConnectError or a ChatError (auth_failed...). */
+  /**
+   * Connects and logs in to the first server that lets it, saying (as status) where it goes on
+   * after a failure; rejects with a ConnectError or a ChatError (auth_failed...).
+   */
   static async start(options: ChatClientOptions, listener?: Listener): Promise<ChatClient> {
     const client = new ChatClient(options);
     if (listener) client.listeners.push(listener);
-    await client.connectOnce();
+    await firstAnswering(
+      client.servers,
+      (server) => client.connectOnce(server),
+      (server, error, next) => {
+        if (next) client.emit({ kind: "status", text: tryingNext(server, error, next) });
+      },
+    );
     return client;
   }
 
@@ -137,6 +157,11 @@ export class ChatClient {
   /** The longest text the server accepts, as it advertised in `welcome`. */
   get maxTextChars(): number {
     return this.limits?.maxTextChars ?? 0;
+  }
+
+  /** The server connected to (or last connected to), as "host:port". */
+  get server(): string {
+    return serverLabel(this.current);
   }
 
   get tlsSummary(): string {
@@ -210,12 +235,10 @@ export class ChatClient {
   }
 
   /** `loggedIn` runs once the login succeeded, before anything the server sent after `welcome`. */
-  private async connectOnce(loggedIn?: () => void): Promise<void> {
+  private async connectOnce(server: ServerEndpoint, loggedIn?: () => void): Promise<void> {
     const connection = await ClientConnection.connect({
-      host: this.options.host,
-      port: this.options.port,
+      ...server,
       serverName: this.options.serverName,
-      verification: this.options.verification,
       identity: this.options.identity,
       identityOverTls12: this.options.identityOverTls12,
     });
@@ -226,7 +249,9 @@ export class ChatClient {
     connection.onFrame((frame) => (adopted ? this.onFrame(frame) : backlog.push(frame)));
     try {
       const welcome = await this.authenticate(connection);
-      this.adopt(connection, welcome);
+      // Stopped while this login was on its way: the connection must not outlive the session.
+      if (this.lifecycle === "finished") throw new ChatError("shutting_down", "The session has ended");
+      this.adopt(connection, server, welcome);
       adopted = true;
       loggedIn?.();
       for (const frame of backlog.slice(backlog.indexOf(welcome) + 1)) this.onFrame(frame);
@@ -266,8 +291,9 @@ export class ChatClient {
     return answer;
   }
 
-  private adopt(connection: ClientConnection, welcome: Extract<ServerFrame, { type: "welcome" }>): void {
+  private adopt(connection: ClientConnection, server: ServerEndpoint, welcome: Extract<ServerFrame, { type: "welcome" }>): void {
     this.connection = connection;
+    this.current = server;
     this.user = welcome.user;
     this.resumeToken = welcome.token;
     this.onlineUsers = welcome.online.slice();
@@ -366,13 +392,18 @@ export class ChatClient {
       return;
     }
     if (!this.options.reconnect) {
-      this.finish(new ConnectError("connect_failed", `Connection to ${this.options.host}:${this.options.port} lost${error ? `: ${error.message}` : ""}`));
+      this.finish(new ConnectError("connect_failed", `Connection to ${this.server} lost${error ? `: ${error.message}` : ""}`));
       return;
     }
     this.emit({ kind: "status", text: `Connection lost${error ? ` (${error.message})` : ""}` });
     void this.reconnectLoop();
   }
 
+  /**
+   * Rounds of attempts, each trying every server once, back to back, starting after the one
+   * lost. A delay from the backoff comes before each round, the first too: its jitter spreads
+   * out the clients a failed node dropped together, before they reach the next node.
+   */
   private async reconnectLoop(): Promise<void> {
     while (this.lifecycle === "running") {
       const delay = this.backoff.next();
@@ -380,21 +411,38 @@ export class ChatClient {
       await Bun.sleep(delay);
       if (this.lifecycle !== "running") return;
       try {
-        // Said before the catch-up is shown, so the missed messages come under it.
-        await this.connectOnce(() => this.emit({ kind: "status", text: `Reconnected to ${this.options.host}:${this.options.port}` }));
+        await firstAnswering(
+          after(this.servers, this.current),
+          (server) => this.reconnectTo(server),
+          (server, error) => this.reconnectFailed(server, error),
+        );
         return;
       } catch (error) {
-        // A refused login or an untrusted server will not fix itself by retrying.
-        const permanent =
-          (error instanceof ChatError && error.code === "auth_failed") ||
-          (error instanceof ConnectError && (error.kind === "untrusted" || error.kind === "identity_needs_tls13"));
-        if (permanent) {
+        // A refused login will not fix itself by retrying, and without a server left nothing can.
+        if (sameEverywhere(error) || this.servers.length === 0) {
           this.finish(error as Error);
           return;
         }
-        this.emit({ kind: "status", text: `Reconnect failed: ${(error as Error).message}` });
       }
     }
+  }
+
+  private async reconnectTo(server: ServerEndpoint): Promise<void> {
+    if (this.lifecycle !== "running") throw new ChatError("shutting_down", "The session has ended");
+    // Said before the catch-up is shown, so the missed messages come under it.
+    await this.connectOnce(server, () => this.emit({ kind: "status", text: `Reconnected to ${serverLabel(server)}` }));
+  }
+
+  private reconnectFailed(server: ServerEndpoint, error: Error): void {
+    if (this.lifecycle !== "running") return;
+    if (!notWorthRetrying(error)) {
+      this.emit({ kind: "status", text: `Reconnect failed: ${failureText(server, error)}` });
+      return;
+    }
+    // An untrusted server stays untrusted: asking it again would only repeat the refusal.
+    this.servers = this.servers.filter((other) => other !== server);
+    // With none left the session ends with this error, which is then said once.
+    if (this.servers.length > 0) this.emit({ kind: "status", text: `Not trying ${serverLabel(server)} again: ${failureText(server, error)}` });
   }
 
   private finish(error: Error | undefined): void {

@@ -12,7 +12,7 @@ import { hostKey, KnownHosts } from "../../src/client/known-hosts.ts";
 import { pinVerification, type PinPolicy } from "../../src/client/trust.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { withTimeout } from "../helpers/client.ts";
-import { authLogs, chatOptions, holdableVerification, idlingReconnects, loggedIn, logEvents, registerUsers, startChatClient, until } from "../helpers/chat-support.ts";
+import { authLogs, chatOptions, closedPort, holdableVerification, idlingReconnects, loggedIn, logEvents, registerUsers, startChatClient, until } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -73,9 +73,7 @@ describe("verification with a CA file", () => {
   });
 
   test("a port nobody listens on fails with connect_failed (and no stray rejection)", async () => {
-    const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = listener.port;
-    listener.stop(true);
+    const port = closedPort();
     const error = await connectFailure(ClientConnection.connect({ host: "127.0.0.1", port, verification: { kind: "insecure" } }));
     expect(error.kind).toBe("connect_failed");
     expect(error.message).toContain(`127.0.0.1:${port}`);
@@ -135,9 +133,7 @@ describe("trust on first use (pinVerification + KnownHosts)", () => {
     expect(impostor.fingerprint256).not.toBe(server.fingerprint256);
     const error = await connectFailure(
       ChatClient.start({
-        host: "127.0.0.1",
-        port: impostor.port,
-        verification: await policy(path, key, { trustNew: true }),
+        servers: [{ host: "127.0.0.1", port: impostor.port, verification: await policy(path, key, { trustNew: true }) }],
         user: "alice",
         password: ALICE,
         reconnect: false,
@@ -204,7 +200,7 @@ describe("trust on first use (pinVerification + KnownHosts)", () => {
 
     const wrongPath = dir.file("wrong_hosts");
     const wrong = "AB:".repeat(31) + "AB";
-    const error = await connectFailure(connectTo(server, await policy(wrongPath, key, { expected: wrong })));
+    const error = await connectFailure(connectTo(server, await policy(wrongPath, key, { expected: [wrong] })));
     expect(error.kind).toBe("untrusted");
     expect(error.message).toContain(wrong);
     expect(error.message).toContain(server.fingerprint256);
@@ -213,7 +209,7 @@ describe("trust on first use (pinVerification + KnownHosts)", () => {
     // Given without colons and in lower case: still the same fingerprint.
     const path = dir.file("known_hosts");
     const expected = server.fingerprint256.replaceAll(":", "").toLowerCase();
-    await (await connectTo(server, await policy(path, key, { expected }))).close();
+    await (await connectTo(server, await policy(path, key, { expected: [expected] }))).close();
     expect(await readFile(path, "utf8")).toBe(`${key} ${server.fingerprint256}\n`);
   });
 });

@@ -5,12 +5,11 @@
 // shown once; dms reach users who are offline; older pages come on request.
 
 import { describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { Backoff } from "../../src/client/backoff.ts";
-import type { ChatClientOptions } from "../../src/client/chat-client.ts";
 import { CATCH_UP_PER_ROOM } from "../../src/core/limits.ts";
 import type { TestClient } from "../helpers/client.ts";
-import { chatOptions, holdableVerification, loggedIn, logEvents, registerUsers, startChatClient, until, type EventLog, type HeldVerification } from "../helpers/chat-support.ts";
+import { chatOptions, holdableVerification, type ChatOptionChanges, loggedIn, logEvents, registerUsers, startChatClient, until, type EventLog, type HeldVerification } from "../helpers/chat-support.ts";
+import { startRelay } from "../helpers/relay.ts";
 import { startTestServer, type TestServer, type TestServerOptions } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 
@@ -27,7 +26,7 @@ async function sayStored(client: TestClient, texts: readonly string[]): Promise<
 
 const texts = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
 
-function reconnecting(held: HeldVerification): Partial<ChatClientOptions> {
+function reconnecting(held: HeldVerification): ChatOptionChanges {
   return { verification: held.verification, reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 100 }) };
 }
 
@@ -189,10 +188,9 @@ describe("catching up after a reconnect", () => {
     await using server = await startTestServer();
     await registerUsers(server, { alice: ALICE, bob: BOB });
     await using relay = await startRelay(server.port);
-    await using alice = await startChatClient({
-      ...chatOptions(server, "alice", ALICE, { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 100 }) }),
-      port: relay.port,
-    });
+    await using alice = await startChatClient(
+      chatOptions(server, "alice", ALICE, { port: relay.port, reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 100 }) }),
+    );
     await using bob = await loggedIn(server, "bob", BOB);
     await sayStored(bob, ["before"]);
     await alice.log.frame("msg", (f) => f.text === "before");
@@ -256,77 +254,3 @@ describe("dms and older pages", () => {
     expect(alice.client.olderHistory("#nowhere")).toBe(false);
   });
 });
-
-/** One relayed connection: the client's socket, the one to the server, and bytes before it opened. */
-interface Link {
-  client: Socket<Link>;
-  upstream: Socket<undefined> | undefined;
-  early: Uint8Array[];
-}
-
-/**
- * A plain TCP relay to a server (TLS passes through it untouched), so a test can lose what the
- * server says on a connection and then the connection itself, as a dying network link does.
- */
-async function startRelay(targetPort: number) {
-  const links = new Set<Link>();
-  let dropping = false;
-  const listener = Bun.listen<Link>({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      async open(client) {
-        const link: Link = { client, upstream: undefined, early: [] };
-        client.data = link;
-        links.add(link);
-        link.upstream = await Bun.connect({
-          hostname: "127.0.0.1",
-          port: targetPort,
-          data: undefined,
-          socket: {
-            data(_upstream, chunk) {
-              if (!dropping) writeAll(client, chunk);
-            },
-            close: () => void client.end(),
-          },
-        });
-        for (const chunk of link.early.splice(0)) writeAll(link.upstream, chunk);
-      },
-      data(client, chunk) {
-        const upstream = client.data.upstream;
-        if (upstream) writeAll(upstream, chunk);
-        else client.data.early.push(chunk.slice());
-      },
-      close(client) {
-        client.data.upstream?.end();
-        links.delete(client.data);
-      },
-    },
-  });
-  return {
-    port: listener.port,
-    /** From now on, nothing the server sends reaches the client. */
-    dropServerBytes: () => void (dropping = true),
-    /** Ends every relayed connection; new ones are relayed both ways again. */
-    cutAndHeal() {
-      for (const link of links) {
-        link.client.terminate();
-        link.upstream?.terminate();
-      }
-      links.clear();
-      dropping = false;
-    },
-    async [Symbol.asyncDispose]() {
-      listener.stop(true);
-    },
-  };
-}
-
-/**
- * Relayed traffic is a few kilobytes, which loopback sockets take whole; one that takes part of
- * it would lose bytes, so that fails the test. A socket already closed takes nothing, rightly.
- */
-function writeAll(socket: Socket<Link | undefined> | Socket<Link>, chunk: Uint8Array): void {
-  const written = socket.write(chunk);
-  if (written >= 0 && written !== chunk.length) throw new Error(`relay wrote ${written} of ${chunk.length} bytes`);
-}

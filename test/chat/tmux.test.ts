@@ -2,8 +2,9 @@
 // printed above the input line without disturbing it (also when the input wraps), the typed line
 // is sent intact, hostile text is shown visibly instead of driving the terminal, rooms are
 // switched with commands and keys while the prompt shows the current room and unread counts, the
-// message log's commands show older pages, search results and refusals, and with an identity a
-// user registers and chats without ever typing a password.
+// message log's commands show older pages, search results and refusals, a session with several
+// servers moves to the next when its server stops, and with an identity a user registers and
+// chats without ever typing a password.
 
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -320,6 +321,27 @@ describe.skipIf(!haveTmux)("chat in a terminal (compiled binary under tmux)", ()
     term.press("Enter");
     await term.waitFor((r) => r.includes("! no_such_user: There is no account nobody (not sent to nobody: are you there?)"), "the refusal with its text");
     expect(term.content().at(-1)).toBe("alice #lobby>");
+  }, 30_000);
+
+  test("several servers: the screen names the one connected to, and when it stops, the next one", async () => {
+    await using dir = await tempDir();
+    await using a = await startTestServer();
+    await using b = await startTestServer();
+    const ca = await writeCa(dir, a); // Test servers share one certificate.
+    for (const server of [a, b]) await registerUsers(server, { alice: ALICE, bob: BOB });
+    const servers = `127.0.0.1:${a.port},127.0.0.1:${b.port}`;
+    const term = inTerminal(dir, `chat alice --server ${servers} --ca '${ca}'`, { TLSCHAT_PASSWORD: ALICE });
+    const rows = await term.waitFor((r) => r.at(-1) === "alice #lobby>", "the prompt", 10_000);
+    expect(rows[0]).toMatch(new RegExp(`^-- Connected to 127\\.0\\.0\\.1:${a.port} \\(TLSv1\\.3 .*\\) as alice\\.`));
+
+    await a.stop();
+    await term.waitFor((r) => r.includes(`-- Reconnected to 127.0.0.1:${b.port}`) && r.at(-1) === "alice #lobby>", "the move to b", 10_000);
+    await using bob = await loggedIn(b, "bob", BOB);
+    term.type("hello b");
+    term.press("Enter");
+    expect(await bob.next("msg")).toMatchObject({ from: "alice", text: "hello b" });
+    term.press("C-d");
+    expect(await term.exited()).toBe(0);
   }, 30_000);
 });
 

@@ -9,6 +9,7 @@ import { run } from "../../src/cli/program.ts";
 import { Backoff } from "../../src/client/backoff.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "../../src/client/chat-client.ts";
 import { ConnectError, type Verification } from "../../src/client/connection.ts";
+import type { ServerEndpoint } from "../../src/client/failover.ts";
 import type { LoggedMessage, ServerFrame } from "../../src/protocol/frames.ts";
 import { TestClient } from "./client.ts";
 import type { LogEntry, TestServer } from "./server.ts";
@@ -125,13 +126,19 @@ function frameOf(event: ChatEvent): ServerFrame | undefined {
   }
 }
 
+/** A server on 127.0.0.1 for ChatClientOptions; without `verification`, checked against `server`'s certificate. */
+export function endpoint(server: TestServer, port = server.port, verification?: Verification): ServerEndpoint {
+  return { host: "127.0.0.1", port, verification: verification ?? { kind: "ca", ca: server.certificate.certPem } };
+}
+
+/** What a test changes in chatOptions: any option, and how (`verification`) or where (`port`) its one server is reached. */
+export type ChatOptionChanges = Partial<ChatClientOptions> & { verification?: Verification; port?: number };
+
 /** ChatClient options for `user` on a test server, verified with the server's own certificate. */
-export function chatOptions(server: TestServer, user: string, password: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
+export function chatOptions(server: TestServer, user: string, password: string, { verification, port, ...extra }: ChatOptionChanges = {}): ChatClientOptions {
   return {
-    host: "127.0.0.1",
-    port: server.port,
+    servers: [endpoint(server, port, verification)],
     serverName: "localhost",
-    verification: { kind: "ca", ca: server.certificate.certPem },
     user,
     password,
     reconnect: false,
@@ -150,7 +157,7 @@ export async function startChatClient(options: ChatClientOptions): Promise<{ cli
  * Options for a client the server drops for idling (it pings only once a minute) and that
  * reconnects at once: with a server's short idle timeout, a way to lose a connection on cue.
  */
-export function idlingReconnects(): Partial<ChatClientOptions> {
+export function idlingReconnects(): ChatOptionChanges {
   return { reconnect: true, backoff: new Backoff({ baseMs: 20, maxMs: 40 }), pingIntervalMs: 60_000, pongTimeoutMs: 60_000 };
 }
 
@@ -267,6 +274,14 @@ export async function cli(args: string[], io: FedIO): Promise<{ code: number; st
 /** The non-empty lines of a command's output. */
 export function outputLines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
+}
+
+/** A port on 127.0.0.1 where nothing listens: connecting is refused at once. */
+export function closedPort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
 }
 
 /** Registers accounts on the server through one raw connection. */
