@@ -72,7 +72,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     options.rooms,
     messageLog,
     new LocalFanout(directory),
-    { nameOf: (user) => options.store.get(user)?.name },
+    { nameOf: async (user) => (await options.store.get(user))?.name },
     {
       lobby: LOBBY,
       admins: new Set((options.admins ?? []).map(userKey)),
