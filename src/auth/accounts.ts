@@ -11,7 +11,7 @@ import { KEY_LAST_USED_RESOLUTION_MS, MAX_KEYS_PER_ACCOUNT, type ThrottlePolicy 
 import { LoginThrottle } from "./throttle.ts";
 import { Slots } from "./slots.ts";
 import { checkToken, issueToken, tokenRefusal } from "./tokens.ts";
-import type { KeyRecord, UserStore } from "./store.ts";
+import { userExistsError, type KeyRecord, type UserRecord, type UserStore } from "./store.ts";
 
 export interface AccountPolicy {
   tokenTtlMs: number;
@@ -34,7 +34,8 @@ export interface LoginLimits {
  */
 export function createAccountService(store: UserStore, limits: LoginLimits, policy: AccountPolicy): { accounts: AccountService; hasher: BoundedHasher } {
   const hasher = new BoundedHasher(limits.maxConcurrentHashes, limits.maxQueuedHashes);
-  const accounts = new AccountService(store, hasher, new LoginThrottle(limits.throttle, policy.now), policy);
+  const throttle = new LoginThrottle(store.loginCounters(limits.throttle, policy.now));
+  const accounts = new AccountService(store, hasher, throttle, policy);
   return { accounts, hasher };
 }
 
@@ -59,12 +60,12 @@ export class AccountService implements Accounts {
     checkUsername(user);
     if (credentials.password !== undefined) checkPassword(credentials.password);
     const name = userKey(user);
-    // The name is reserved before the slow hash, so of two racing registrations exactly one wins.
-    if (this.store.get(user) || this.registering.has(name)) {
-      throw new ChatError("user_exists", `${user} is already registered`);
-    }
+    // The name is reserved before the store is asked and before the slow hash, so of two racing
+    // registrations here exactly one costs a hash; the store's add settles races between processes.
+    if (this.registering.has(name)) throw userExistsError(user);
     this.registering.add(name);
     try {
+      if (await this.store.get(user)) throw userExistsError(user);
       const hash = credentials.password === undefined ? {} : { hash: await this.hasher.hash(credentials.password, signal) };
       const now = this.policy.now();
       const keys = credentials.key === undefined ? [] : [{ fingerprint: credentials.key, addedAt: now, lastUsedAt: now }];
@@ -77,10 +78,10 @@ export class AccountService implements Accounts {
 
   async login(user: string, password: string, address: string, signal?: AbortSignal): Promise<LoginResult> {
     const throttleKey = userKey(user).slice(0, MAX_THROTTLE_KEY_CHARS);
-    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+    const record = await this.find(user);
     const matches = await this.verifyUnderThrottle(address, throttleKey, password, record?.hash, signal);
     if (!record || !matches) throw new ChatError("auth_failed", AUTH_FAILED);
-    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+    return { user: record.name, token: await this.tokenFor(record.name, record.epoch) };
   }
 
   /**
@@ -88,26 +89,26 @@ export class AccountService implements Accounts {
    * and only a failure costs anything (a count against the address).
    */
   async loginWithKey(user: string, fingerprint: string | undefined, address: string): Promise<LoginResult> {
-    this.throttle.checkAddress(address);
+    await this.throttle.checkAddress(address);
     if (fingerprint === undefined) {
-      this.throttle.chargeAddress(address);
+      await this.throttle.chargeAddress(address);
       throw new ChatError("auth_failed", "This connection presented no usable client certificate");
     }
-    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+    const record = await this.find(user);
     const key = record?.keys.find((candidate) => candidate.fingerprint === fingerprint);
     if (!record || !key) {
-      this.throttle.chargeAddress(address);
+      await this.throttle.chargeAddress(address);
       throw new ChatError("auth_failed", KEY_REFUSED);
     }
     if (this.policy.now() - key.lastUsedAt >= KEY_LAST_USED_RESOLUTION_MS) await this.noteKeyUsed(record.name, fingerprint);
-    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+    return { user: record.name, token: await this.tokenFor(record.name, record.epoch) };
   }
 
-  resume(user: string, token: string): LoginResult {
-    const record = USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+  async resume(user: string, token: string): Promise<LoginResult> {
+    const record = await this.find(user);
     if (!record) throw tokenRefusal();
-    checkToken(this.store.secret, record.name, record.epoch, token, this.policy.now());
-    return { user: record.name, token: this.tokenFor(record.name, record.epoch) };
+    checkToken(await this.store.secret(), record.name, record.epoch, token, this.policy.now());
+    return { user: record.name, token: await this.tokenFor(record.name, record.epoch) };
   }
 
   /**
@@ -117,7 +118,7 @@ export class AccountService implements Accounts {
    */
   async changePassword(user: string, oldPassword: string | undefined, newPassword: string, address: string, signal?: AbortSignal): Promise<string> {
     checkPassword(newPassword);
-    const record = this.store.get(user);
+    const record = await this.store.get(user);
     if (oldPassword === undefined) {
       if (record?.hash !== undefined) throw hasPassword();
     } else if (!record || !(await this.verifyUnderThrottle(address, userKey(user), oldPassword, record.hash, signal))) {
@@ -145,8 +146,8 @@ export class AccountService implements Accounts {
     return fingerprint;
   }
 
-  keys(user: string): KeyInfo[] {
-    return (this.store.get(user)?.keys ?? []).map((key) => ({ fingerprint: key.fingerprint, added: key.addedAt, last_used: key.lastUsedAt }));
+  async keys(user: string): Promise<KeyInfo[]> {
+    return ((await this.store.get(user))?.keys ?? []).map((key) => ({ fingerprint: key.fingerprint, added: key.addedAt, last_used: key.lastUsedAt }));
   }
 
   /** Unbinds a key and revokes the account's tokens, returning a fresh one; the last credential stays. */
@@ -172,8 +173,13 @@ export class AccountService implements Accounts {
     await this.store.update(user, (current) => ({ ...current, keys: current.keys.map(touch) })).catch(() => undefined);
   }
 
-  private tokenFor(user: string, epoch: number): string {
-    return issueToken(this.store.secret, user, epoch, this.policy.now() + this.policy.tokenTtlMs);
+  /** The account of a name that may not even be valid (nothing to look up then). */
+  private async find(user: string): Promise<UserRecord | undefined> {
+    return USERNAME_PATTERN.test(user) ? this.store.get(user) : undefined;
+  }
+
+  private async tokenFor(user: string, epoch: number): Promise<string> {
+    return issueToken(await this.store.secret(), user, epoch, this.policy.now() + this.policy.tokenTtlMs);
   }
 
   /**
@@ -182,19 +188,20 @@ export class AccountService implements Accounts {
    */
   private async verifyUnderThrottle(address: string, throttleKey: string, password: string, hash: string | undefined, signal?: AbortSignal): Promise<boolean> {
     // A throttled attempt is refused at once, without queueing for a slot.
-    this.throttle.check(address, throttleKey);
+    await this.throttle.check(address, throttleKey);
     return this.inAddressSlot(
       address,
       async () => {
-        this.throttle.begin(address, throttleKey);
+        await this.throttle.begin(address, throttleKey);
         let matches: boolean;
         try {
           matches = hash === undefined ? await this.hasher.verifyDummy(password, signal) : await this.verify(password, hash, signal);
         } catch (error) {
-          this.throttle.finish(address, throttleKey, "unchecked");
+          // The refund is a courtesy to the user; what the caller must hear is why the check failed.
+          await this.throttle.finish(address, throttleKey, "unchecked").catch(() => undefined);
           throw error;
         }
-        this.throttle.finish(address, throttleKey, matches ? "right" : "wrong");
+        await this.throttle.finish(address, throttleKey, matches ? "right" : "wrong");
         return matches;
       },
       signal,

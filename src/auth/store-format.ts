@@ -9,7 +9,8 @@ const STORE_FORMAT = "tlschat-users";
 /** The version this tlschat writes; it reads every version from 1 up to this one. */
 export const STORE_VERSION = 2;
 const SECRET_BYTES = 32;
-const SECRET_PATTERN = new RegExp(`^[0-9a-f]{${SECRET_BYTES * 2}}$`);
+/** The token secret as text: lower-case hex, in the file and in Redis alike. */
+export const SECRET_PATTERN = new RegExp(`^[0-9a-f]{${SECRET_BYTES * 2}}$`);
 
 /** A client certificate bound to an account: the account's key. */
 export interface KeyRecord {
@@ -48,9 +49,14 @@ interface StoreFile {
   users: UserRecord[];
 }
 
+/** A fresh resume-token secret. */
+export function newSecret(): Uint8Array {
+  return randomBytes(SECRET_BYTES);
+}
+
 /** A new store: no users and a fresh token secret. */
 export function emptyContents(): StoreContents {
-  return { secret: randomBytes(SECRET_BYTES), users: new Map() };
+  return { secret: newSecret(), users: new Map() };
 }
 
 export function serialise(contents: StoreContents): string {
@@ -102,7 +108,7 @@ export function parse(path: string, bytes: Uint8Array): StoreContents {
   const users = new Map<string, UserRecord>();
   const keyOwners = new Map<string, string>();
   for (const entry of entries) {
-    const record = userRecord(entry);
+    const record = parseUserRecord(entry);
     if (!record) throw corrupt("a user entry is malformed");
     const key = userKey(record.name);
     if (users.has(key)) throw corrupt(`${record.name} appears twice`);
@@ -116,8 +122,11 @@ export function parse(path: string, bytes: Uint8Array): StoreContents {
   return { secret: Buffer.from(file.secret, "hex"), users };
 }
 
-/** The record in `entry`, copied field by field; undefined if any field is wrong or it has no credential at all. */
-function userRecord(entry: unknown): UserRecord | undefined {
+/**
+ * The record in `entry`, copied field by field; undefined if any field is wrong or it has no
+ * credential at all. Every store reads its records through this, so they all accept the same.
+ */
+export function parseUserRecord(entry: unknown): UserRecord | undefined {
   const record = entry as Partial<UserRecord> | null;
   if (
     typeof record !== "object" ||

@@ -1,5 +1,5 @@
-// The account store: the UserStore interface the account service uses, and JsonFileStore, which
-// keeps it in one JSON file (store-format.ts) written atomically (temp file, fsync, rename, fsync
+// The account store: the UserStore interface the account service uses (Redis implements it for a
+// cluster, store/redis/accounts.ts), and JsonFileStore, which keeps it in one JSON file (store-format.ts) written atomically (temp file, fsync, rename, fsync
 // of the directory) with mode 0600. Every write is a transaction under the lock file
 // (store-lock.ts): re-read the file if someone else changed it, apply the changes queued since
 // the last write (group commit), write, unlock.
@@ -11,8 +11,10 @@ import { readFileSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { writeFileAtomically } from "../files/atomic-write.ts";
+import type { ThrottlePolicy } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { userKey } from "../protocol/validate.ts";
+import { MemoryThrottleCounters, type ThrottleCounters } from "./throttle.ts";
 import { emptyContents, parse, serialise, StoreError, type StoreContents, type UserRecord } from "./store-format.ts";
 import { STORE_LOCK_WAIT_MS, withLock } from "./store-lock.ts";
 
@@ -25,10 +27,18 @@ export { StoreError, type KeyRecord, type UserRecord } from "./store-format.ts";
  */
 export const STORE_REFRESH_MS = 1_000;
 
+/**
+ * Asynchronous throughout: a store in Redis answers over the network. Every write is atomic
+ * against writers elsewhere (another process on the file, another node on Redis).
+ */
 export interface UserStore {
-  /** Key for resume tokens; lives in the store so tokens survive restarts. */
-  readonly secret: Uint8Array;
-  get(user: string): UserRecord | undefined;
+  /**
+   * Key for resume tokens; lives in the store so tokens survive restarts and, in a cluster, a
+   * token one node issued resumes on every other.
+   */
+  secret(): Promise<Uint8Array>;
+  /** The record of `user` in any case, or undefined if there is no such account. */
+  get(user: string): Promise<UserRecord | undefined>;
   /**
    * Resolves once the record is on disk; `user_exists` if the name is taken (any case),
    * `key_in_use` if one of its keys belongs to another account.
@@ -40,7 +50,8 @@ export interface UserStore {
    * if the account is gone, `key_in_use` if the result holds a key of another account.
    */
   update(user: string, change: (current: UserRecord) => UserRecord): Promise<UserRecord>;
-  readonly size: number;
+  /** Where failed logins are counted: shared by everyone who serves this store's accounts. */
+  loginCounters(policy: ThrottlePolicy, now: () => number): ThrottleCounters;
   close(): Promise<void>;
 }
 
@@ -100,7 +111,7 @@ export class JsonFileStore implements UserStore {
     return new JsonFileStore(absolute, loaded!.contents, loaded!.stamp, lockWaitMs, options.now ?? (() => performance.now()));
   }
 
-  get secret(): Uint8Array {
+  async secret(): Promise<Uint8Array> {
     return this.contents.secret;
   }
 
@@ -108,17 +119,31 @@ export class JsonFileStore implements UserStore {
     return this.contents.users.size;
   }
 
-  /** Logins and resumes call this; it looks at the file on a miss and at most once per STORE_REFRESH_MS on a hit. */
-  get(user: string): UserRecord | undefined {
+  /**
+   * Logins and resumes call this; it looks at the file on a miss and at most once per
+   * STORE_REFRESH_MS on a hit, so it answers from memory (a resolved promise) almost always.
+   */
+  async get(user: string): Promise<UserRecord | undefined> {
     const key = userKey(user);
     if (!this.contents.users.has(key) || this.now() - this.lookedAt >= STORE_REFRESH_MS) this.refresh();
     return this.contents.users.get(key);
   }
 
+  /** Every account as the file holds them now (for copying them elsewhere). */
+  records(): UserRecord[] {
+    this.refresh();
+    return [...this.contents.users.values()];
+  }
+
+  /** One process serves a file store, so its failed logins are counted in that process's memory. */
+  loginCounters(policy: ThrottlePolicy, now: () => number): ThrottleCounters {
+    return new MemoryThrottleCounters(policy, now);
+  }
+
   add(record: UserRecord): Promise<void> {
     return this.transact((accounts) => {
       const key = userKey(record.name);
-      if (accounts.get(key)) throw new ChatError("user_exists", `${record.name} is already registered`);
+      if (accounts.get(key)) throw userExistsError(record.name);
       accounts.put(key, record);
     });
   }
@@ -127,7 +152,7 @@ export class JsonFileStore implements UserStore {
     return this.transact((accounts) => {
       const key = userKey(user);
       const current = accounts.get(key);
-      if (!current) throw new ChatError("no_such_user", `${user} is not registered`);
+      if (!current) throw noSuchUserError(user);
       const next = change(current);
       accounts.put(key, next);
       return next;
@@ -235,11 +260,25 @@ class StagedAccounts {
   /** Stores `record` under `name`; `key_in_use`, with nothing changed, if it holds another account's key. */
   put(name: string, record: UserRecord): void {
     const taken = record.keys.find((key) => (this.keyOwners.get(key.fingerprint) ?? name) !== name);
-    if (taken) throw new ChatError("key_in_use", `The key ${taken.fingerprint} belongs to another account`);
+    if (taken) throw keyInUseError(taken.fingerprint);
     for (const key of this.users.get(name)?.keys ?? []) this.keyOwners.delete(key.fingerprint);
     for (const key of record.keys) this.keyOwners.set(key.fingerprint, name);
     this.users.set(name, record);
   }
+}
+
+// The refusals every UserStore words the same way.
+
+export function userExistsError(name: string): ChatError {
+  return new ChatError("user_exists", `${name} is already registered`);
+}
+
+export function noSuchUserError(name: string): ChatError {
+  return new ChatError("no_such_user", `${name} is not registered`);
+}
+
+export function keyInUseError(fingerprint: string): ChatError {
+  return new ChatError("key_in_use", `The key ${fingerprint} belongs to another account`);
 }
 
 function unavailable(error: unknown): ChatError {

@@ -1,17 +1,19 @@
-// `tlschat register`: creates an account, over the network (the server writes its store) or,
-// with --db, directly in a store file (a server running on that file picks the account up). Over
-// the network an identity binds its key to the new account, and then a password is optional; of
-// several servers (a cluster's nodes) the first that can be reached is asked.
+// `tlschat register`: creates an account, over the network (the server writes its store) or
+// directly in a store: a file with --db (a server running on that file picks the account up), or
+// a cluster's Redis with --redis (every node sees it at once). Over the network an identity binds
+// its key to the new account, and then a password is optional; of several servers (a cluster's
+// nodes) the first that can be reached is asked.
 
 import { Command, Option } from "commander";
 import { createAccountService } from "../auth/accounts.ts";
-import { JsonFileStore, StoreError } from "../auth/store.ts";
+import { JsonFileStore, StoreError, type UserStore } from "../auth/store.ts";
 import { ClientConnection } from "../client/connection.ts";
 import { firstAnswering, serverLabel, tryingNext, type ServerAddress } from "../client/failover.ts";
 import { MAX_CONCURRENT_LOGINS_PER_IP, RESUME_TOKEN_TTL_MS } from "../core/limits.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkPassword, checkUsername } from "../protocol/validate.ts";
 import { defaultLimits } from "../core/limits.ts";
+import { RedisUserStore } from "../store/redis/accounts.ts";
 import {
   addConnectionOptions,
   connectFailure,
@@ -23,20 +25,23 @@ import {
 } from "./connect.ts";
 import { chosenIdentity, optionalPassword } from "./identity.ts";
 import { CliError, EXIT_OK, EXIT_USAGE, printLine, type CliIO, type ExitCode } from "./io.ts";
+import { addRedisOptions, openRedis, redisDisplayName, type RedisOptions } from "./redis.ts";
 
 const REPLY_TIMEOUT_MS = 30_000;
 
-interface RegisterOptions extends ConnectionOptions {
+interface RegisterOptions extends ConnectionOptions, RedisOptions {
   db?: string;
 }
 
 export function registerCommand(io: CliIO, exit: ExitCode): Command {
-  const command = addConnectionOptions(
-    new Command("register")
-      .description("create an account on a server (or directly in a store file with --db)")
-      .argument("[user]", "the account name, optionally as USER@HOST[:PORT]"),
+  const command = addRedisOptions(
+    addConnectionOptions(
+      new Command("register")
+        .description("create an account on a server (or directly in a store file with --db, or a cluster's Redis with --redis)")
+        .argument("[user]", "the account name, optionally as USER@HOST[:PORT]"),
+    ).addOption(new Option("--db <file>", "write the account straight into this store file instead of asking a server")),
+    "write the account straight into this cluster's Redis instead of asking a server",
   )
-    .addOption(new Option("--db <file>", "write the account straight into this store file instead of asking a server"))
     .addHelpText(
       "after",
       `
@@ -50,7 +55,8 @@ ${SERVERS_HELP}
 Examples:
   tlschat register alice@chat.example.com:7443 --ca server-cert.pem
   printf 'correct horse battery\\n' | tlschat register bob --trust-new
-  tlschat register --db data/users.json carol        (works while a server runs on that store)`,
+  tlschat register --db data/users.json carol        (works while a server runs on that store)
+  tlschat register --redis redis://127.0.0.1:6379 dave   (every node of the cluster sees it)`,
     )
     .action(async (user: string | undefined, opts: RegisterOptions) => {
       exit.value = await runRegister(user, opts, io);
@@ -67,11 +73,27 @@ async function runRegister(userArg: string | undefined, opts: RegisterOptions, i
   } catch (error) {
     throw new CliError((error as ChatError).message, EXIT_USAGE);
   }
+  if (opts.db !== undefined && opts.redis !== undefined) {
+    throw new CliError("--db and --redis name two different account stores; give one (TLSCHAT_REDIS_URL may be setting --redis)", EXIT_USAGE);
+  }
+  // A store has no TLS handshake to prove a key: --db and --redis register by password only.
+  const askPassword = async () => checked(await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` }));
   if (opts.db !== undefined) {
-    // A store file has no TLS handshake to prove a key: --db registers by password only.
-    const password = checked(await obtainPassword(io, opts, { confirmTwice: true, stdinAllowed: true, prompt: `Password for ${user}: ` }));
-    await registerInStore(opts.db, user, password);
+    const password = await askPassword();
+    await registerInStore(await openFileStore(opts.db), user, password);
     printLine(io.stdout, `Registered ${user} in ${opts.db}`);
+    return EXIT_OK;
+  }
+  if (opts.redis !== undefined) {
+    // Connected before the password is asked, so an unreachable Redis is told at once.
+    const connection = await openRedis(opts.redis, opts.redisCa);
+    try {
+      const password = await askPassword();
+      await registerInStore(new RedisUserStore(connection), user, password);
+    } finally {
+      connection.close();
+    }
+    printLine(io.stdout, `Registered ${user} in Redis at ${redisDisplayName(opts.redis)}`);
     return EXIT_OK;
   }
   // The password is asked before connecting (a server would not wait while it is typed twice);
@@ -129,15 +151,17 @@ function checked(password: string): string {
   }
 }
 
-/** Registers through the same account service a server builds on this file, so the rules match. */
-async function registerInStore(path: string, user: string, password: string): Promise<void> {
-  let store: JsonFileStore;
+async function openFileStore(path: string): Promise<JsonFileStore> {
   try {
-    store = await JsonFileStore.open(path);
+    return await JsonFileStore.open(path);
   } catch (error) {
     if (error instanceof StoreError) throw new CliError(error.message);
     throw error;
   }
+}
+
+/** Registers through the same account service a server builds on this store, so the rules match; closes the store. */
+async function registerInStore(store: UserStore, user: string, password: string): Promise<void> {
   try {
     const { accounts } = createAccountService(store, defaultLimits(), {
       tokenTtlMs: RESUME_TOKEN_TTL_MS,

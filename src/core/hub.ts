@@ -55,7 +55,7 @@ export interface HubPolicy {
 /** Who has an account, for dms to users who are not online. */
 export interface AccountNames {
   /** The account's name as registered, or undefined if there is none. */
-  nameOf(user: string): string | undefined;
+  nameOf(user: string): Promise<string | undefined>;
 }
 
 /** What a history, catch-up or search reply is about. */
@@ -217,10 +217,10 @@ export class Hub {
    * Stores a dm, then delivers it to every connection of the target and to the sender's other
    * connections. A dm to a registered user who is offline waits for their next login.
    */
-  dm(user: string, peer: Peer, to: string, text: string, ref: string | undefined): Promise<void> {
+  async dm(user: string, peer: Peer, to: string, text: string, ref: string | undefined): Promise<void> {
     // Checked before any lookup: lowercasing would otherwise turn look-alikes ("\u212Aelvin") into a real name.
     checkUsername(to);
-    const name = this.directory.find(to)?.name ?? this.accounts.nameOf(to);
+    const name = this.directory.find(to)?.name ?? (await this.accounts.nameOf(to));
     if (name === undefined) throw new ChatError("no_such_user", `There is no account ${to}`);
     const retried = this.retried(user, peer, ref);
     if (retried) return retried;
@@ -258,7 +258,7 @@ export class Hub {
       if (!room.members.has(userKey(user))) throw notInRoom(room.name);
       return this.historyFrame({ room: room.name }, await this.log.page({ room: room.key }, bounds), keepNewest);
     }
-    const peer = this.directory.find(checkUsername(query.with!))?.name ?? this.accounts.nameOf(query.with!);
+    const peer = this.directory.find(checkUsername(query.with!))?.name ?? (await this.accounts.nameOf(query.with!));
     if (peer === undefined) throw new ChatError("no_such_user", `There is no account ${query.with}`);
     return this.historyFrame({ with: peer }, await this.log.page({ between: [user, peer] }, bounds), keepNewest);
   }

@@ -41,11 +41,11 @@ export interface Accounts {
   login(user: string, password: string, address: string, signal: AbortSignal): Promise<LoginResult>;
   /** `fingerprint` is the connection's key, undefined when it presented none. */
   loginWithKey(user: string, fingerprint: string | undefined, address: string): Promise<LoginResult>;
-  resume(user: string, token: string): LoginResult;
+  resume(user: string, token: string): Promise<LoginResult>;
   /** Resolves with a new resume token; every older one is revoked. */
   changePassword(user: string, oldPassword: string | undefined, newPassword: string, address: string, signal: AbortSignal): Promise<string>;
   addKey(user: string, fingerprint: string): Promise<string>;
-  keys(user: string): KeyInfo[];
+  keys(user: string): Promise<KeyInfo[]>;
   /** Resolves with a new resume token; every older one is revoked. */
   removeKey(user: string, fingerprint: string): Promise<string>;
 }
@@ -248,7 +248,7 @@ export class Session {
     },
     resume: async (session, frame) => {
       session.requireAnonymous();
-      await session.enter(session.deps.accounts.resume(frame.user, frame.token), "token", frame.since);
+      await session.enter(await session.deps.accounts.resume(frame.user, frame.token), "token", frame.since);
     },
     say: (session, frame) => {
       const text = checkText(frame.text, MAX_TEXT_CHARS);
@@ -298,8 +298,8 @@ export class Session {
       const fingerprint = await session.deps.accounts.addKey(session.user!, session.requireClientKey());
       session.reply({ type: "key_added", fingerprint });
     },
-    keys: (session) => {
-      session.reply({ type: "keys", keys: session.deps.accounts.keys(session.user!) });
+    keys: async (session) => {
+      session.reply({ type: "keys", keys: await session.deps.accounts.keys(session.user!) });
     },
     key_remove: async (session, frame) => {
       const token = await session.deps.accounts.removeKey(session.user!, frame.fingerprint);

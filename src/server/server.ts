@@ -83,7 +83,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     options.rooms,
     messageLog,
     options.delivery?.fanout ?? new LocalFanout(directory, messageLog.lastId()),
-    { nameOf: (user) => options.store.get(user)?.name },
+    { nameOf: async (user) => (await options.store.get(user))?.name },
     {
       lobby: LOBBY,
       admins: new Set((options.admins ?? []).map(userKey)),

@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { AccountService } from "../../src/auth/accounts.ts";
 import type { PasswordHasher } from "../../src/auth/passwords.ts";
 import { JsonFileStore } from "../../src/auth/store.ts";
-import { LoginThrottle } from "../../src/auth/throttle.ts";
+import { LoginThrottle, MemoryThrottleCounters } from "../../src/auth/throttle.ts";
 import { issueToken } from "../../src/auth/tokens.ts";
 import { KEY_LAST_USED_RESOLUTION_MS, MAX_KEYS_PER_ACCOUNT } from "../../src/core/limits.ts";
 import type { ChatError } from "../../src/protocol/errors.ts";
@@ -69,8 +69,10 @@ async function accountsOnDisk(maxLoginsPerAddress = 4) {
   const clock = { now: 1_000_000 };
   const now = () => clock.now;
   const throttle = new LoginThrottle(
-    { freeFailures: FREE_FAILURES, baseDelayMs: BACKOFF_BASE_MS, maxDelayMs: 8 * BACKOFF_BASE_MS, windowMs: 60 * BACKOFF_BASE_MS, maxEntries: 100 },
-    now,
+    new MemoryThrottleCounters(
+      { freeFailures: FREE_FAILURES, baseDelayMs: BACKOFF_BASE_MS, maxDelayMs: 8 * BACKOFF_BASE_MS, windowMs: 60 * BACKOFF_BASE_MS, maxEntries: 100 },
+      now,
+    ),
   );
   const accounts = new AccountService(store, hasher, throttle, { tokenTtlMs: TOKEN_TTL_MS, maxLoginsPerAddress, now });
   return {
@@ -113,7 +115,7 @@ describe("registration", () => {
   test("stores the hash, never the password, at epoch 0 with the creation time; the account then logs in", async () => {
     await using setup = await accountsOnDisk();
     expect(await setup.accounts.register("alice", { password: "alice-password" })).toBe("alice");
-    expect(setup.store.get("alice")).toEqual({ name: "alice", hash: fakeHash("alice-password"), epoch: 0, createdAt: setup.clock.now, keys: [] });
+    expect(await setup.store.get("alice")).toEqual({ name: "alice", hash: fakeHash("alice-password"), epoch: 0, createdAt: setup.clock.now, keys: [] });
     expect((await setup.accounts.login("alice", "alice-password", ADDRESS)).user).toBe("alice");
   });
 
@@ -129,7 +131,7 @@ describe("registration", () => {
     const racing = [setup.accounts.register("alice", { password: "first-password" }), setup.accounts.register("ALICE", { password: "second-password" })];
     expect(await Promise.all(racing.map(outcomeOf))).toEqual(["ok", "user_exists"]);
     expect(setup.hasher.hashed).toEqual(["first-password"]);
-    expect(setup.store.get("alice")?.hash).toBe(fakeHash("first-password"));
+    expect((await setup.store.get("alice"))?.hash).toBe(fakeHash("first-password"));
   });
 
   test("a name registered earlier is refused", async () => {
@@ -145,7 +147,7 @@ describe("password login", () => {
     await setup.register("alice");
     const login = await setup.accounts.login("ALICE", passwordOf("alice"), ADDRESS);
     expect(login.user).toBe("alice");
-    expect(setup.accounts.resume("alice", login.token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", login.token)).user).toBe("alice");
   });
 
   test("an unknown user costs a dummy hash and gets the same answer as a wrong password", async () => {
@@ -217,19 +219,19 @@ describe("resume", () => {
     await setup.register("alice");
     const { token } = await setup.accounts.login("alice", passwordOf("alice"), ADDRESS);
     setup.clock.now += 1;
-    const resumed = setup.accounts.resume("Alice", token);
+    const resumed = await setup.accounts.resume("Alice", token);
     expect(resumed.user).toBe("alice");
     expect(resumed.token).not.toBe(token);
-    expect(setup.accounts.resume("alice", resumed.token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", resumed.token)).user).toBe("alice");
   });
 
   test("a token issued for another epoch is refused, and an unknown user gets the same refusal", async () => {
     await using setup = await accountsOnDisk();
     await setup.register("alice");
-    const otherEpoch = issueToken(setup.store.secret, "alice", 1, setup.clock.now + TOKEN_TTL_MS);
+    const otherEpoch = issueToken(await setup.store.secret(), "alice", 1, setup.clock.now + TOKEN_TTL_MS);
     const refused = await errorOf(() => setup.accounts.resume("alice", otherEpoch));
     expect(refused.code).toBe("auth_failed");
-    const unknown = await errorOf(() => setup.accounts.resume("nobody", issueToken(setup.store.secret, "nobody", 0, setup.clock.now + TOKEN_TTL_MS)));
+    const unknown = await errorOf(setup.accounts.resume("nobody", issueToken(await setup.store.secret(), "nobody", 0, setup.clock.now + TOKEN_TTL_MS)));
     expect({ code: unknown.code, message: unknown.message }).toEqual({ code: refused.code, message: refused.message });
   });
 });
@@ -240,9 +242,9 @@ describe("password change", () => {
     await setup.register("alice");
     const before = await setup.accounts.login("alice", passwordOf("alice"), ADDRESS);
     const token = await setup.accounts.changePassword("alice", passwordOf("alice"), "alice-new-password", ADDRESS);
-    expect(setup.store.get("alice")).toMatchObject({ hash: fakeHash("alice-new-password"), epoch: 1 });
+    expect(await setup.store.get("alice")).toMatchObject({ hash: fakeHash("alice-new-password"), epoch: 1 });
     expect(await outcomeOf(() => setup.accounts.resume("alice", before.token))).toBe("auth_failed");
-    expect(setup.accounts.resume("alice", token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", token)).user).toBe("alice");
     expect(await outcomeOf(setup.accounts.login("alice", passwordOf("alice"), ADDRESS))).toBe("auth_failed");
     expect((await setup.accounts.login("alice", "alice-new-password", ADDRESS)).user).toBe("alice");
   });
@@ -262,7 +264,7 @@ describe("password change", () => {
       expect(refused.code).toBe("auth_failed");
     }
     expect(await outcomeOf(setup.accounts.changePassword("alice", passwordOf("alice"), "alice-new-password", ADDRESS))).toBe("throttled");
-    expect(setup.store.get("alice")?.epoch).toBe(0);
+    expect((await setup.store.get("alice"))?.epoch).toBe(0);
   });
 });
 
@@ -274,10 +276,10 @@ describe("keys", () => {
     await using setup = await accountsOnDisk();
     expect(await setup.accounts.register("alice", { key: KEY })).toBe("alice");
     expect(setup.hasher.hashed).toEqual([]);
-    expect(setup.store.get("alice")).toEqual({ name: "alice", epoch: 0, createdAt: setup.clock.now, keys: [{ fingerprint: KEY, addedAt: setup.clock.now, lastUsedAt: setup.clock.now }] });
+    expect(await setup.store.get("alice")).toEqual({ name: "alice", epoch: 0, createdAt: setup.clock.now, keys: [{ fingerprint: KEY, addedAt: setup.clock.now, lastUsedAt: setup.clock.now }] });
     const login = await setup.accounts.loginWithKey("ALICE", KEY, ADDRESS);
     expect(login.user).toBe("alice");
-    expect(setup.accounts.resume("alice", login.token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", login.token)).user).toBe("alice");
     // No password opens it: the attempt costs the same dummy hash as an unknown user.
     expect(await outcomeOf(setup.accounts.login("alice", "any-password", ADDRESS))).toBe("auth_failed");
     expect(setup.hasher.dummyVerified).toEqual(["any-password"]);
@@ -330,10 +332,10 @@ describe("keys", () => {
     await setup.accounts.register("alice", { key: KEY });
     setup.clock.now = added + KEY_LAST_USED_RESOLUTION_MS - 1;
     await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
-    expect(setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: added }]);
+    expect(await setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: added }]);
     setup.clock.now = added + KEY_LAST_USED_RESOLUTION_MS;
     await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
-    expect(setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: setup.clock.now }]);
+    expect(await setup.accounts.keys("alice")).toEqual([{ fingerprint: KEY, added, last_used: setup.clock.now }]);
   });
 
   test("addKey binds a second key, is a no-op for a key the account holds, and refuses another account's key", async () => {
@@ -342,10 +344,10 @@ describe("keys", () => {
     await setup.accounts.addKey("bob", OTHER_KEY);
     expect(await setup.accounts.addKey("alice", KEY)).toBe(KEY);
     expect(await setup.accounts.addKey("alice", KEY)).toBe(KEY);
-    expect(setup.accounts.keys("alice").map((key) => key.fingerprint)).toEqual([KEY]);
+    expect((await setup.accounts.keys("alice")).map((key) => key.fingerprint)).toEqual([KEY]);
     expect(await outcomeOf(setup.accounts.addKey("alice", OTHER_KEY))).toBe("key_in_use");
     expect(await outcomeOf(setup.accounts.register("carol", { password: passwordOf("carol"), key: KEY }))).toBe("key_in_use");
-    expect(setup.store.get("carol")).toBeUndefined();
+    expect(await setup.store.get("carol")).toBeUndefined();
   });
 
   test(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} keys`, async () => {
@@ -354,7 +356,7 @@ describe("keys", () => {
     const keyNumber = (n: number) => Array.from({ length: 32 }, () => n.toString(16).padStart(2, "0").toUpperCase()).join(":");
     for (let n = 0; n < MAX_KEYS_PER_ACCOUNT; n++) await setup.accounts.addKey("alice", keyNumber(n));
     expect(await outcomeOf(setup.accounts.addKey("alice", keyNumber(MAX_KEYS_PER_ACCOUNT)))).toBe("not_allowed");
-    expect(setup.accounts.keys("alice")).toHaveLength(MAX_KEYS_PER_ACCOUNT);
+    expect(await setup.accounts.keys("alice")).toHaveLength(MAX_KEYS_PER_ACCOUNT);
   });
 
   test("removing a key revokes the account's tokens and returns one that resumes; the key no longer logs in", async () => {
@@ -363,9 +365,9 @@ describe("keys", () => {
     const before = await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
     const token = await setup.accounts.removeKey("alice", KEY);
     expect(await outcomeOf(() => setup.accounts.resume("alice", before.token))).toBe("auth_failed");
-    expect(setup.accounts.resume("alice", token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", token)).user).toBe("alice");
     expect(await outcomeOf(setup.accounts.loginWithKey("alice", KEY, ADDRESS))).toBe("auth_failed");
-    expect(setup.accounts.keys("alice")).toEqual([]);
+    expect(await setup.accounts.keys("alice")).toEqual([]);
   });
 
   test("an unknown key is no_such_key; the last credential of an account is not_allowed; both change nothing", async () => {
@@ -373,10 +375,10 @@ describe("keys", () => {
     await setup.accounts.register("alice", { key: KEY });
     expect(await outcomeOf(setup.accounts.removeKey("alice", OTHER_KEY))).toBe("no_such_key");
     expect(await outcomeOf(setup.accounts.removeKey("alice", KEY))).toBe("not_allowed");
-    expect(setup.store.get("alice")).toMatchObject({ epoch: 0, keys: [{ fingerprint: KEY }] });
+    expect(await setup.store.get("alice")).toMatchObject({ epoch: 0, keys: [{ fingerprint: KEY }] });
     await setup.accounts.addKey("alice", OTHER_KEY);
     await setup.accounts.removeKey("alice", KEY);
-    expect(setup.accounts.keys("alice").map((key) => key.fingerprint)).toEqual([OTHER_KEY]);
+    expect((await setup.accounts.keys("alice")).map((key) => key.fingerprint)).toEqual([OTHER_KEY]);
   });
 
   test("a key-only account sets a first password without an old one; after that the old one is needed", async () => {
@@ -384,9 +386,9 @@ describe("keys", () => {
     await setup.accounts.register("alice", { key: KEY });
     const before = await setup.accounts.loginWithKey("alice", KEY, ADDRESS);
     const token = await setup.accounts.changePassword("alice", undefined, "first-password", ADDRESS);
-    expect(setup.store.get("alice")).toMatchObject({ hash: fakeHash("first-password"), epoch: 1 });
+    expect(await setup.store.get("alice")).toMatchObject({ hash: fakeHash("first-password"), epoch: 1 });
     expect(await outcomeOf(() => setup.accounts.resume("alice", before.token))).toBe("auth_failed");
-    expect(setup.accounts.resume("alice", token).user).toBe("alice");
+    expect((await setup.accounts.resume("alice", token)).user).toBe("alice");
     expect((await setup.accounts.login("alice", "first-password", ADDRESS)).user).toBe("alice");
     expect(await outcomeOf(setup.accounts.changePassword("alice", undefined, "second-password", ADDRESS))).toBe("not_allowed");
     // With the last key gone the password is what remains.

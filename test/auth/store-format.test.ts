@@ -49,9 +49,9 @@ describe("a store of the previous version (1)", () => {
     await using file = await storeFile(VERSION_1);
     const store = await JsonFileStore.open(file.path);
     try {
-      expect(store.get("alice")).toEqual({ name: "alice", hash: HASH, epoch: 3, createdAt: 10, keys: [] });
-      expect(store.get("bob")).toEqual({ name: "Bob", hash: HASH, epoch: 0, createdAt: 20, keys: [] });
-      expect(Buffer.from(store.secret).toString("hex")).toBe(SECRET);
+      expect(await store.get("alice")).toEqual({ name: "alice", hash: HASH, epoch: 3, createdAt: 10, keys: [] });
+      expect(await store.get("bob")).toEqual({ name: "Bob", hash: HASH, epoch: 0, createdAt: 20, keys: [] });
+      expect(Buffer.from(await store.secret()).toString("hex")).toBe(SECRET);
       // Reading migrates in memory only: the file is left as it was until something changes.
       expect(await readFile(file.path, "utf8")).toBe(VERSION_1);
     } finally {
@@ -98,7 +98,7 @@ describe(`keys in a version ${STORE_VERSION} store`, () => {
   test("an account with keys and no password opens", async () => {
     await using file = await storeFile(currentFile([{ name: "carol", epoch: 0, createdAt: 1, keys: [key(KEY_A)] }]));
     const store = await JsonFileStore.open(file.path);
-    expect(store.get("carol")).toEqual({ name: "carol", epoch: 0, createdAt: 1, keys: [key(KEY_A)] });
+    expect(await store.get("carol")).toEqual({ name: "carol", epoch: 0, createdAt: 1, keys: [key(KEY_A)] });
     await store.close();
   });
 
@@ -122,14 +122,14 @@ describe(`keys in a version ${STORE_VERSION} store`, () => {
     try {
       const byAdd = await store.add(record("dave", { keys: [key(KEY_A)] })).catch((error: ChatError) => error);
       expect((byAdd as ChatError).code).toBe("key_in_use");
-      expect(store.get("dave")).toBeUndefined();
+      expect(await store.get("dave")).toBeUndefined();
       await store.add(record("dave"));
       const byUpdate = await store.update("dave", (current) => ({ ...current, keys: [key(KEY_B), key(KEY_A)] })).catch((error: ChatError) => error);
       expect((byUpdate as ChatError).code).toBe("key_in_use");
-      expect(store.get("dave")?.keys).toEqual([]);
+      expect((await store.get("dave"))?.keys).toEqual([]);
       // The owner itself may rewrite its record with the key.
       await store.update("carol", (current) => ({ ...current, epoch: 1 }));
-      expect(store.get("carol")).toMatchObject({ epoch: 1, keys: [key(KEY_A)] });
+      expect(await store.get("carol")).toMatchObject({ epoch: 1, keys: [key(KEY_A)] });
     } finally {
       await store.close();
     }
@@ -150,7 +150,8 @@ describe(`keys in a version ${STORE_VERSION} store`, () => {
       await other.close();
     }
     const reopened = await JsonFileStore.open(file.path);
-    const owners = ["carol", "dave"].filter((user) => reopened.get(user)?.keys.length === 1);
+    const records = await Promise.all(["carol", "dave"].map((user) => reopened.get(user)));
+    const owners = records.filter((record) => record?.keys.length === 1);
     expect(owners).toHaveLength(1);
     await reopened.close();
   });
@@ -169,6 +170,6 @@ test("a burst of changes is written together, and a refused one fails alone whil
   await store.close();
   const reopened = await JsonFileStore.open(file.path);
   expect(reopened.size).toBe(51);
-  expect(reopened.get("dave")).toBeUndefined();
+  expect(await reopened.get("dave")).toBeUndefined();
   await reopened.close();
 });

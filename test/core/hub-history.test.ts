@@ -70,11 +70,11 @@ function logIn(hub: Hub, peer: WatchedPeer, clock: { now: number }, user: string
     accounts: {
       register: async (user) => user,
       login: async (user) => ({ user, token: "token" }),
-      resume: (user) => ({ user, token: "token" }),
+      resume: async (user) => ({ user, token: "token" }),
       changePassword: async () => "token",
       loginWithKey: async (user) => ({ user, token: "token" }),
       addKey: async (_user, fingerprint) => fingerprint,
-      keys: () => [],
+      keys: async () => [],
       removeKey: async () => "token",
     },
     enterTurn: () => Promise.resolve(),

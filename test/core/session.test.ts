@@ -15,13 +15,11 @@ function deferredAccounts() {
       new Promise((resolve, reject) =>
         pending.push(() => (password === "right password" ? resolve({ user, token: "tok" }) : reject(new ChatError("auth_failed", "no")))),
       ),
-    resume: () => {
-      throw new ChatError("auth_failed", "no");
-    },
+    resume: () => Promise.reject(new ChatError("auth_failed", "no")),
     loginWithKey: () => Promise.reject(new ChatError("auth_failed", "no")),
     changePassword: async () => "tok2",
     addKey: async (_user, fingerprint) => fingerprint,
-    keys: () => [],
+    keys: async () => [],
     removeKey: async () => "tok2",
   };
   return { accounts, release: () => pending.shift()?.() };

@@ -29,7 +29,7 @@ export async function testHub(
     rooms,
     new MemoryMessageLog({ perConversation: 10, perConversationBytes: 64 * 1024 }),
     new LocalFanout(directory, 0),
-    { nameOf: (user) => accounts.get(user.toLowerCase()) },
+    { nameOf: async (user) => accounts.get(user.toLowerCase()) },
     {
       lobby: "#lobby",
       admins: new Set(),

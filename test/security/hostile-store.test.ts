@@ -75,7 +75,7 @@ describe("corrupt store at start", () => {
     const path = dir.file("users.json");
     writeFileSync(path, VALID);
     const store = await JsonFileStore.open(path);
-    expect(store.get("ALICE")?.name).toBe("alice");
+    expect((await store.get("ALICE"))?.name).toBe("alice");
     await store.close();
   });
 });
@@ -157,7 +157,7 @@ describe("killed mid-write", () => {
     const names = expectStoreIntact(path, ackedAtKill);
     const store = await JsonFileStore.open(path);
     try {
-      for (const user of ackedAtKill) expect(store.get(user)?.name).toBe(user);
+      for (const user of ackedAtKill) expect((await store.get(user))?.name).toBe(user);
       expect(store.size).toBe(names.length);
       // Writing works again: a lock the dead server may have left mid-write is taken over.
       await store.add({ name: "after-kill", hash: "$argon2id$x", epoch: 0, createdAt: 0, keys: [] });

@@ -53,7 +53,7 @@ test("stop() releases the store: it can be opened again at once", async () => {
   await closedWithin(alice.client, 1_000);
   const store = await JsonFileStore.open(storePath);
   try {
-    expect(store.get("alice")?.name).toBe("alice");
+    expect((await store.get("alice"))?.name).toBe("alice");
   } finally {
     await store.close();
   }

@@ -96,10 +96,10 @@ describe("opening", () => {
     const server = await JsonFileStore.open(path);
     const offline = await JsonFileStore.open(path);
     try {
-      expect(Buffer.from(offline.secret)).toEqual(Buffer.from(server.secret));
+      expect(Buffer.from(await offline.secret())).toEqual(Buffer.from(await server.secret()));
       await server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
       await offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2, keys: [] });
-      expect(server.get("bob")?.hash).toBe("$argon2id$b");
+      expect((await server.get("bob"))?.hash).toBe("$argon2id$b");
       await server.add({ name: "carol", hash: "$argon2id$c", epoch: 0, createdAt: 3, keys: [] });
       await expect(offline.add({ name: "Carol", hash: "$argon2id$x", epoch: 0, createdAt: 4, keys: [] })).rejects.toThrow("already registered");
       await Promise.all([
@@ -111,7 +111,7 @@ describe("opening", () => {
       await offline.close();
     }
     const reopened = await JsonFileStore.open(path);
-    expect(["alice", "bob", "carol", "dave"].map((user) => reopened.get(user)?.hash)).toEqual([
+    expect(await Promise.all(["alice", "bob", "carol", "dave"].map(async (user) => (await reopened.get(user))?.hash))).toEqual([
       "$argon2id$a2",
       "$argon2id$b",
       "$argon2id$c",
@@ -130,11 +130,11 @@ describe("opening", () => {
     const refused = await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] }).catch((error: ChatError) => error);
     expect((refused as ChatError).code).toBe("store_unavailable");
     expect(Date.now() - started).toBeGreaterThanOrEqual(200);
-    expect(store.get("alice")).toBeUndefined();
+    expect(await store.get("alice")).toBeUndefined();
     expect(await readFile(`${path}.lock`, "utf8")).toBe("1\n");
     await rm(`${path}.lock`);
     await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
-    expect(store.get("alice")?.name).toBe("alice");
+    expect((await store.get("alice"))?.name).toBe("alice");
     await store.close();
   });
 
@@ -145,7 +145,7 @@ describe("opening", () => {
     const store = await JsonFileStore.open(path);
     try {
       await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
-      expect(store.get("alice")?.name).toBe("alice");
+      expect((await store.get("alice"))?.name).toBe("alice");
     } finally {
       await store.close();
     }
@@ -159,7 +159,7 @@ describe("opening", () => {
     await store.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
     await writeFile(path, "{broken");
     // The last good view keeps serving logins.
-    expect(store.get("alice")?.name).toBe("alice");
+    expect((await store.get("alice"))?.name).toBe("alice");
     const refused = await store.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 2, keys: [] }).catch((error: ChatError) => error);
     expect((refused as ChatError).code).toBe("store_unavailable");
     expect(await readFile(path, "utf8")).toBe("{broken");
@@ -189,9 +189,9 @@ describe("changes made by another process", () => {
 
   test("a name not in memory is looked up in the file at once, so an account added offline can log in straight away", async () => {
     await using stores = await serverAndOfflineStores();
-    expect(stores.server.get("bob")).toBeUndefined();
+    expect(await stores.server.get("bob")).toBeUndefined();
     await stores.offline.add({ name: "bob", hash: "$argon2id$b", epoch: 0, createdAt: 1, keys: [] });
-    expect(stores.server.get("bob")?.hash).toBe("$argon2id$b");
+    expect((await stores.server.get("bob"))?.hash).toBe("$argon2id$b");
   });
 
   test(`a name found in memory is served from memory for ${STORE_REFRESH_MS} ms, then the file is looked at again`, async () => {
@@ -199,9 +199,9 @@ describe("changes made by another process", () => {
     await stores.server.add({ name: "alice", hash: "$argon2id$a", epoch: 0, createdAt: 1, keys: [] });
     await stores.offline.update("alice", (current) => ({ ...current, hash: "$argon2id$a2", epoch: 1 }));
     stores.clock.now = STORE_REFRESH_MS - 1;
-    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a");
+    expect((await stores.server.get("alice"))?.hash).toBe("$argon2id$a");
     stores.clock.now = STORE_REFRESH_MS;
-    expect(stores.server.get("alice")?.hash).toBe("$argon2id$a2");
+    expect((await stores.server.get("alice"))?.hash).toBe("$argon2id$a2");
   });
 });
 

@@ -8,8 +8,10 @@ import type { StoredMessage } from "../../core/message-log.ts";
 const PREFIX = "tlschat:";
 
 export const keys = {
-  // Accounts (auth/): one hash per account, the resume-token secret, login throttle counters.
+  // Accounts (auth/): one hash per account, which account holds each key (a hash from
+  // fingerprint to user key), the resume-token secret, login throttle counters.
   account: (userKey: string) => `${PREFIX}account:${userKey}`,
+  keyOwners: `${PREFIX}key-owners`,
   tokenSecret: `${PREFIX}token-secret`,
   throttle: (kind: string, subject: string) => `${PREFIX}throttle:${kind}:${subject}`,
 
