@@ -252,7 +252,8 @@ export class RoomState {
 
 /** The registry in memory only: for servers that keep no state on disk, and for tests. */
 export class MemoryRooms implements Rooms {
-  protected readonly state = new RoomState();
+  /** Replaced whole by a registry that reloads (Redis, after a node fell too far behind). */
+  protected state = new RoomState();
 
   get(room: string): RoomView | undefined {
     return this.state.room(room);

@@ -1,6 +1,7 @@
-// The Rooms contract: what every room registry (in memory, the chat database, later Redis) must
-// do with its state, as one `describe` that each implementation's test file runs, so that they
-// cannot drift apart. Policy (who may do what) is the hub's and is not tested here.
+// The Rooms contract: what every room registry (in memory, the chat database, Redis) must do
+// with its state, as one `describe` that each implementation's test file runs, so that they
+// cannot drift apart; plus a populated registry and one of every change, for the tests of what
+// only a persistent registry promises. Policy (who may do what) is the hub's and is not tested here.
 
 import { describe, expect, test } from "bun:test";
 import type { Restriction, RoomView, Rooms } from "../../src/core/rooms.ts";
@@ -50,6 +51,54 @@ function restrictionsSnapshot(restrictions: ReadonlyMap<string, Restriction>) {
 function copyRestriction(restriction: Restriction | undefined): Restriction | undefined {
   return restriction === undefined ? undefined : { ...restriction };
 }
+
+/** The users `populate` touches, and one it never does, for snapshots. */
+export const USERS = ["alice", "bob", "carol", "eve", "ghost"];
+
+/** A registry with some of every kind of state, including rooms with no members and a stale one. */
+export async function populate(rooms: Rooms): Promise<void> {
+  await rooms.create("#lobby", "", 100);
+  for (const user of ["Alice", "bob", "carol"]) await rooms.welcomeUser(user, "#lobby", 200);
+  await rooms.create("#Rust", "Alice", 300);
+  await rooms.addMember("#rust", "Alice");
+  await rooms.setOp("#rust", "alice", true);
+  await rooms.addMember("#rust", "carol");
+  await rooms.addMember("#rust", "bob");
+  await rooms.setOp("#rust", "bob", true);
+  await rooms.setTopic("#rust", "memory safety ✓");
+  await rooms.setInviteOnly("#rust", true);
+  await rooms.setInvited("#rust", "dave", true);
+  await rooms.restrict("ban", "#rust", "eve", { by: "alice", until: 10_000, reason: "spam" });
+  await rooms.restrict("mute", "#rust", "carol", { by: "bob" });
+  await rooms.create("#empty", "bob", 400);
+  await rooms.addMember("#empty", "bob");
+  await rooms.removeMember("#empty", "bob", 500);
+  await rooms.create("#never-joined", "carol", 600);
+  await rooms.removeMember("#never-joined", "ghost", 700);
+  await rooms.setOp("#never-joined", "ghost", true);
+  // Parting the lobby and coming back puts it last in bob's rooms.
+  await rooms.removeMember("#lobby", "bob", 800);
+  await rooms.addMember("#lobby", "bob");
+  await rooms.banServerWide("eve", { by: "root" });
+  await rooms.banServerWide("ghost", { by: "root", until: 20_000, reason: "bots" });
+}
+
+/** One of every change, each meaningful on a `populate`d registry, by the method's name. */
+export const EVERY_CHANGE: ReadonlyArray<[string, (rooms: Rooms) => Promise<unknown>]> = [
+  ["welcomeUser", (rooms) => rooms.welcomeUser("dave", "#lobby", 900)],
+  ["create", (rooms) => rooms.create("#new", "alice", 900)],
+  ["addMember", (rooms) => rooms.addMember("#rust", "dave")],
+  ["removeMember", (rooms) => rooms.removeMember("#rust", "carol", 900)],
+  ["setOp", (rooms) => rooms.setOp("#rust", "carol", true)],
+  ["setTopic", (rooms) => rooms.setTopic("#rust", "changed")],
+  ["setInviteOnly", (rooms) => rooms.setInviteOnly("#rust", false)],
+  ["setInvited", (rooms) => rooms.setInvited("#rust", "dave", false)],
+  ["restrict", (rooms) => rooms.restrict("mute", "#rust", "bob", { by: "alice" })],
+  ["lift", (rooms) => rooms.lift("ban", "#rust", "eve")],
+  ["banServerWide", (rooms) => rooms.banServerWide("carol", { by: "root" })],
+  ["unbanServerWide", (rooms) => rooms.unbanServerWide("eve")],
+  ["removeEmpty", (rooms) => rooms.removeEmpty(1_000, "#lobby")],
+];
 
 function names(rooms: Iterable<RoomView>): string[] {
   return Array.from(rooms, (room) => room.name);

@@ -7,7 +7,7 @@ import { MemoryRooms, type Rooms } from "../../src/core/rooms.ts";
 import { ChatDatabaseError, openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
-import { describeRoomsContract, snapshot } from "./rooms-contract.ts";
+import { describeRoomsContract, EVERY_CHANGE, populate, snapshot, USERS } from "./rooms-contract.ts";
 
 describeRoomsContract("MemoryRooms", async () => {
   const rooms = new MemoryRooms();
@@ -26,8 +26,6 @@ describeRoomsContract("SqliteRooms", async () => {
   };
 });
 
-const USERS = ["alice", "bob", "carol", "eve", "ghost"];
-
 interface OpenRegistry {
   db: Database;
   rooms: SqliteRooms;
@@ -36,34 +34,6 @@ interface OpenRegistry {
 async function openRegistry(dir: TempDir): Promise<OpenRegistry> {
   const db = await openChatDatabase(dir.file("chat.db"));
   return { db, rooms: SqliteRooms.load(db) };
-}
-
-/** A registry with some of every kind of state, including rooms with no members and a stale one. */
-async function populate(rooms: Rooms): Promise<void> {
-  await rooms.create("#lobby", "", 100);
-  for (const user of ["Alice", "bob", "carol"]) await rooms.welcomeUser(user, "#lobby", 200);
-  await rooms.create("#Rust", "Alice", 300);
-  await rooms.addMember("#rust", "Alice");
-  await rooms.setOp("#rust", "alice", true);
-  await rooms.addMember("#rust", "carol");
-  await rooms.addMember("#rust", "bob");
-  await rooms.setOp("#rust", "bob", true);
-  await rooms.setTopic("#rust", "memory safety ✓");
-  await rooms.setInviteOnly("#rust", true);
-  await rooms.setInvited("#rust", "dave", true);
-  await rooms.restrict("ban", "#rust", "eve", { by: "alice", until: 10_000, reason: "spam" });
-  await rooms.restrict("mute", "#rust", "carol", { by: "bob" });
-  await rooms.create("#empty", "bob", 400);
-  await rooms.addMember("#empty", "bob");
-  await rooms.removeMember("#empty", "bob", 500);
-  await rooms.create("#never-joined", "carol", 600);
-  await rooms.removeMember("#never-joined", "ghost", 700);
-  await rooms.setOp("#never-joined", "ghost", true);
-  // Parting the lobby and coming back puts it last in bob's rooms.
-  await rooms.removeMember("#lobby", "bob", 800);
-  await rooms.addMember("#lobby", "bob");
-  await rooms.banServerWide("eve", { by: "root" });
-  await rooms.banServerWide("ghost", { by: "root", until: 20_000, reason: "bots" });
 }
 
 describe("SqliteRooms on disk", () => {
@@ -122,24 +92,8 @@ describe("SqliteRooms on disk", () => {
 });
 
 describe("SqliteRooms when the database cannot be written", () => {
-  type Change = [string, (rooms: Rooms) => Promise<unknown>];
-  const changes: Change[] = [
-    ["welcomeUser", (rooms) => rooms.welcomeUser("dave", "#lobby", 900)],
-    ["create", (rooms) => rooms.create("#new", "alice", 900)],
-    ["addMember", (rooms) => rooms.addMember("#rust", "dave")],
-    ["removeMember", (rooms) => rooms.removeMember("#rust", "carol", 900)],
-    ["setOp", (rooms) => rooms.setOp("#rust", "carol", true)],
-    ["setTopic", (rooms) => rooms.setTopic("#rust", "changed")],
-    ["setInviteOnly", (rooms) => rooms.setInviteOnly("#rust", false)],
-    ["setInvited", (rooms) => rooms.setInvited("#rust", "dave", false)],
-    ["restrict", (rooms) => rooms.restrict("mute", "#rust", "bob", { by: "alice" })],
-    ["lift", (rooms) => rooms.lift("ban", "#rust", "eve")],
-    ["banServerWide", (rooms) => rooms.banServerWide("carol", { by: "root" })],
-    ["unbanServerWide", (rooms) => rooms.unbanServerWide("eve")],
-    ["removeEmpty", (rooms) => rooms.removeEmpty(1_000, "#lobby")],
-  ];
 
-  for (const [name, change] of changes) {
+  for (const [name, change] of EVERY_CHANGE) {
     test(`${name} rejects with store_unavailable and changes neither memory nor disk`, async () => {
       await using dir = await tempDir();
       const first = await openRegistry(dir);

@@ -31,14 +31,33 @@ export const keys = {
   /** Every room with messages, scored by how many (retention by count). */
   roomLengths: `${PREFIX}log-room-lengths`,
 
-  // Rooms: state plus a change stream every node applies in order.
+  // Rooms: state plus a change stream every node applies in order. The stream's entry ids are
+  // `<change sequence>-0`, the sequence coming from one counter.
   roomChanges: `${PREFIX}room-changes`,
+  roomSequence: `${PREFIX}room-change-seq`,
+  /** Every room's key starts with this; the part comes first, so no room key can mimic another part. */
   roomPrefix: `${PREFIX}room:`,
+  room: (roomKey: string, part: RoomPart) => `${PREFIX}room:${part}:${roomKey}`,
+  /** The set of room keys. */
+  roomIndex: `${PREFIX}rooms`,
+  knownUsers: `${PREFIX}known-users`,
+  /** User key to a JSON Restriction. */
+  serverBans: `${PREFIX}server-bans`,
 
   // Presence: which users each node has, and each node's last heartbeat.
   nodes: `${PREFIX}nodes`,
   nodeUsers: (nodeId: string) => `${PREFIX}node-users:${nodeId}`,
 } as const;
+
+/**
+ * The keys of one room: `meta` a hash (name, topic, invite_only, created_by, created_at, seq of
+ * the creating change, empty_since while it has no members); `members` user key to name;
+ * `joined` a sorted set of user keys scored by the sequence of the change that made them members
+ * (join order, across rooms too); `ops` and `invites` sets of user keys; `bans` and `mutes` user
+ * key to a JSON Restriction.
+ */
+export const ROOM_PARTS = ["meta", "members", "joined", "ops", "bans", "mutes", "invites"] as const;
+export type RoomPart = (typeof ROOM_PARTS)[number];
 
 export const channels = {
   /** A room's messages and notices. */
@@ -47,6 +66,7 @@ export const channels = {
   user: (userKey: string) => `${PREFIX}to-user:${userKey}`,
   /** What every node hears: notices for several rooms at once, presence, node deaths. */
   everyone: `${PREFIX}to-everyone`,
+  /** Each room change as its script stored it: the same JSON as the change stream's entry. */
   roomChanges: `${PREFIX}room-changes`,
 } as const;
 
