@@ -9,7 +9,10 @@ import type { Rooms } from "../core/rooms.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { Logger } from "../server/log.ts";
 import type { Delivery } from "../server/server.ts";
-import type { Cluster, Durability } from "../store/redis/cluster.ts";
+import { openCluster, type Cluster, type Durability } from "../store/redis/cluster.ts";
+import { importChat, ChatImportError } from "../store/redis/import-chat.ts";
+import { importAccounts } from "../store/redis/import.ts";
+import { addRedisOptions, openRedis, redisDisplayName } from "./redis.ts";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -105,8 +108,6 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--msg-burst <n>", "room messages and dms a connection may send in a burst").argParser(positiveInteger).env("TLSCHAT_MSG_BURST"))
     .addOption(new Option("--auth-timeout <seconds>", "time to log in after connecting").argParser(positiveSeconds).env("TLSCHAT_AUTH_TIMEOUT"))
     .addOption(new Option("--idle-timeout <seconds>", "close connections silent this long").argParser(positiveSeconds).env("TLSCHAT_IDLE_TIMEOUT"))
-    .addOption(new Option("--redis <url>", "join a cluster: accounts, rooms, history and presence in Redis (redis://HOST:PORT[/DB], rediss:// for TLS) instead of --db and --chat-db").env("TLSCHAT_REDIS_URL"))
-    .addOption(new Option("--redis-ca <file>", "verify a rediss:// server against this CA file").env("TLSCHAT_REDIS_CA"))
     .addOption(new Option("--import-db <file>", "with --redis: copy this account store's accounts into Redis first (once; existing ones are kept)"))
     .addOption(new Option("--import-chat <file>", "with --redis: copy this chat database's rooms and messages into Redis first (once)"))
     .addHelpText(
@@ -121,6 +122,7 @@ Examples:
     .action(async (opts: ServeOptions) => {
       exit.value = await runServe(opts, command, io);
     });
+  addRedisOptions(command, "join a cluster: accounts, rooms, history and presence in this Redis instead of --db and --chat-db");
   return command;
 }
 
@@ -231,14 +233,13 @@ async function openEmbedded(opts: ServeOptions): Promise<Backend> {
 
 /** A node of a cluster: everything shared lives in Redis. */
 async function openClustered(opts: ServeOptions, url: string, log: Logger): Promise<Backend> {
-  const ca = opts.redisCa === undefined ? undefined : await readText(opts.redisCa);
-  // Loaded only for a cluster node: the one-machine server never needs the Redis code.
-  const { openCluster, redactedUrl } = await import("../store/redis/cluster.ts");
+  const connection = await openRedis(url, opts.redisCa);
   let cluster: Cluster;
   try {
-    cluster = await openCluster({ url, ca, log, refWindowMs: REF_WINDOW_MS });
+    cluster = await openCluster({ connection, displayName: redisDisplayName(url), log, refWindowMs: REF_WINDOW_MS });
   } catch (error) {
-    if (error instanceof ChatError) throw new CliError(`Cannot use Redis at ${redactedUrl(url)}: ${error.message}`);
+    connection.close();
+    if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message} at ${redisDisplayName(url)}`);
     throw error;
   }
   reportDurability(cluster.durability, log);
@@ -250,6 +251,47 @@ async function openClustered(opts: ServeOptions, url: string, log: Logger): Prom
     throw error;
   }
   return { store: cluster.store, rooms: cluster.rooms, messageLog: cluster.messageLog, delivery: cluster.delivery, close: () => cluster.close() };
+}
+
+/** `--import-db`: an embedded server's accounts (and token secret) into the cluster, once. */
+async function importAccountsFrom(path: string, cluster: Cluster, log: Logger): Promise<void> {
+  if (!(await Bun.file(path).exists())) throw new CliError(`--import-db: ${path} does not exist`);
+  let source: JsonFileStore;
+  try {
+    source = await JsonFileStore.open(path);
+  } catch (error) {
+    if (error instanceof StoreError) throw new CliError(`--import-db: ${error.message}`);
+    throw error;
+  }
+  try {
+    const result = await importAccounts(source, cluster.store);
+    log.info("accounts_imported", { from: path, imported: result.imported.length, skipped: result.skipped.length, secret_copied: result.secretCopied });
+    for (const skipped of result.skipped) log.warn("account_not_imported", { user: skipped.name, reason: skipped.reason });
+  } finally {
+    await source.close();
+  }
+}
+
+/** `--import-chat`: an embedded server's rooms and history into the cluster, once. */
+async function importChatFrom(path: string, cluster: Cluster, log: Logger): Promise<void> {
+  if (!(await Bun.file(path).exists())) throw new CliError(`--import-chat: ${path} does not exist`);
+  let db: Database;
+  try {
+    db = await openChatDatabase(path);
+  } catch (error) {
+    if (error instanceof ChatDatabaseError) throw new CliError(`--import-chat: ${error.message}`);
+    throw error;
+  }
+  try {
+    const result = await importChat(db, cluster.rooms, cluster.messageLog, Date.now());
+    log.info("chat_imported", { from: path, rooms: result.rooms, messages: result.messages, skipped_rooms: result.skippedRooms.length });
+    for (const room of result.skippedRooms) log.warn("room_not_imported", { room, reason: "the cluster has a room of that name" });
+  } catch (error) {
+    if (error instanceof ChatImportError) throw new CliError(`--import-chat: ${error.message}`);
+    throw error;
+  } finally {
+    db.close();
+  }
 }
 
 /** Says at start what an acknowledged message survives, from Redis's persistence settings. */

@@ -45,6 +45,7 @@ async function loggedIn(server: TestServer, user: string, since?: unknown): Prom
   connected.send({ type: "login", user, password: `${user} password 1`, ...(since === undefined ? {} : { since }) });
   const welcome = await connected.nextOf(["welcome", "error"]);
   if (welcome.type === "error") throw new Error(`login ${user}: ${welcome.code} ${welcome.message}`);
+  await connected.next("history");
   return { client: connected, welcome };
 }
 
@@ -73,7 +74,6 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     const alice = (await loggedIn(a, "alice")).client;
     const bob = (await loggedIn(b, "bob")).client;
     const carol = (await loggedIn(c, "carol")).client;
-    for (const each of [alice, bob, carol]) await each.next("history");
     const perSender = 20;
     const sent = await Promise.all([
       (async () => {

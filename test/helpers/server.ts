@@ -4,7 +4,8 @@ import { JsonFileStore, type UserStore } from "../../src/auth/store.ts";
 import { REF_WINDOW_MS } from "../../src/core/limits.ts";
 import type { MessageLog } from "../../src/core/message-log.ts";
 import type { Rooms } from "../../src/core/rooms.ts";
-import type { Cluster } from "../../src/store/redis/cluster.ts";
+import { openCluster, type Cluster } from "../../src/store/redis/cluster.ts";
+import { RedisConnection } from "../../src/store/redis/connection.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
@@ -67,8 +68,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   try {
     let messageLog: MessageLog | undefined;
     if (options.redisUrl !== undefined) {
-      const { openCluster } = await import("../../src/store/redis/cluster.ts");
-      cluster = await openCluster({ url: options.redisUrl, log, refWindowMs: REF_WINDOW_MS });
+      const connection = new RedisConnection({ url: options.redisUrl });
+      await connection.open();
+      cluster = await openCluster({ connection, displayName: options.redisUrl, log, refWindowMs: REF_WINDOW_MS });
       ({ store, rooms, messageLog } = cluster);
     } else {
       store = await JsonFileStore.open(storePath);

@@ -2,21 +2,21 @@
 // store, rooms, message log, presence and delivery, and reports Redis's state changes and what
 // an acknowledgement guarantees under its persistence settings.
 
-import type { UserStore } from "../../auth/store.ts";
 import type { Hub } from "../../core/hub.ts";
 import type { Logger } from "../../server/log.ts";
 import type { Delivery } from "../../server/server.ts";
 import { RedisUserStore } from "./accounts.ts";
-import { RedisConnection, type LinkState } from "./connection.ts";
+import type { LinkState, RedisConnection } from "./connection.ts";
 import { ClusterDirectory } from "./directory.ts";
 import { ClusterFanout } from "./fanout.ts";
 import { RedisMessageLog } from "./message-log.ts";
 import { RedisRooms } from "./rooms.ts";
 
 export interface ClusterOptions {
-  url: string;
-  /** PEM CA certificates for rediss://. */
-  ca?: string;
+  /** Opened by the caller; closed by the cluster's `close`. */
+  connection: RedisConnection;
+  /** Redis's URL for the log, without credentials. */
+  displayName: string;
   log: Logger;
   /** A say or dm resent with the same ref within this long is the same message. */
   refWindowMs: number;
@@ -33,7 +33,7 @@ export type Durability =
 
 export interface Cluster {
   readonly nodeId: string;
-  readonly store: UserStore;
+  readonly store: RedisUserStore;
   readonly rooms: RedisRooms;
   readonly messageLog: RedisMessageLog;
   readonly delivery: Delivery;
@@ -44,18 +44,11 @@ export interface Cluster {
 }
 
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
-  const connection = new RedisConnection({ url: options.url, ca: options.ca });
-  const { log } = options;
-  try {
-    await connection.open();
-  } catch (error) {
-    connection.close();
-    throw error;
-  }
+  const { connection, log } = options;
   const nodeId = crypto.randomUUID();
   try {
     const durability = await durabilityOf(connection);
-    const store = await RedisUserStore.open(connection);
+    const store = new RedisUserStore(connection);
     const rooms = await RedisRooms.open(connection);
     const messageLog = await RedisMessageLog.open(connection, nodeId, { refWindowMs: options.refWindowMs });
     let hub: Hub | undefined;
@@ -70,7 +63,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       delivered: (id) => messageLog.noteId(id),
     });
     rooms.onRemoteChange((change) => {
-      if (change.kind === "membership") fanout!.membershipChanged(change.room, change.user, change.member);
+      if (change.kind === "member") fanout!.membershipChanged(change.room, change.user, change.member);
     });
     connection.onStateChange((change) => {
       if (change.state === "down") log.error("redis_down", { reason: change.reason });
@@ -81,7 +74,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     });
     await fanout.open();
     await directory.open();
-    log.info("cluster_joined", { node: nodeId, redis: redactedUrl(options.url) });
+    log.info("cluster_joined", { node: nodeId, redis: options.displayName });
     return {
       nodeId,
       store,
@@ -123,15 +116,4 @@ function pairs(flat: string[]): Array<[string, string]> {
   const result: Array<[string, string]> = [];
   for (let i = 0; i + 1 < flat.length; i += 2) result.push([flat[i]!, flat[i + 1]!]);
   return result;
-}
-
-/** The URL without its password, for the log. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }

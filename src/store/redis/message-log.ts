@@ -75,7 +75,7 @@ export function entryToMessage([entry, fields]: StreamEntry): StoredMessage {
   return message;
 }
 
-function entryFields(draft: Draft): string[] {
+function entryFields(draft: Pick<Draft, "ts" | "from" | "text" | "room" | "to">): string[] {
   const fields = ["ts", String(draft.ts), "from", draft.from, "text", draft.text];
   if (draft.room) fields.push("room", draft.room.key, "room_name", draft.room.name);
   else fields.push("to", draft.to!);
@@ -177,6 +177,30 @@ local payload = ARGV[8] .. id .. ARGV[9]
 redis.call('PUBLISH', ARGV[10], payload)
 if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], payload) end
 return {id}
+`);
+
+/**
+ * A message copied in with the id it already has (an embedded server's history), indexed as an
+ * append would, without a publish. KEYS: where, by_age, room_lengths, the id counter. ARGV: the
+ * prefixes, conversation, id, ts, the recipient key if undelivered (else ''), the entry's fields.
+ * The counter moves up to the id, so new messages come after every imported one.
+ */
+const RESTORE = new RedisScript(`${WRITE_PRELUDE}
+local conversation, id, ts = ARGV[4], ARGV[5], ARGV[6]
+local stream = stream_prefix .. conversation
+redis.call('XADD', stream, id .. '-0', unpack(ARGV, 8))
+redis.call('HSET', where, id, conversation)
+redis.call('ZADD', by_age, 'NX', ts, conversation)
+local a, b = dm_users(conversation)
+if a then
+  redis.call('ZADD', dms_prefix .. a, id, id)
+  redis.call('ZADD', dms_prefix .. b, id, id)
+  if ARGV[7] ~= '' then redis.call('ZADD', undelivered_prefix .. ARGV[7], id, id) end
+else
+  redis.call('ZADD', room_lengths, redis.call('XLEN', stream), conversation)
+end
+if tonumber(redis.call('GET', KEYS[4]) or '0') < tonumber(id) then redis.call('SET', KEYS[4], id) end
+return 1
 `);
 
 /** ARGV after the prefixes: the id. Answers 1 if it was there. */
@@ -350,6 +374,17 @@ export class RedisMessageLog implements MessageLog {
     if (draft.to !== undefined) body.to = draft.to;
     // `{"from":...}` becomes `,"from":...}` after the id, then the payload's own `}`.
     return [head, `,${JSON.stringify(body).slice(1)}}`];
+  }
+
+  /**
+   * Copies in a message that already has its id (an import). Messages must come in id order,
+   * into a log that has none with a higher id: stream ids only grow.
+   */
+  async restore(message: StoredMessage, undelivered: boolean): Promise<void> {
+    const conversation = message.room ? message.room.key : dmConversationKey(message.from, message.to!);
+    const recipient = undelivered && message.to !== undefined ? userKey(message.to) : "";
+    await redisCall(() => this.connection.run(RESTORE, [...WRITE_KEYS, keys.messageId], [...PREFIXES, conversation, message.id, message.ts, recipient, ...entryFields(message)]));
+    this.noteId(message.id);
   }
 
   lastId(): number {
