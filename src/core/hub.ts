@@ -336,7 +336,8 @@ export class Hub {
     }
     const joined = room!;
     await this.rooms.addMember(joined.key, user);
-    if (creating) await this.rooms.setOp(joined.key, user, true);
+    // Its creator is its first operator; of two nodes creating it at once, only one made it.
+    if (creating && joined.createdBy === key) await this.rooms.setOp(joined.key, user, true);
     if (joined.invites.has(key)) await this.rooms.setInvited(joined.key, user, false);
     this.attachUser(user, joined.key);
     const historyUpTo = await this.fanout.deliveredUpTo({ room: joined.key });

@@ -386,13 +386,16 @@ export class Bystanders implements AsyncDisposable {
     const n = ++bystanderCounter;
     const senderName = `bysend${n}`;
     const receiverName = `byrecv${n}`;
-    const connect = () => TestClient.connect({ port: server.port, ca: server.certificate.certPem });
-    const sender = await connect();
-    const receiver = await connect();
-    await sender.register(senderName, `${senderName}-password`);
-    await receiver.register(receiverName, `${receiverName}-password`);
-    await receiver.login(receiverName, `${receiverName}-password`);
-    await sender.login(senderName, `${senderName}-password`);
+    // Each connects just before it registers and logs in, so a server with a short login
+    // deadline (the slowloris tests) does not cut one while the other's password is hashed.
+    const loggedIn = async (name: string) => {
+      const client = await TestClient.connect({ port: server.port, ca: server.certificate.certPem });
+      await client.register(name, `${name}-password`);
+      await client.login(name, `${name}-password`);
+      return client;
+    };
+    const receiver = await loggedIn(receiverName);
+    const sender = await loggedIn(senderName);
     await receiver.next("online");
     return new Bystanders(sender, receiver, senderName, receiverName);
   }
