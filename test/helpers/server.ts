@@ -5,6 +5,7 @@ import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import type { ServerLimits } from "../../src/core/limits.ts";
+import type { Registry } from "../../src/metrics/registry.ts";
 import { startServer, type ChatServer } from "../../src/server/server.ts";
 import type { Logger, LogFields } from "../../src/server/log.ts";
 import type { TlsSettings } from "../../src/server/tls-config.ts";
@@ -39,6 +40,8 @@ export interface TestServerOptions {
   /** Where messages are kept: the chat database (the default, as in `serve`) or memory. */
   messageLog?: "db" | "memory";
   port?: number;
+  /** Where the server registers its metrics, for a test to render or serve. */
+  metrics?: Registry;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -71,6 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       allowRegistration: options.allowRegistration ?? true,
       limits: options.limits,
       log,
+      metrics: options.metrics,
     });
   } catch (error) {
     await store?.close();
