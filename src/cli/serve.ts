@@ -12,7 +12,11 @@ import { SqliteMessageLog } from "../store/sqlite/message-log.ts";
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import type { ServerLimits } from "../core/limits.ts";
-import { startServer } from "../server/server.ts";
+import { combineHealth } from "../metrics/health.ts";
+import { startMetricsServer, type MetricsServer } from "../metrics/http.ts";
+import { registerNodeMetrics } from "../metrics/process.ts";
+import { Registry } from "../metrics/registry.ts";
+import { startServer, type ChatServer } from "../server/server.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import {
   DEFAULT_SANS,
@@ -23,7 +27,9 @@ import {
 } from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
-import { byteSize, parsePort, positiveInteger, positiveSeconds } from "./options.ts";
+import type { Logger } from "../server/log.ts";
+import { byteSize, formatHostPort, hostPort, parsePort, positiveInteger, positiveSeconds, type HostPort } from "./options.ts";
+import { VERSION } from "./version.ts";
 
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
@@ -60,6 +66,7 @@ interface ServeOptions {
   msgBurst?: number;
   authTimeout?: number;
   idleTimeout?: number;
+  metrics?: HostPort;
 }
 
 export function serveCommand(io: CliIO, exit: ExitCode): Command {
@@ -93,13 +100,15 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--msg-burst <n>", "room messages and dms a connection may send in a burst").argParser(positiveInteger).env("TLSCHAT_MSG_BURST"))
     .addOption(new Option("--auth-timeout <seconds>", "time to log in after connecting").argParser(positiveSeconds).env("TLSCHAT_AUTH_TIMEOUT"))
     .addOption(new Option("--idle-timeout <seconds>", "close connections silent this long").argParser(positiveSeconds).env("TLSCHAT_IDLE_TIMEOUT"))
+    .addOption(new Option("--metrics <host:port>", "serve Prometheus metrics at /metrics and a health check at /healthz over plain HTTP on this address [default: off]").argParser(hostPort).env("TLSCHAT_METRICS"))
     .addHelpText(
       "after",
       `
 Examples:
   tlschat serve                                   TLS 1.3 on 0.0.0.0:7443, certificate made on first start
   tlschat serve --port 8443 --cert /etc/tlschat/cert.pem --key /etc/tlschat/key.pem
-  tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy`,
+  tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy
+  tlschat serve --metrics 127.0.0.1:9464          also http://127.0.0.1:9464/metrics and /healthz`,
     )
     .action(async (opts: ServeOptions) => {
       exit.value = await runServe(opts, command, io);
@@ -161,7 +170,8 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     throw error;
   }
 
-  let server;
+  const registry = opts.metrics ? new Registry() : undefined;
+  let server: ChatServer;
   try {
     server = await startServer({
       host: opts.host,
@@ -175,6 +185,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
       allowRegistration: opts.registration,
       limits,
       log,
+      metrics: registry,
     });
   } catch (error) {
     await messageLog?.close();
@@ -183,6 +194,8 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
   if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
+  // After the chat server, so a health check never passes before the node can take clients.
+  const metrics = opts.metrics && registry ? await startMetrics(opts.metrics, registry, server, log) : undefined;
 
   await new Promise<void>((resolve) => {
     if (io.signal.aborted) resolve();
@@ -190,7 +203,25 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   });
   log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
   await server.stop();
+  // Stopped last: health checks get 503 "shutting down" while the clients are let go.
+  await metrics?.stop();
   return EXIT_OK;
+}
+
+/** Starts the metrics endpoint; if its address cannot be bound, the chat server is stopped too. */
+async function startMetrics(address: HostPort, registry: Registry, server: ChatServer, log: Logger): Promise<MetricsServer> {
+  // Cluster mode adds the shared store's health here.
+  const health = combineHealth([server]);
+  registerNodeMetrics(registry, { version: VERSION, health });
+  let metrics: MetricsServer;
+  try {
+    metrics = startMetricsServer({ ...address, registry, health });
+  } catch (error) {
+    await server.stop();
+    throw new CliError(`Cannot serve metrics on ${formatHostPort(address)}: ${(error as Error).message}`);
+  }
+  log.info("metrics_listening", { address: formatHostPort(metrics), paths: "/metrics,/healthz" });
+  return metrics;
 }
 
 function positiveDays(value: string): number {
