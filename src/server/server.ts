@@ -1,5 +1,6 @@
 // The TLS chat server: accepts connections with Bun's native TLS sockets and wires each
-// connection's session to the chat hub (directory, rooms, message log, fanout) and accounts.
+// connection's session to the chat hub (directory, rooms, message log, fanout) and accounts,
+// counting what happens into a metrics registry and saying whether it serves (health).
 
 import type { Socket, TCPSocketListener } from "bun";
 import { createAccountService } from "../auth/accounts.ts";
