@@ -16,6 +16,7 @@ import { combineHealth } from "../metrics/health.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/http.ts";
 import { registerNodeMetrics } from "../metrics/process.ts";
 import { Registry } from "../metrics/registry.ts";
+import type { Logger } from "../server/log.ts";
 import { startServer, type ChatServer } from "../server/server.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import {
@@ -27,7 +28,6 @@ import {
 } from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
-import type { Logger } from "../server/log.ts";
 import { byteSize, formatHostPort, hostPort, parsePort, positiveInteger, positiveSeconds, type HostPort } from "./options.ts";
 import { VERSION } from "./version.ts";
 
