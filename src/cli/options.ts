@@ -23,6 +23,25 @@ export function positiveSeconds(value: string): number {
   return seconds;
 }
 
+export interface HostPort {
+  /** Without brackets, as Bun.serve takes it: `::1`, not `[::1]`. */
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT`, an IPv6 address in brackets (`[::1]:9464`); port 0 picks a free one. */
+export function hostPort(value: string): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d+)$/.exec(value);
+  const port = match ? Number(match[3]) : Number.NaN;
+  if (!match || port > 65535) throw new InvalidArgumentError("expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464");
+  return { host: match[1] ?? match[2]!, port };
+}
+
+/** How an address is written in logs and messages: IPv6 in brackets. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
 /** A size in bytes, with an optional binary unit: 512M, 2G, 65536. */

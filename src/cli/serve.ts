@@ -23,7 +23,11 @@ import { SqliteMessageLog } from "../store/sqlite/message-log.ts";
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import type { ServerLimits } from "../core/limits.ts";
-import { startServer } from "../server/server.ts";
+import { combineHealth, HEALTHY, type HealthSource } from "../metrics/health.ts";
+import { startMetricsServer, type MetricsServer } from "../metrics/http.ts";
+import { registerNodeMetrics } from "../metrics/process.ts";
+import { Registry } from "../metrics/registry.ts";
+import { startServer, type ChatServer } from "../server/server.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import {
   DEFAULT_SANS,
@@ -34,7 +38,8 @@ import {
 } from "../tls/certificate.ts";
 import { CliError, EXIT_OK, type CliIO, type ExitCode } from "./io.ts";
 import { createLogger, type LogFormat } from "./log.ts";
-import { byteSize, parsePort, positiveInteger, positiveSeconds } from "./options.ts";
+import { byteSize, formatHostPort, hostPort, parsePort, positiveInteger, positiveSeconds, type HostPort } from "./options.ts";
+import { VERSION } from "./version.ts";
 
 export const DEFAULT_CERT = "certs/cert.pem";
 export const DEFAULT_KEY = "certs/key.pem";
@@ -75,6 +80,7 @@ interface ServeOptions {
   redisCa?: string;
   importDb?: string;
   importChat?: string;
+  metrics?: HostPort;
 }
 
 export function serveCommand(io: CliIO, exit: ExitCode): Command {
@@ -110,6 +116,7 @@ export function serveCommand(io: CliIO, exit: ExitCode): Command {
     .addOption(new Option("--idle-timeout <seconds>", "close connections silent this long").argParser(positiveSeconds).env("TLSCHAT_IDLE_TIMEOUT"))
     .addOption(new Option("--import-db <file>", "with --redis: copy this account store's accounts into Redis first (once; existing ones are kept)"))
     .addOption(new Option("--import-chat <file>", "with --redis: copy this chat database's rooms and messages into Redis first (once)"))
+    .addOption(new Option("--metrics <host:port>", "serve Prometheus metrics at /metrics and a health check at /healthz over plain HTTP on this address [default: off]").argParser(hostPort).env("TLSCHAT_METRICS"))
     .addHelpText(
       "after",
       `
@@ -117,6 +124,7 @@ Examples:
   tlschat serve                                   TLS 1.3 on 0.0.0.0:7443, certificate made on first start
   tlschat serve --port 8443 --cert /etc/tlschat/cert.pem --key /etc/tlschat/key.pem
   tlschat serve --tls-max 1.2 --ciphers AES128-SHA --cert rsa/cert.pem --key rsa/key.pem   legacy, no forward secrecy
+  tlschat serve --metrics 127.0.0.1:9464          also http://127.0.0.1:9464/metrics and /healthz
   tlschat serve --redis redis://127.0.0.1:6379 --port 7443   one node of a cluster (start more with other ports or hosts)`,
     )
     .action(async (opts: ServeOptions) => {
@@ -163,7 +171,9 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
   }
   const backend = opts.redis === undefined ? await openEmbedded(opts) : await openClustered(opts, opts.redis, log);
-  let server;
+
+  const registry = opts.metrics ? new Registry() : undefined;
+  let server: ChatServer;
   try {
     server = await startServer({
       host: opts.host,
@@ -178,6 +188,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
       allowRegistration: opts.registration,
       limits,
       log,
+      metrics: registry,
     });
   } catch (error) {
     await backend.messageLog?.close();
@@ -187,6 +198,14 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
   if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
+  // After the chat server, so a health check never passes before the node can take clients.
+  let metrics: MetricsServer | undefined;
+  try {
+    metrics = opts.metrics && registry ? await startMetrics(opts.metrics, registry, server, backend.health, log) : undefined;
+  } catch (error) {
+    backend.close();
+    throw error;
+  }
 
   await new Promise<void>((resolve) => {
     if (io.signal.aborted) resolve();
@@ -194,8 +213,25 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   });
   log.info("shutting_down", { signal: String(io.signal.reason ?? "") });
   await server.stop();
+  // Stopped last: health checks get 503 "shutting down" while the clients are let go.
+  await metrics?.stop();
   backend.close();
   return EXIT_OK;
+}
+
+/** Starts the metrics endpoint; if its address cannot be bound, the chat server is stopped too. */
+async function startMetrics(address: HostPort, registry: Registry, server: ChatServer, healthOf: HealthSource | undefined, log: Logger): Promise<MetricsServer> {
+  const health = combineHealth(healthOf ? [server, healthOf] : [server]);
+  registerNodeMetrics(registry, { version: VERSION, health });
+  let metrics: MetricsServer;
+  try {
+    metrics = startMetricsServer({ ...address, registry, health });
+  } catch (error) {
+    await server.stop();
+    throw new CliError(`Cannot serve metrics on ${formatHostPort(address)}: ${(error as Error).message}`);
+  }
+  log.info("metrics_listening", { address: formatHostPort(metrics), paths: "/metrics,/healthz" });
+  return metrics;
 }
 
 /** Where the server keeps its state: opened before it starts, handed to it, closed by it. */
@@ -204,6 +240,8 @@ interface Backend {
   rooms: Rooms;
   messageLog?: MessageLog;
   delivery?: Delivery;
+  /** Whether the shared store is reachable (cluster mode), for /healthz. */
+  health?: HealthSource;
   /** What the server does not close (the Redis link). */
   close(): void;
 }
@@ -250,7 +288,8 @@ async function openClustered(opts: ServeOptions, url: string, log: Logger): Prom
     cluster.close();
     throw error;
   }
-  return { store: cluster.store, rooms: cluster.rooms, messageLog: cluster.messageLog, delivery: cluster.delivery, close: () => cluster.close() };
+  const health: HealthSource = { health: () => (cluster.state === "up" ? HEALTHY : { ok: false, reason: "Redis is unreachable" }) };
+  return { store: cluster.store, rooms: cluster.rooms, messageLog: cluster.messageLog, delivery: cluster.delivery, health, close: () => cluster.close() };
 }
 
 /** `--import-db`: an embedded server's accounts (and token secret) into the cluster, once. */

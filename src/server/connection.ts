@@ -22,6 +22,8 @@ export interface ConnectionHost {
   closeGraceMs: number;
   /** Counts every connection's queued bytes against the server-wide allowance. */
   budget: OutboundBudget;
+  /** Counts every frame queued: one integer increment, as this runs once per delivery. */
+  deliveries: { inc(): void };
   /** Asks for `flush()` to be called at the end of this event-loop turn. */
   scheduleFlush(connection: Connection): void;
   slowConsumer(connection: Connection): void;
@@ -198,6 +200,7 @@ export class Connection implements Peer {
   }
 
   private enqueue(frame: Uint8Array): void {
+    this.host.deliveries.inc();
     this.queue.push(frame);
     this.queuedBytes += frame.length;
     this.host.budget.add(frame.length);

@@ -1,5 +1,6 @@
 // The TLS chat server: accepts connections with Bun's native TLS sockets and wires each
-// connection's session to the chat hub (directory, rooms, message log, fanout) and accounts.
+// connection's session to the chat hub (directory, rooms, message log, fanout) and accounts,
+// counting what happens into a metrics registry and saying whether it serves (health).
 
 import type { Socket, TCPSocketListener } from "bun";
 import { createAccountService } from "../auth/accounts.ts";
@@ -11,6 +12,8 @@ import * as limits from "../core/limits.ts";
 import { MemoryMessageLog, type MessageLog } from "../core/message-log.ts";
 import type { Rooms } from "../core/rooms.ts";
 import { Session, type SessionDeps, type SessionEvents } from "../core/session.ts";
+import { HEALTHY, type Health } from "../metrics/health.ts";
+import { Registry } from "../metrics/registry.ts";
 import { LOBBY, userKey } from "../protocol/validate.ts";
 import { Admission } from "./admission.ts";
 import { clientKeyOf } from "./client-key.ts";
@@ -18,6 +21,7 @@ import { EnterPacer } from "./enter-pacer.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
+import { CountingMessageLog, registerServerCounters, registerServerGauges } from "./metrics.ts";
 import { defaultOutboundBudgetBytes, OutboundBudget } from "./outbound-budget.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
@@ -39,6 +43,8 @@ export interface ServerOptions {
   allowRegistration?: boolean;
   limits?: Partial<limits.ServerLimits>;
   log?: Logger;
+  /** Where the server registers its `tlschat_*` metrics (one server per registry); counted but not shown when absent. */
+  metrics?: Registry;
 }
 
 /** Presence and delivery shared with other nodes; the server closes it on stop. */
@@ -56,6 +62,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly fingerprint256: string;
   /** Open connections, authenticated or not. */
   readonly connectionCount: number;
+  /** Ok while the server serves; not ok ("shutting down") from the moment `stop()` is called. */
+  health(): Health;
   /** Tells every client `shutting_down`, waits briefly for queues to flush, closes the store. */
   stop(): Promise<void>;
 }
@@ -72,12 +80,16 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     maxLoginsPerAddress: limits.MAX_CONCURRENT_LOGINS_PER_IP,
     now,
   });
+  const registry = options.metrics ?? new Registry();
+  const counters = registerServerCounters(registry);
   const directory = options.delivery?.directory ?? new LocalDirectory();
   // A quarter of the outbound allowance: a list or history reply plus live traffic must fit.
   const maxListBytes = Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4));
-  const messageLog =
+  const messageLog = new CountingMessageLog(
     options.messageLog ??
-    new MemoryMessageLog({ perConversation: config.historySize, perConversationBytes: Math.min(limits.HISTORY_MAX_BYTES, maxListBytes) });
+      new MemoryMessageLog({ perConversation: config.historySize, perConversationBytes: Math.min(limits.HISTORY_MAX_BYTES, maxListBytes) }),
+    counters.messages,
+  );
   const hub = new Hub(
     directory,
     options.rooms,
@@ -120,17 +132,22 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
 
   const events: SessionEvents = {
     authenticated(session, method) {
+      counters.logins.inc();
       const key = method === "key" ? session.clientKey : undefined;
       log.info("login", { id: session.peer.id, user: session.user, address: session.address, method, key });
     },
     registered(session, user) {
+      counters.registrations.inc();
       log.info("register", { id: session.peer.id, user, address: session.address });
     },
     crashed(session, frame, error) {
+      counters.internalErrors.inc();
       log.error("internal_error", { id: session.peer.id, frame, message: errorText(error) });
     },
     refused(session, frame, code) {
+      if (code === "store_unavailable") counters.storeErrors.inc();
       if (frame === "login" || frame === "resume" || frame === "passwd") {
+        counters.authFailures.inc();
         log.warn("login_failed", { id: session.peer.id, address: session.address, frame, code });
       }
     },
@@ -151,8 +168,10 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     maxWriteBytes: limits.MAX_WRITE_BYTES,
     closeGraceMs: limits.CLOSE_GRACE_MS,
     budget,
+    deliveries: counters.deliveries,
     scheduleFlush: (connection) => flushes.schedule(connection),
     slowConsumer(connection) {
+      counters.slowConsumers.inc();
       log.warn("slow_consumer", { id: connection.id, user: connection.session.user, address: connection.address });
     },
   };
@@ -192,6 +211,7 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       }
       if (total > 0) log.info("history_trimmed", { count: total });
     } catch (error) {
+      counters.storeErrors.inc();
       log.error("history_trim_failed", { message: errorText(error) });
     } finally {
       trimming = false;
@@ -200,7 +220,10 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const roomSweep = setInterval(() => {
     hub.removeExpiredRooms().then(
       (removed) => removed.length > 0 && log.info("rooms_expired", { count: removed.length }),
-      (error: unknown) => log.error("rooms_expiry_failed", { message: errorText(error) }),
+      (error: unknown) => {
+        counters.storeErrors.inc();
+        log.error("rooms_expiry_failed", { message: errorText(error) });
+      },
     );
   }, limits.ROOM_SWEEP_INTERVAL_MS);
 
@@ -215,12 +238,15 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
         const connection = new Connection(nextId++, address, socket, host, (peer) => new Session(peer, address, sessionDeps));
         socket.data = connection;
         socket.setNoDelay(true);
+        counters.connectionsOpened.inc();
         const verdict = admission.admit(connection);
         if (stopping) {
           connection.close("shutting_down", "Server is shutting down");
         } else if (verdict === "cut") {
+          counters.connectionsRefused.inc();
           connection.terminate();
         } else if (verdict === "refuse") {
+          counters.connectionsRefused.inc();
           log.warn("refused", { id: connection.id, address, code: "server_full" });
           connection.close("server_full", "Too many connections; try again later");
         } else {
@@ -253,11 +279,22 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     },
   });
 
+  registerServerGauges(registry, {
+    connections: () => admission.connections.size,
+    usersOnline: () => directory.size,
+    outboundBytes: () => budget.queuedBytes,
+    outboundBudgetBytes: budget.limitBytes,
+  });
+
   // A failed warm-up is retried by the first login that needs the dummy hash.
   hasher.warmUp().catch(() => undefined);
 
   let allClosed: (() => void) | undefined;
+  let shuttingDown = false;
   const stop = (): Promise<void> => {
+    // Health fails before anything closes, so a load balancer stops sending new clients while
+    // the connected ones are told `shutting_down`.
+    shuttingDown = true;
     stopping ??= (async () => {
       admission.stop();
       clearInterval(roomSweep);
@@ -288,10 +325,13 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
     get connectionCount() {
       return admission.connections.size;
     },
+    health: () => (shuttingDown ? SHUTTING_DOWN : HEALTHY),
     stop,
     [Symbol.asyncDispose]: stop,
   };
 }
+
+const SHUTTING_DOWN: Health = { ok: false, reason: "shutting down" };
 
 /** What a failure says, for a log line. */
 function errorText(error: unknown): string {

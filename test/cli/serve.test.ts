@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { run } from "../../src/cli/program.ts";
+import { VERSION } from "../../src/cli/version.ts";
 import { TestClient } from "../helpers/client.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { captureIO } from "../helpers/cli-io.ts";
@@ -149,5 +150,81 @@ describe("boolean environment variables", () => {
     await using bad = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path, env: { TLSCHAT_NO_REGISTRATION: "maybe" } });
     expect(await bad.exited).toBe(2);
     expect(bad.stderr()).toContain("TLSCHAT_NO_REGISTRATION must be");
+  });
+});
+
+describe("serve --metrics", () => {
+  const METRICS_LISTENING = /metrics_listening address=127\.0\.0\.1:(\d+) paths=\/metrics,\/healthz/;
+
+  test("serves /metrics and /healthz on the address given (port 0: a free one), after the chat server", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--metrics", "127.0.0.1:0"], { cwd: dir.path });
+    const metricsPort = Number((await server.waitForLine(METRICS_LISTENING))[1]);
+    const lines = server.stderr().split("\n");
+    expect(lines.findIndex((line) => LISTENING.test(line))).toBeLessThan(lines.findIndex((line) => METRICS_LISTENING.test(line)));
+
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const text = await metrics.text();
+    expect(text).toContain("\ntlschat_up 1\n");
+    expect(text).toContain(`\ntlschat_build_info{version="${VERSION}"} 1\n`);
+    expect(text).toContain("\ntlschat_connections 0\n");
+    const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, "ok\n"]);
+
+    server.proc.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${metricsPort}/healthz`)).rejects.toThrow();
+  });
+
+  test("TLSCHAT_METRICS turns it on too", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path, env: { TLSCHAT_METRICS: "127.0.0.1:0" } });
+    const metricsPort = Number((await server.waitForLine(METRICS_LISTENING))[1]);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
+  });
+
+  test("off by default: no metrics_listening line", async () => {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0"], { cwd: dir.path });
+    await server.waitForLine(LISTENING);
+    server.proc.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    expect(server.stderr()).not.toContain("metrics");
+  });
+
+  test("a bad value, on the command line or in TLSCHAT_METRICS, is a usage error: one line, exit 2", async () => {
+    await using dir = await tempDir();
+    for (const [args, env] of [
+      [["serve", "--metrics", "9464"], {}],
+      [["serve", "--metrics", "localhost:http"], {}],
+      [["serve", "--metrics", "::1:9464"], {}],
+      [["serve"], { TLSCHAT_METRICS: "nonsense" }],
+    ] as Array<[string[], Record<string, string>]>) {
+      await using run = spawnTlschat(args, { cwd: dir.path, env });
+      expect(await run.exited).toBe(2);
+      const lines = run.stderr().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain("--metrics");
+      expect(lines[0]).toContain("expected HOST:PORT");
+    }
+  });
+
+  test("an address that cannot be bound stops the start: one error line, exit 1", async () => {
+    await using dir = await tempDir();
+    const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--metrics", `127.0.0.1:${taken.port}`], { cwd: dir.path });
+      expect(await server.exited).toBe(1);
+      const errors = server.stderr().trim().split("\n").filter((line) => line.startsWith("tlschat:"));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toStartWith(`tlschat: Cannot serve metrics on 127.0.0.1:${taken.port}: `);
+      expect(errors[0]).toContain("in use");
+      // Everything else is log lines, the chat server's stop among them.
+      expect(server.stderr()).toContain(" stopped");
+      expect(server.stderr()).not.toContain("metrics_listening");
+    } finally {
+      taken.stop(true);
+    }
   });
 });

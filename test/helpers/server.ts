@@ -10,6 +10,7 @@ import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import type { ServerLimits } from "../../src/core/limits.ts";
+import type { Registry } from "../../src/metrics/registry.ts";
 import { startServer, type ChatServer } from "../../src/server/server.ts";
 import type { Logger, LogFields } from "../../src/server/log.ts";
 import type { TlsSettings } from "../../src/server/tls-config.ts";
@@ -48,6 +49,8 @@ export interface TestServerOptions {
   port?: number;
   /** Runs the server as a node of the cluster on this Redis instead of on files. */
   redisUrl?: string;
+  /** Where the server registers its metrics, for a test to render or serve. */
+  metrics?: Registry;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -90,6 +93,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       allowRegistration: options.allowRegistration ?? true,
       limits: options.limits,
       log,
+      metrics: options.metrics,
     });
   } catch (error) {
     await store?.close();

@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import type { Session } from "../../src/core/session.ts";
+import { Counter } from "../../src/metrics/registry.ts";
 import { Connection, type ConnectionHost } from "../../src/server/connection.ts";
 import { OutboundBudget } from "../../src/server/outbound-budget.ts";
 
@@ -55,6 +56,7 @@ function harness(overrides: Partial<ConnectionHost> = {}, id = 1): Harness {
     maxWriteBytes: 1024,
     closeGraceMs: 60_000,
     budget: new OutboundBudget(Number.POSITIVE_INFINITY),
+    deliveries: new Counter(),
     scheduleFlush: (connection) => scheduled.push(connection),
     slowConsumer: () => state.slowConsumers++,
     ...overrides,
@@ -226,5 +228,24 @@ describe("Connection", () => {
     h.connection.send(bytes("after\n"));
     h.endTurn();
     expect(h.socket.text()).not.toContain("after");
+  });
+  test("every frame queued counts as a delivery, the farewell included; frames refused or sent after close do not", () => {
+    const deliveries = new Counter();
+    const h = harness({ deliveries });
+    h.connection.send(bytes("one\n"));
+    h.connection.send(bytes("two\n"));
+    h.endTurn();
+    expect(deliveries.value).toBe(2);
+    h.socket.accept = 0;
+    h.connection.send(bytes("x".repeat(60)));
+    h.endTurn();
+    h.connection.send(bytes("y".repeat(60)));
+    expect(h.slowConsumers).toBe(1);
+    expect(deliveries.value).toBe(3);
+
+    const closing = harness({ deliveries });
+    closing.connection.close("shutting_down", "bye");
+    closing.connection.send(bytes("after\n"));
+    expect(deliveries.value).toBe(4);
   });
 });

@@ -3,6 +3,7 @@
 
 import { expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { Registry } from "../../src/metrics/registry.ts";
 import { withTimeout } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { newUser, until } from "./support.ts";
@@ -38,8 +39,10 @@ async function nonReadingPeer(server: TestServer, user: string, token: string): 
 }
 
 test("a peer that stops reading is dropped as a slow consumer; a reading peer gets every message in order", async () => {
+  const metrics = new Registry();
   await using server = await startTestServer({
     limits: { maxOutboundBytes: 64 * 1024, messageRatePerSec: 1_000_000, messageBurst: 1_000_000 },
+    metrics,
   });
   const flooder = await newUser(server, "flooder");
   await using flooderClient = flooder.client;
@@ -83,6 +86,7 @@ test("a peer that stops reading is dropped as a slow consumer; a reading peer ge
     expect(sleepyReader.take("msg")).toHaveLength(sent);
     expect(sleepyReader.isClosed).toBe(false);
     expect(server.logs.filter((entry) => entry.event === "slow_consumer")).toHaveLength(1);
+    expect(metrics.render()).toContain("\ntlschat_slow_consumers_total 1\n");
   } finally {
     slow.terminate();
   }

@@ -1,0 +1,120 @@
+// The chat server's metrics: their names, what each counts, and the message log wrapper that
+// counts stored messages. Counters are integers bumped where the event happens (a delivery is one
+// increment, no labels or lookups); gauges are read from the server's own state at scrape time.
+
+import type { Conversation, Draft, MessageLog, Page, PageQuery, SearchScope, StoredMessage } from "../core/message-log.ts";
+import type { Counter, Registry } from "../metrics/registry.ts";
+
+export interface ServerCounters {
+  connectionsOpened: Counter;
+  connectionsRefused: Counter;
+  logins: Counter;
+  registrations: Counter;
+  authFailures: Counter;
+  messages: Counter;
+  deliveries: Counter;
+  slowConsumers: Counter;
+  storeErrors: Counter;
+  internalErrors: Counter;
+}
+
+export function registerServerCounters(registry: Registry): ServerCounters {
+  return {
+    connectionsOpened: registry.counter("tlschat_connections_opened_total", "Connections accepted, refused ones included"),
+    connectionsRefused: registry.counter("tlschat_connections_refused_total", "Connections refused on arrival (server full or too many from one address)"),
+    logins: registry.counter("tlschat_logins_total", "Successful logins, by password, resume token or key"),
+    registrations: registry.counter("tlschat_registrations_total", "Accounts registered over the network"),
+    authFailures: registry.counter("tlschat_auth_failures_total", "Refused login, resume and passwd frames (the log's login_failed lines)"),
+    messages: registry.counter("tlschat_messages_total", "Room messages and dms stored in the message log (a retried ref counts once)"),
+    deliveries: registry.counter("tlschat_deliveries_total", "Frames queued to connections: every message, notice and reply, once per connection"),
+    slowConsumers: registry.counter("tlschat_slow_consumers_total", "Connections dropped for not reading (their queue cap or the server-wide budget)"),
+    storeErrors: registry.counter("tlschat_store_errors_total", "Frames refused with store_unavailable, and failed background store work (retention, room expiry)"),
+    internalErrors: registry.counter("tlschat_internal_errors_total", "Frames that failed with internal_error (a bug or an unexpected runtime failure)"),
+  };
+}
+
+/** What the gauges read, at scrape time only. */
+export interface ServerState {
+  connections(): number;
+  usersOnline(): number;
+  outboundBytes(): number;
+  outboundBudgetBytes: number;
+}
+
+export function registerServerGauges(registry: Registry, state: ServerState): void {
+  registry.computed("gauge", "tlschat_connections", "Open connections, logged in or not", state.connections);
+  registry.computed("gauge", "tlschat_users_online", "Users with at least one logged-in connection", state.usersOnline);
+  registry.computed("gauge", "tlschat_outbound_bytes", "Bytes queued to all connections together, not yet written", state.outboundBytes);
+  registry.computed("gauge", "tlschat_outbound_budget_bytes", "Bytes all queues together may hold before the furthest behind are dropped", () => state.outboundBudgetBytes);
+}
+
+/**
+ * The message log, counting each append that resolves: the message is stored (durably, for the
+ * chat database). A retried ref is answered from the log without an append, so it is not counted
+ * again. Everything else is passed through as it is.
+ */
+export class CountingMessageLog implements MessageLog {
+  constructor(
+    private readonly log: MessageLog,
+    private readonly stored: Counter,
+  ) {}
+
+  append(draft: Draft): Promise<StoredMessage> {
+    return this.log.append(draft).then((message) => {
+      this.stored.inc();
+      return message;
+    });
+  }
+
+  lastId(): number {
+    return this.log.lastId();
+  }
+
+  settled(): Promise<void> {
+    return this.log.settled();
+  }
+
+  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
+    return this.log.findByRef(sender, ref, since);
+  }
+
+  page(conversation: Conversation, query: PageQuery): Promise<Page> {
+    return this.log.page(conversation, query);
+  }
+
+  dms(user: string, query: PageQuery): Promise<Page> {
+    return this.log.dms(user, query);
+  }
+
+  undelivered(user: string, query: PageQuery): Promise<Page> {
+    return this.log.undelivered(user, query);
+  }
+
+  markDelivered(user: string, upTo: number): Promise<void> {
+    return this.log.markDelivered(user, upTo);
+  }
+
+  get(id: number): Promise<StoredMessage | undefined> {
+    return this.log.get(id);
+  }
+
+  remove(id: number): Promise<void> {
+    return this.log.remove(id);
+  }
+
+  search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
+    return this.log.search(words, scope, limit);
+  }
+
+  trim(before: number, maxPerRoom: number): Promise<number> {
+    return this.log.trim(before, maxPerRoom);
+  }
+
+  dropRoom(room: string): Promise<void> {
+    return this.log.dropRoom(room);
+  }
+
+  close(): Promise<void> {
+    return this.log.close();
+  }
+}
