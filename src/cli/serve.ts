@@ -4,11 +4,11 @@
 import type { Database } from "bun:sqlite";
 import type { UserStore } from "../auth/store.ts";
 import { REF_WINDOW_MS } from "../core/limits.ts";
+import type { Delivery } from "../core/fanout.ts";
 import type { MessageLog } from "../core/message-log.ts";
 import type { Rooms } from "../core/rooms.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { Logger } from "../server/log.ts";
-import type { Delivery } from "../server/server.ts";
 import { openCluster, type Cluster, type Durability } from "../store/redis/cluster.ts";
 import { importChat, ChatImportError } from "../store/redis/import-chat.ts";
 import { importAccounts } from "../store/redis/import.ts";

@@ -6,6 +6,7 @@ import type { ErrorCode } from "../protocol/errors.ts";
 import { encodeFrameBytes, type LoggedMessage, type ServerFrame } from "../protocol/frames.ts";
 import { userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
+import type { Hub } from "./hub.ts";
 import type { StoredMessage } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 
@@ -36,6 +37,15 @@ export interface Fanout {
   toRooms(rooms: Iterable<string>, frame: ServerFrame, exceptUser?: string): void;
   /** Every connection of the user (but `except`). */
   toUser(user: string, frame: ServerFrame, except?: Peer): void;
+}
+
+/** Presence and delivery shared with other nodes (a cluster), as a server is given them. */
+export interface Delivery {
+  directory: Directory;
+  fanout: Fanout;
+  /** The hub that delivery events (a dead node's users going offline) are reported to. */
+  attach(hub: Hub): void;
+  close(): Promise<void>;
 }
 
 export class LocalFanout implements Fanout {

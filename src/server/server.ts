@@ -6,7 +6,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { createAccountService } from "../auth/accounts.ts";
 import type { UserStore } from "../auth/store.ts";
 import { LocalDirectory, type Directory } from "../core/directory.ts";
-import { LocalFanout, type Fanout } from "../core/fanout.ts";
+import { LocalFanout, type Delivery } from "../core/fanout.ts";
 import { Hub } from "../core/hub.ts";
 import * as limits from "../core/limits.ts";
 import { MemoryMessageLog, type MessageLog } from "../core/message-log.ts";
@@ -36,7 +36,7 @@ export interface ServerOptions {
   rooms: Rooms;
   /** The message log, opened by the caller and closed by the server; in memory when absent. */
   messageLog?: MessageLog;
-  /** Where presence and delivery live (a cluster); this server alone when absent. */
+  /** Where presence and delivery live (a cluster), closed by the server; this server alone when absent. */
   delivery?: Delivery;
   /** Usernames of the server's administrators. */
   admins?: readonly string[];
@@ -45,15 +45,6 @@ export interface ServerOptions {
   log?: Logger;
   /** Where the server registers its `tlschat_*` metrics (one server per registry); counted but not shown when absent. */
   metrics?: Registry;
-}
-
-/** Presence and delivery shared with other nodes; the server closes it on stop. */
-export interface Delivery {
-  directory: Directory;
-  fanout: Fanout;
-  /** The hub that delivery events (a dead node's users going offline) are reported to. */
-  attach(hub: Hub): void;
-  close(): Promise<void>;
 }
 
 export interface ChatServer extends AsyncDisposable {

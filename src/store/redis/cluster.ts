@@ -3,8 +3,7 @@
 // an acknowledgement guarantees under its persistence settings.
 
 import type { Hub } from "../../core/hub.ts";
-import type { Logger } from "../../server/log.ts";
-import type { Delivery } from "../../server/server.ts";
+import type { Delivery } from "../../core/fanout.ts";
 import { RedisUserStore } from "./accounts.ts";
 import type { LinkState, RedisConnection } from "./connection.ts";
 import { ClusterDirectory } from "./directory.ts";
@@ -12,12 +11,19 @@ import { ClusterFanout } from "./fanout.ts";
 import { RedisMessageLog } from "./message-log.ts";
 import { RedisRooms } from "./rooms.ts";
 
+/** Where a node's cluster events are written (the server's log, structurally). */
+export interface ClusterLog {
+  info(event: string, fields?: Record<string, string | undefined>): void;
+  warn(event: string, fields?: Record<string, string | undefined>): void;
+  error(event: string, fields?: Record<string, string | undefined>): void;
+}
+
 export interface ClusterOptions {
   /** Opened by the caller; closed by the cluster's `close`. */
   connection: RedisConnection;
   /** Redis's URL for the log, without credentials. */
   displayName: string;
-  log: Logger;
+  log: ClusterLog;
   /** A say or dm resent with the same ref within this long is the same message. */
   refWindowMs: number;
 }
