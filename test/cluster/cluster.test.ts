@@ -153,6 +153,16 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     expect((await alice.next("offline")).user).toBe("bob");
   });
 
+  test("search in cluster mode is not_supported, never an empty result", async () => {
+    const shared = await redis();
+    const a = await node(shared);
+    await registered(a, "alice");
+    const alice = (await loggedIn(a, "alice")).client;
+    await say(alice, "findable words", "s1");
+    alice.send({ type: "search", query: "findable" });
+    expect((await alice.nextOf(["search", "error"])).code).toBe("not_supported");
+  });
+
   test("a resume token from one node logs in on another", async () => {
     const shared = await redis();
     const [a, b] = [await node(shared), await node(shared)];
@@ -183,7 +193,7 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     }
   });
 
-  test("while Redis is down messages get store_unavailable; after it returns nothing acked is lost", async () => {
+  test("while Redis is down messages and logins get store_unavailable; after it returns nothing acked is lost", async () => {
     const shared = await redis({ appendfsync: "always" });
     const [a, b] = [await node(shared), await node(shared)];
     await registered(a, "alice");
@@ -196,10 +206,17 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     alice.send({ type: "say", room: "#lobby", text: "during", ref: "m2" });
     const refused = await alice.next("error", 10_000);
     expect(refused.code).toBe("store_unavailable");
+    // A new login is refused the same way, and the connections already there stay.
+    const newcomer = await client(b);
+    newcomer.send({ type: "login", user: "bob", password: "bob password 1" });
+    expect((await newcomer.next("error", 10_000)).code).toBe("store_unavailable");
+    expect(alice.isClosed || bob.isClosed).toBe(false);
     await shared.start();
     // The nodes recover by themselves.
     for (const server of [a, b]) await until(() => server.logs.some((entry) => entry.event === "redis_up"), "redis_up", 10_000);
     const after = await say(alice, "after", "m3");
+    // Logged once per change of state, not once per failed command.
+    for (const server of [a, b]) expect(server.logs.filter((entry) => entry.event === "redis_down")).toHaveLength(1);
     expect(after).toBeGreaterThan(before);
     expect((await bob.next("msg", 10_000)).text).toBe("after");
     alice.send({ type: "history", room: "#lobby" });
