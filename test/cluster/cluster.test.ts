@@ -5,11 +5,14 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { until } from "../helpers/chat-support.ts";
+import { HEARTBEAT_INTERVAL_MS, NODE_TIMEOUT_MS } from "../../src/store/redis/directory.ts";
 import { TestClient, type Frame } from "../helpers/client.ts";
 import { redisAvailable, startRedis, type TestRedis } from "../helpers/redis.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const available = redisAvailable();
+/** The outage test waits out two node timeouts on purpose: what it checks is what happens meanwhile. */
+const OUTAGE_TEST_TIMEOUT_MS = 40_000;
 const running: Array<AsyncDisposable> = [];
 
 afterEach(async () => {
@@ -152,6 +155,37 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     await bob.close();
     expect((await alice.next("offline")).user).toBe("bob");
   });
+
+  test("after an outage longer than a node's timeout, a node back first does not report a slower one's users as gone", async () => {
+    const shared = await redis();
+    // Each node logs in as its own Redis user, so the test decides when each one gets back.
+    for (const user of ["node-a", "node-b"]) shared.cli("ACL", "SETUSER", user, "on", `>${user}-pw`, "~*", "&*", "+@all");
+    const as = (user: string) => `redis://${user}:${user}-pw@127.0.0.1:${shared.port}`;
+    const [a, b] = [await node(shared, { redisUrl: as("node-a") }), await node(shared, { redisUrl: as("node-b") })];
+    await registered(a, "alice");
+    await registered(b, "bob");
+    const alice = (await loggedIn(a, "alice")).client;
+    await loggedIn(b, "bob");
+    const cutOff = (user: string) => {
+      shared.cli("ACL", "SETUSER", user, "off");
+      shared.cli("CLIENT", "KILL", "USER", user);
+    };
+    cutOff("node-a");
+    cutOff("node-b");
+    // Both heartbeats in Redis grow older than the timeout.
+    await Bun.sleep(NODE_TIMEOUT_MS + HEARTBEAT_INTERVAL_MS);
+    shared.cli("ACL", "SETUSER", "node-a", "on");
+    await until(() => a.logs.some((entry) => entry.event === "redis_up"), "node A back", 10_000);
+    // Node B takes a few heartbeats longer, still well within a timeout of A's return.
+    await Bun.sleep(2 * HEARTBEAT_INTERVAL_MS);
+    shared.cli("ACL", "SETUSER", "node-b", "on");
+    await until(() => b.logs.some((entry) => entry.event === "redis_up"), "node B back", 10_000);
+    // Past the time A waits after its return before it judges the others, and a beat more.
+    await Bun.sleep(NODE_TIMEOUT_MS + HEARTBEAT_INTERVAL_MS);
+    alice.send({ type: "who" });
+    expect((await alice.next("who")).users.sort()).toEqual(["alice", "bob"]);
+    expect(alice.take("offline")).toEqual([]);
+  }, OUTAGE_TEST_TIMEOUT_MS);
 
   test("search in cluster mode is not_supported, never an empty result", async () => {
     const shared = await redis();

@@ -52,6 +52,8 @@ export interface Cluster {
 export async function openCluster(options: ClusterOptions): Promise<Cluster> {
   const { connection, log } = options;
   const nodeId = crypto.randomUUID();
+  // While Redis is down every write fails; that is logged once, as redis_down, not per write.
+  const whileUp = (report: () => void) => connection.state === "up" && report();
   try {
     const durability = await durabilityOf(connection);
     const store = new RedisUserStore(connection);
@@ -62,10 +64,10 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     const directory = new ClusterDirectory(connection, nodeId, {
       departed: (user) => hub?.departed(user),
       localUser: (user, present) => fanout?.localUser(user, present),
-      failed: (error) => log.warn("redis_presence_failed", { message: error.message }),
+      failed: (error) => whileUp(() => log.warn("redis_presence_failed", { message: error.message })),
     });
     fanout = new ClusterFanout(connection, directory, messageLog, {
-      failed: (error) => log.warn("redis_delivery_failed", { message: error.message }),
+      failed: (error) => whileUp(() => log.warn("redis_delivery_failed", { message: error.message })),
       delivered: (id) => messageLog.noteId(id),
     });
     rooms.onRemoteChange((change) => {

@@ -18,9 +18,10 @@ export const NODE_TIMEOUT_MS = 3_000;
 /** Redis's clock for every heartbeat and every judgement on them, so the nodes' clocks do not matter. */
 const REDIS_NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)";
 
+/** Answers {1 if this node had been claimed as dead (it is back now), the nodes silent too long}. */
 const HEARTBEAT = new RedisScript(`${REDIS_NOW_MS}
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))`);
+local claimed = redis.call('ZADD', KEYS[1], now, ARGV[1])
+return {claimed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))}`);
 
 /** Claims a dead node: only the caller whose ZREM removed it gets its users and tells everyone. */
 const CLAIM_NODE = new RedisScript(`if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
@@ -57,6 +58,11 @@ export class ClusterDirectory implements Directory {
   private readonly remote = new Map<string, Remote>();
   private readonly peers = new Map<number, Peer>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
+  /**
+   * No node is claimed as dead before this (performance.now() ms): after Redis comes back every
+   * node's heartbeat is old, and the others need a timeout's length to beat again.
+   */
+  private claimsFrom = 0;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -76,6 +82,7 @@ export class ClusterDirectory implements Directory {
    * every reconnect, since presence notices published meanwhile are lost.
    */
   async sync(): Promise<void> {
+    this.claimsFrom = performance.now() + NODE_TIMEOUT_MS;
     const names = Array.from(this.local.users(), (entry) => entry.name);
     const nodes = (await this.connection.run(REGISTER_NODE, [keys.nodes, keys.nodeUsers(this.nodeId)], [this.nodeId, ...names])) as string[];
     const others = nodes.filter((node) => node !== this.nodeId);
@@ -156,7 +163,10 @@ export class ClusterDirectory implements Directory {
 
   private async beat(): Promise<void> {
     try {
-      const dead = (await this.connection.run(HEARTBEAT, [keys.nodes], [this.nodeId, NODE_TIMEOUT_MS])) as string[];
+      const [claimed, dead] = (await this.connection.run(HEARTBEAT, [keys.nodes], [this.nodeId, NODE_TIMEOUT_MS])) as [number, string[]];
+      // Taken for dead (a pause longer than the timeout): its users were reported gone, so say again who is here.
+      if (claimed === 1) await this.sync();
+      if (performance.now() < this.claimsFrom) return;
       for (const node of dead) if (node !== this.nodeId) await this.claimDead(node);
     } catch (error) {
       this.events.failed(error as Error);

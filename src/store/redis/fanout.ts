@@ -174,9 +174,10 @@ export class ClusterFanout implements Fanout {
     if (this.streams.get(this.channelOf(stream.target)) !== stream) return;
     const published = JSON.parse(text) as Published;
     if (!stream.held) this.deliver(stream, published);
-    else if (stream.held.length < MAX_HELD || published.kind !== "message") stream.held.push(published);
-    // Past the allowance a message is left in the log, and the gap is read once more to find it.
-    else stream.again = true;
+    else if (stream.held.length < MAX_HELD) stream.held.push(published);
+    // Past the allowance a message is left in the log, and the gap is read once more to find it;
+    // a notice is lost, as one published while the subscription was down would be.
+    else if (published.kind === "message") stream.again = true;
   }
 
   private onBroadcast(text: string): void {
