@@ -52,6 +52,22 @@ async function loggedIn(server: TestServer, user: string, since?: unknown): Prom
   return { client: connected, welcome };
 }
 
+/** One node per user on the Redis, each user registered and logged in on theirs (in that order). */
+async function usersOnNodes<Users extends string[]>(
+  shared: TestRedis,
+  ...users: Users
+): Promise<{ nodes: { [K in keyof Users]: TestServer }; clients: { [K in keyof Users]: TestClient } }> {
+  const nodes: TestServer[] = [];
+  for (const user of users) {
+    const server = await node(shared);
+    await registered(server, user);
+    nodes.push(server);
+  }
+  const clients: TestClient[] = [];
+  for (const [index, user] of users.entries()) clients.push((await loggedIn(nodes[index]!, user)).client);
+  return { nodes: nodes as { [K in keyof Users]: TestServer }, clients: clients as { [K in keyof Users]: TestClient } };
+}
+
 /** Sends and awaits the ack: the message is durable once this returns. */
 async function say(sender: TestClient, text: string, ref: string, room = "#lobby"): Promise<number> {
   sender.send({ type: "say", room, text, ref });
@@ -70,13 +86,9 @@ async function messages(receiver: TestClient, count: number): Promise<Frame[]> {
 describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
   test("a room message on one node reaches the members on the others exactly once, in id order", async () => {
     const shared = await redis();
-    const [a, b, c] = [await node(shared), await node(shared), await node(shared)];
-    await registered(a, "alice");
-    await registered(b, "bob");
-    await registered(c, "carol");
-    const alice = (await loggedIn(a, "alice")).client;
-    const bob = (await loggedIn(b, "bob")).client;
-    const carol = (await loggedIn(c, "carol")).client;
+    const {
+      clients: [alice, bob, carol],
+    } = await usersOnNodes(shared, "alice", "bob", "carol");
     const perSender = 20;
     const sent = await Promise.all([
       (async () => {
@@ -106,11 +118,10 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
 
   test("a room created on one node is joined from another, and its members hear each other", async () => {
     const shared = await redis();
-    const [a, b] = [await node(shared), await node(shared)];
-    await registered(a, "alice");
-    await registered(b, "bob");
-    const alice = (await loggedIn(a, "alice")).client;
-    const bob = (await loggedIn(b, "bob")).client;
+    const {
+      nodes: [a, b],
+      clients: [alice, bob],
+    } = await usersOnNodes(shared, "alice", "bob");
     alice.send({ type: "join", room: "#rust" });
     expect((await alice.next("joined")).room).toBe("#rust");
     bob.send({ type: "join", room: "#rust" });
@@ -176,8 +187,8 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     await Bun.sleep(NODE_TIMEOUT_MS + HEARTBEAT_INTERVAL_MS);
     shared.cli("ACL", "SETUSER", "node-a", "on");
     await until(() => a.logs.some((entry) => entry.event === "redis_up"), "node A back", 10_000);
-    // Node B takes a few heartbeats longer, still well within a timeout of A's return.
-    await Bun.sleep(2 * HEARTBEAT_INTERVAL_MS);
+    // Node B takes a heartbeat longer (and up to a reconnect delay more), within a timeout of A's return.
+    await Bun.sleep(HEARTBEAT_INTERVAL_MS);
     shared.cli("ACL", "SETUSER", "node-b", "on");
     await until(() => b.logs.some((entry) => entry.event === "redis_up"), "node B back", 10_000);
     // Past the time A waits after its return before it judges the others, and a beat more.
@@ -229,11 +240,10 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
 
   test("while Redis is down messages and logins get store_unavailable; after it returns nothing acked is lost", async () => {
     const shared = await redis({ appendfsync: "always" });
-    const [a, b] = [await node(shared), await node(shared)];
-    await registered(a, "alice");
-    await registered(b, "bob");
-    const alice = (await loggedIn(a, "alice")).client;
-    const bob = (await loggedIn(b, "bob")).client;
+    const {
+      nodes: [a, b],
+      clients: [alice, bob],
+    } = await usersOnNodes(shared, "alice", "bob");
     const before = await say(alice, "before", "m1");
     expect((await bob.next("msg")).id).toBe(before);
     await shared.stop();

@@ -59,10 +59,10 @@ export class ClusterDirectory implements Directory {
   private readonly peers = new Map<number, Peer>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   /**
-   * No node is claimed as dead before this (performance.now() ms): after Redis comes back every
-   * node's heartbeat is old, and the others need a timeout's length to beat again.
+   * No node is claimed as dead before this (performance.now() ms): when the link comes back
+   * every other node's heartbeat may be old, and they need a timeout's length to beat again.
    */
-  private claimsFrom = 0;
+  private claimsFrom = performance.now() + NODE_TIMEOUT_MS;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -72,6 +72,9 @@ export class ClusterDirectory implements Directory {
 
   /** Registers the node, loads who is online elsewhere and starts the heartbeat. */
   async open(): Promise<void> {
+    this.connection.onStateChange((change) => {
+      if (change.state === "up") this.claimsFrom = performance.now() + NODE_TIMEOUT_MS;
+    });
     await this.sync();
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
     this.heartbeat.unref();
@@ -82,7 +85,6 @@ export class ClusterDirectory implements Directory {
    * every reconnect, since presence notices published meanwhile are lost.
    */
   async sync(): Promise<void> {
-    this.claimsFrom = performance.now() + NODE_TIMEOUT_MS;
     const names = Array.from(this.local.users(), (entry) => entry.name);
     const nodes = (await this.connection.run(REGISTER_NODE, [keys.nodes, keys.nodeUsers(this.nodeId)], [this.nodeId, ...names])) as string[];
     const others = nodes.filter((node) => node !== this.nodeId);
@@ -162,6 +164,8 @@ export class ClusterDirectory implements Directory {
   }
 
   private async beat(): Promise<void> {
+    // Half connected (commands up, subscriptions not yet): wait for the whole link and its resync.
+    if (this.connection.state !== "up") return;
     try {
       const [claimed, dead] = (await this.connection.run(HEARTBEAT, [keys.nodes], [this.nodeId, NODE_TIMEOUT_MS])) as [number, string[]];
       // Taken for dead (a pause longer than the timeout): its users were reported gone, so say again who is here.

@@ -6,6 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { StoredMessage } from "../../core/message-log.ts";
 import { LOBBY, roomKey } from "../../protocol/validate.ts";
+import type { MessageRow } from "../sqlite/message-log.ts";
 import { SqliteRooms } from "../sqlite/rooms.ts";
 import type { RedisMessageLog } from "./message-log.ts";
 import type { RedisRooms } from "./rooms.ts";
@@ -23,14 +24,7 @@ export interface ChatImport {
 /** Why an import was refused before it changed anything. */
 export class ChatImportError extends Error {}
 
-interface MessageRow {
-  id: number;
-  conv: string;
-  room_name: string | null;
-  sender_name: string;
-  recipient_name: string | null;
-  text: string;
-  ts: number;
+interface ImportedRow extends MessageRow {
   delivered: number;
 }
 
@@ -66,7 +60,7 @@ export async function importChat(db: Database, rooms: RedisRooms, log: RedisMess
   for (const ban of db.query<{ user: string; until: number | null; by: string; reason: string | null }, []>("SELECT user, until, by, reason FROM server_bans").all()) {
     await rooms.banServerWide(ban.user, { by: ban.by, ...(ban.until === null ? {} : { until: ban.until }), ...(ban.reason === null ? {} : { reason: ban.reason }) });
   }
-  const page = db.query<MessageRow, [number, number]>(
+  const page = db.query<ImportedRow, [number, number]>(
     "SELECT id, conv, room_name, sender_name, recipient_name, text, ts, delivered FROM messages WHERE id > ? ORDER BY id LIMIT ?",
   );
   for (let after = 0; ; ) {
@@ -81,7 +75,7 @@ export async function importChat(db: Database, rooms: RedisRooms, log: RedisMess
   return result;
 }
 
-function toMessage(row: MessageRow): StoredMessage {
+function toMessage(row: ImportedRow): StoredMessage {
   const message: StoredMessage = { id: row.id, from: row.sender_name, text: row.text, ts: row.ts };
   if (row.room_name !== null) message.room = { key: row.conv, name: row.room_name };
   else message.to = row.recipient_name!;

@@ -117,6 +117,21 @@ local function forget(conversation, ids)
   end
 end
 
+-- Indexes a message just added to its conversation's stream: where it is, the users' dms (and
+-- the recipient's undelivered ones, unless '') and the retention scores.
+local function index(conversation, id, ts, undelivered_recipient)
+  redis.call('HSET', where, id, conversation)
+  redis.call('ZADD', by_age, 'NX', ts, conversation)
+  local a, b = dm_users(conversation)
+  if a then
+    redis.call('ZADD', dms_prefix .. a, id, id)
+    redis.call('ZADD', dms_prefix .. b, id, id)
+    if undelivered_recipient ~= '' then redis.call('ZADD', undelivered_prefix .. undelivered_recipient, id, id) end
+  else
+    redis.call('ZADD', room_lengths, redis.call('XLEN', stream_prefix .. conversation), conversation)
+  end
+end
+
 -- Brings the retention indexes in line with what the stream now holds; drops an empty stream.
 local function refresh(conversation)
   local stream = stream_prefix .. conversation
@@ -162,16 +177,7 @@ end
 local id = string.format('%d', redis.call('INCR', KEYS[4]))
 local stream = stream_prefix .. conversation
 redis.call('XADD', stream, id .. '-0', unpack(ARGV, 12))
-redis.call('HSET', where, id, conversation)
-redis.call('ZADD', by_age, 'NX', ts, conversation)
-local a, b = dm_users(conversation)
-if a then
-  redis.call('ZADD', dms_prefix .. a, id, id)
-  redis.call('ZADD', dms_prefix .. b, id, id)
-  if ARGV[7] ~= '' then redis.call('ZADD', undelivered_prefix .. ARGV[7], id, id) end
-else
-  redis.call('ZADD', room_lengths, redis.call('XLEN', stream), conversation)
-end
+index(conversation, id, ts, ARGV[7])
 if ref_key ~= '' then redis.call('SET', ref_key, id, 'PX', ARGV[6]) end
 local payload = ARGV[8] .. id .. ARGV[9]
 redis.call('PUBLISH', ARGV[10], payload)
@@ -189,16 +195,7 @@ const RESTORE = new RedisScript(`${WRITE_PRELUDE}
 local conversation, id, ts = ARGV[4], ARGV[5], ARGV[6]
 local stream = stream_prefix .. conversation
 redis.call('XADD', stream, id .. '-0', unpack(ARGV, 8))
-redis.call('HSET', where, id, conversation)
-redis.call('ZADD', by_age, 'NX', ts, conversation)
-local a, b = dm_users(conversation)
-if a then
-  redis.call('ZADD', dms_prefix .. a, id, id)
-  redis.call('ZADD', dms_prefix .. b, id, id)
-  if ARGV[7] ~= '' then redis.call('ZADD', undelivered_prefix .. ARGV[7], id, id) end
-else
-  redis.call('ZADD', room_lengths, redis.call('XLEN', stream), conversation)
-end
+index(conversation, id, ts, ARGV[7])
 if tonumber(redis.call('GET', KEYS[4]) or '0') < tonumber(id) then redis.call('SET', KEYS[4], id) end
 return 1
 `);

@@ -25,7 +25,8 @@ import { ChatError } from "../../protocol/errors.ts";
 import { userKey } from "../../protocol/validate.ts";
 import { unreadableDatabase } from "./database.ts";
 
-interface MessageRow {
+/** A stored message as its row holds it (the importer into a cluster reads these too). */
+export interface MessageRow {
   id: number;
   conv: string;
   room_name: string | null;
