@@ -3,7 +3,7 @@
 // and data, and it is always shut down when the test is done (`await using`).
 
 import type { Subprocess } from "bun";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTool } from "./tools.ts";
@@ -17,6 +17,8 @@ export function redisAvailable(): boolean {
 export interface RedisOptions {
   /** Append-only file with this fsync policy; no persistence at all when absent. */
   appendfsync?: "always" | "everysec" | "no";
+  /** Speak TLS only (rediss://), with this certificate for localhost; clients need not present one. */
+  tls?: { certPem: string; keyPem: string };
 }
 
 export interface TestRedis extends AsyncDisposable {
@@ -43,12 +45,19 @@ const PORT_ATTEMPTS = 5;
 
 export async function startRedis(options: RedisOptions = {}): Promise<TestRedis> {
   const dir = await mkdtemp(join(tmpdir(), "tlschat-redis-"));
+  if (options.tls) {
+    await writeFile(join(dir, "cert.pem"), options.tls.certPem);
+    await writeFile(join(dir, "key.pem"), options.tls.keyPem, { mode: 0o600 });
+  }
   let port = 0;
   let proc: Subprocess | undefined;
+  const tlsArgs = options.tls ? ["--tls", "--cacert", join(dir, "cert.pem")] : [];
   const args = () => [
     "redis-server",
     "--bind", "127.0.0.1",
-    "--port", String(port),
+    ...(options.tls
+      ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", join(dir, "cert.pem"), "--tls-key-file", join(dir, "key.pem"), "--tls-auth-clients", "no"]
+      : ["--port", String(port)]),
     "--dir", dir,
     "--save", "",
     "--appendonly", options.appendfsync ? "yes" : "no",
@@ -58,7 +67,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<TestRedis>
   ];
   const start = async () => {
     proc = Bun.spawn(args(), { stdout: "ignore", stderr: "pipe" });
-    await withTimeout(waitUntilReady(port, proc), START_TIMEOUT_MS, `redis-server on port ${port}`);
+    await withTimeout(waitUntilReady(port, proc, tlsArgs), START_TIMEOUT_MS, `redis-server on port ${port}`);
   };
   for (let attempt = 1; ; attempt++) {
     port = freePort();
@@ -77,14 +86,14 @@ export async function startRedis(options: RedisOptions = {}): Promise<TestRedis>
   };
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: options.tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`,
     dir,
     start,
     stop: () => kill("SIGTERM"),
     kill,
     pause: () => proc?.kill("SIGSTOP"),
     resume: () => proc?.kill("SIGCONT"),
-    cli: (...command) => Bun.spawnSync(["redis-cli", "-p", String(port), ...command]).stdout.toString(),
+    cli: (...command) => Bun.spawnSync(["redis-cli", "-p", String(port), ...tlsArgs, ...command]).stdout.toString(),
     [Symbol.asyncDispose]: async () => {
       proc?.kill("SIGCONT");
       await kill("SIGKILL");
@@ -101,10 +110,10 @@ function freePort(): number {
 }
 
 /** Pings until it answers; fails early if the process exits (the port was taken). */
-async function waitUntilReady(port: number, proc: Subprocess): Promise<void> {
+async function waitUntilReady(port: number, proc: Subprocess, tlsArgs: string[]): Promise<void> {
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-    const ping = Bun.spawn(["redis-cli", "-p", String(port), "ping"], { stdout: "pipe", stderr: "ignore" });
+    const ping = Bun.spawn(["redis-cli", "-p", String(port), ...tlsArgs, "ping"], { stdout: "pipe", stderr: "ignore" });
     const answer = await new Response(ping.stdout).text();
     if (answer.trim() === "PONG") return;
     await new Promise<void>((resolve) => setTimeout(resolve, 20));

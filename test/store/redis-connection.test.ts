@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ChatError } from "../../src/protocol/errors.ts";
 import { RedisConnection, RedisScript, type StateChange } from "../../src/store/redis/connection.ts";
+import { testCertificate } from "../helpers/certs.ts";
 import { withTimeout } from "../helpers/client.ts";
 import { redisAvailable, startRedis } from "../helpers/redis.ts";
 
@@ -36,6 +37,16 @@ async function expectUnavailable(promise: Promise<unknown>): Promise<void> {
 }
 
 describe.skipIf(!available)("Redis link", () => {
+  test("rediss:// is verified: with the server's CA it works, without it the link refuses to open", async () => {
+    const certificate = await testCertificate();
+    await using redis = await startRedis({ tls: { certPem: certificate.certPem, keyPem: certificate.keyPem } });
+    const verified = new RedisConnection({ url: redis.url, ca: certificate.certPem });
+    opened.push(verified);
+    await verified.open();
+    expect(await verified.send("PING", [])).toBe("PONG");
+    await expectUnavailable(connect(redis.url).open());
+  });
+
   test("refuses to open when nothing listens", async () => {
     await using redis = await startRedis();
     await redis.stop();
