@@ -276,7 +276,6 @@ async function openClustered(opts: ServeOptions, url: string, log: Logger): Prom
   try {
     cluster = await openCluster({ connection, displayName: redisDisplayName(url), log, refWindowMs: REF_WINDOW_MS });
   } catch (error) {
-    connection.close();
     if (error instanceof ChatError) throw new CliError(`${error.code}: ${error.message} at ${redisDisplayName(url)}`);
     throw error;
   }

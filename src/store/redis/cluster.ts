@@ -1,4 +1,4 @@
-// Puts a node in a cluster: opens the Redis link and the Redis implementations of the account
+// Puts a node in a cluster: on an open Redis link, opens the Redis implementations of the account
 // store, rooms, message log, presence and delivery, and reports Redis's state changes and what
 // an acknowledgement guarantees under its persistence settings.
 
@@ -19,7 +19,7 @@ export interface ClusterLog {
 }
 
 export interface ClusterOptions {
-  /** Opened by the caller; closed by the cluster's `close`. */
+  /** Opened by the caller; closed by the cluster's `close`, or at once if the cluster cannot open. */
   connection: RedisConnection;
   /** Redis's URL for the log, without credentials. */
   displayName: string;
