@@ -197,7 +197,10 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
     if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
-  if (!opts.registration) log.info("registration_closed", { hint: `add accounts with: tlschat register --db ${opts.db} USER` });
+  if (!opts.registration) {
+    const where = opts.redis === undefined ? `--db ${opts.db}` : "--redis URL";
+    log.info("registration_closed", { hint: `add accounts with: tlschat register ${where} USER` });
+  }
   // After the chat server, so a health check never passes before the node can take clients.
   let metrics: MetricsServer | undefined;
   try {

@@ -203,10 +203,15 @@ export class Hub {
     if (retried) return retried;
     const key = userKey(user);
     const now = this.now();
-    if (inForce(room.bans.get(key), now)) throw new ChatError("room_banned", banMessage(room.name, room.bans.get(key)!));
-    if (!room.members.has(key)) throw notInRoom(room.name);
-    const mute = room.mutes.get(key);
-    if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
+    try {
+      if (inForce(room.bans.get(key), now)) throw new ChatError("room_banned", banMessage(room.name, room.bans.get(key)!));
+      if (!room.members.has(key)) throw notInRoom(room.name);
+      const mute = room.mutes.get(key);
+      if (inForce(mute, now)) throw new ChatError("muted", `You are muted in ${room.name}${untilText(mute)}`);
+    } catch (refusal) {
+      if (ref === undefined) throw refusal;
+      return this.unlessStored(user, peer, ref, refusal);
+    }
     return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref, connection: peer.id }).then((message) => {
       this.fanout.relay(message, messageFrame(message), peer);
       this.acknowledge(peer, ref, message);
@@ -241,6 +246,16 @@ export class Hub {
   private retried(user: string, peer: Peer, ref: string | undefined): Promise<void> | undefined {
     if (ref === undefined) return undefined;
     return this.log.findByRef(user, ref, this.now() - this.policy.refWindowMs)?.then((original) => this.acknowledge(peer, ref, original));
+  }
+
+  /**
+   * A refused frame with a ref the log may hold after all (stored through another node of a
+   * cluster before the ban or mute): answered as that first copy was, else refused.
+   */
+  private async unlessStored(user: string, peer: Peer, ref: string, refusal: unknown): Promise<void> {
+    const original = await this.log.findStoredRef(user, ref, this.now() - this.policy.refWindowMs);
+    if (!original) throw refusal;
+    this.acknowledge(peer, ref, original);
   }
 
   private acknowledge(peer: Peer, ref: string | undefined, message: StoredMessage): void {

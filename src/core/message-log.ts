@@ -79,6 +79,11 @@ export interface MessageLog {
    * so a retried frame cannot overtake the frames sent after it.
    */
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined;
+  /**
+   * The same question where `findByRef` may not know every answer (a cluster: the ref may have
+   * been stored through another node), asked before a retry is refused; slower, and it may wait.
+   */
+  findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined>;
   page(conversation: Conversation, query: PageQuery): Promise<Page>;
   /** A user's dms, sent and received, within the query's bounds. */
   dms(user: string, query: PageQuery): Promise<Page>;
@@ -195,6 +200,10 @@ export class MemoryMessageLog implements MessageLog {
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
     const kept = this.byRef.get(refKey(userKey(sender), ref));
     return kept && kept.ts >= since ? Promise.resolve(strip(kept)) : undefined;
+  }
+
+  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+    return this.findByRef(sender, ref, since);
   }
 
   async page(conversation: Conversation, query: PageQuery): Promise<Page> {

@@ -78,6 +78,10 @@ export class CountingMessageLog implements MessageLog {
     return this.log.findByRef(sender, ref, since);
   }
 
+  findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+    return this.log.findStoredRef(sender, ref, since);
+  }
+
   page(conversation: Conversation, query: PageQuery): Promise<Page> {
     return this.log.page(conversation, query);
   }

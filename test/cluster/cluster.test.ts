@@ -198,6 +198,70 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     expect(alice.take("offline")).toEqual([]);
   }, OUTAGE_TEST_TIMEOUT_MS);
 
+  test("a login with since marks on a node that has served nobody yet gets exactly what followed the marks", async () => {
+    const shared = await redis();
+    const {
+      clients: [alice],
+    } = await usersOnNodes(shared, "alice");
+    // Started before the messages: all it knows of the ids is what it read at its start.
+    const idle = await node(shared);
+    const ids: number[] = [];
+    for (let i = 1; i <= 5; i++) ids.push(await say(alice, `m${i}`, `m${i}`));
+    alice.send({ type: "dm", to: "alice", text: "note to self", ref: "d1" });
+    const dmId = (await alice.next("ack")).id;
+    await say(alice, "m6", "m6");
+    const moved = await client(idle);
+    moved.send({ type: "login", user: "alice", password: "alice password 1", since: { "#lobby": ids[2], "@dm": dmId - 1 } });
+    await moved.next("welcome");
+    const history = await moved.next("history");
+    expect(history.messages.map((message: Frame) => message.text)).toEqual(["m4", "m5", "m6"]);
+    expect((await moved.next("dm")).id).toBe(dmId);
+  });
+
+  test("a ref stored through one node and retried on another after a mute is acked as it was, not refused", async () => {
+    const shared = await redis();
+    const {
+      nodes: [a, b],
+      clients: [alice, bob],
+    } = await usersOnNodes(shared, "alice", "bob");
+    bob.send({ type: "join", room: "#ops" });
+    await bob.next("joined");
+    alice.send({ type: "join", room: "#ops" });
+    await alice.next("joined");
+    const first = await say(alice, "said once", "r1", "#ops");
+    bob.send({ type: "mute", room: "#ops", user: "alice" });
+    await alice.nextOf(["moderation"]);
+    // Her ack was lost with node A, say; she resends on node B.
+    const again = await client(b);
+    again.send({ type: "login", user: "alice", password: "alice password 1" });
+    await again.next("welcome");
+    again.send({ type: "say", room: "#ops", text: "said once", ref: "r1" });
+    expect(await again.nextOf(["ack", "error"])).toMatchObject({ type: "ack", ref: "r1", id: first });
+    again.send({ type: "say", room: "#ops", text: "new words", ref: "r2" });
+    expect((await again.nextOf(["ack", "error"])).code).toBe("muted");
+    void a;
+  });
+
+  test("a server-wide ban made while a node was cut off from Redis closes the user's connections there once it is back", async () => {
+    const shared = await redis();
+    shared.cli("ACL", "SETUSER", "node-b", "on", ">node-b-pw", "~*", "&*", "+@all");
+    const a = await node(shared, { admins: ["admin"] });
+    const b = await node(shared, { redisUrl: `redis://node-b:node-b-pw@127.0.0.1:${shared.port}` });
+    await registered(a, "admin");
+    await registered(b, "mallory");
+    const admin = (await loggedIn(a, "admin")).client;
+    const mallory = (await loggedIn(b, "mallory")).client;
+    shared.cli("ACL", "SETUSER", "node-b", "off");
+    shared.cli("CLIENT", "KILL", "USER", "node-b");
+    await until(() => b.logs.some((entry) => entry.event === "redis_down"), "node B cut off", 10_000);
+    admin.send({ type: "ban", scope: "server", user: "mallory" });
+    await admin.next("moderation");
+    expect(mallory.isClosed).toBe(false);
+    shared.cli("ACL", "SETUSER", "node-b", "on");
+    expect(await mallory.nextError(10_000)).toBe("banned");
+    await mallory.closed;
+  });
+
   test("search in cluster mode is not_supported, never an empty result", async () => {
     const shared = await redis();
     const a = await node(shared);
@@ -216,6 +280,9 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     const resumed = await client(b);
     resumed.send({ type: "resume", user: "alice", token: welcome.token });
     expect((await resumed.nextOf(["welcome", "error"])).type).toBe("welcome");
+    // A node that stops leaves Redis on purpose: that is not Redis going down.
+    await a.stop();
+    expect(a.logs.map((entry) => entry.event)).not.toContain("redis_down");
   });
 
   test("failed logins on one node throttle the account on the other", async () => {

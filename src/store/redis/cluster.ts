@@ -4,6 +4,7 @@
 
 import type { Hub } from "../../core/hub.ts";
 import type { Delivery } from "../../core/fanout.ts";
+import { inForce } from "../../core/rooms.ts";
 import { RedisUserStore } from "./accounts.ts";
 import type { LinkState, RedisConnection } from "./connection.ts";
 import { ClusterDirectory } from "./directory.ts";
@@ -68,7 +69,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     });
     fanout = new ClusterFanout(connection, directory, messageLog, {
       failed: (error) => whileUp(() => log.warn("redis_delivery_failed", { message: error.message })),
-      delivered: (id) => messageLog.noteId(id),
+      seen: (id) => messageLog.noteId(id),
     });
     rooms.onRemoteChange((change) => {
       if (change.kind === "member") fanout!.membershipChanged(change.room, change.user, change.member);
@@ -79,6 +80,17 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
     });
     connection.onResubscribed(() => {
       directory.sync().catch((error: Error) => log.warn("redis_presence_failed", { message: error.message }));
+      // A server-wide ban's disconnect travels by pub/sub and may have been lost meanwhile; the
+      // ban itself is in the rooms, so once they have caught up, this node enforces it.
+      rooms
+        .synced()
+        .then(() => {
+          for (const online of directory.localUsers()) {
+            const ban = rooms.serverBan(online.name);
+            if (inForce(ban, Date.now())) fanout!.disconnectHere(online.name, "banned", "You are banned from this server");
+          }
+        })
+        .catch((error: Error) => log.warn("redis_rooms_failed", { message: error.message }));
     });
     await fanout.open();
     await directory.open();

@@ -98,8 +98,10 @@ class Link {
     this.closed = true;
     clearInterval(this.deadlines);
     clearTimeout(this.retry);
-    this.client?.close();
+    const client = this.client;
+    // Detached first: a link closed on purpose is not a lost one.
     this.client = undefined;
+    client?.close();
   }
 
   private async connect(): Promise<void> {

@@ -131,6 +131,11 @@ export class ClusterDirectory implements Directory {
     return size;
   }
 
+  /** The users with connections on this node. */
+  localUsers(): IterableIterator<OnlineUser> {
+    return this.local.users();
+  }
+
   /** One of this node's connections by id. */
   peer(id: number): Peer | undefined {
     return this.peers.get(id);

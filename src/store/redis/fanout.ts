@@ -40,8 +40,8 @@ interface Stream {
 export interface ClusterFanoutEvents {
   /** Filling a gap failed; it is tried again at the next resubscribe. */
   failed(error: Error): void;
-  /** A message from any node reached this node's connections. */
-  delivered(id: number): void;
+  /** An id the cluster has given (a message delivered here, or the counter read): the newest known. */
+  seen(id: number): void;
 }
 
 export class ClusterFanout implements Fanout {
@@ -73,7 +73,7 @@ export class ClusterFanout implements Fanout {
   deliveredUpTo(target: DeliveryStream): Promise<number> {
     const stream = this.streams.get("room" in target ? channels.room(target.room) : channels.user(target.user));
     // Nobody here follows it: everything up to the counter is history.
-    if (!stream) return this.connection.send("GET", [keys.messageId]).then((id) => Number(id ?? 0));
+    if (!stream) return this.readCounter();
     return stream.delivered === undefined ? stream.started : Promise.resolve(stream.delivered);
   }
 
@@ -85,6 +85,11 @@ export class ClusterFanout implements Fanout {
 
   disconnect(user: string, code: ErrorCode, message: string): void {
     this.publish(channels.user(userKey(user)), { kind: "disconnect", user, code, message });
+  }
+
+  /** Closes the user's connections on this node only. */
+  disconnectHere(user: string, code: ErrorCode, message: string): void {
+    this.local.disconnect(user, code, message);
   }
 
   attach(room: string, peer: Peer): void {
@@ -151,7 +156,7 @@ export class ClusterFanout implements Fanout {
     counter.promise.catch(() => undefined);
     void (async () => {
       try {
-        stream.delivered = Number((await this.connection.send("GET", [keys.messageId])) ?? 0);
+        stream.delivered = await this.readCounter();
         counter.resolve(stream.delivered);
         await this.connection.subscribe(channel, (text) => this.onPublished(stream, text));
       } catch (error) {
@@ -163,6 +168,13 @@ export class ClusterFanout implements Fanout {
       }
       await this.fillGap(stream);
     })();
+  }
+
+  /** The cluster's newest id now; the log learns it too, so a client's mark up to it is a mark. */
+  private async readCounter(): Promise<number> {
+    const id = Number((await this.connection.send("GET", [keys.messageId])) ?? 0);
+    this.events.seen(id);
+    return id;
   }
 
   private unfollow(channel: string): void {
@@ -199,7 +211,7 @@ export class ClusterFanout implements Fanout {
         return;
       }
       case "disconnect":
-        this.local.disconnect(published.user, published.code as ErrorCode, published.message);
+        this.disconnectHere(published.user, published.code as ErrorCode, published.message);
         return;
       default: {
         const unreachable: never = published;
@@ -216,7 +228,7 @@ export class ClusterFanout implements Fanout {
     if (stream.target.kind === "room") this.local.toRoom(stream.target.key, frame, from);
     else this.local.toUser(stream.target.key, frame, from);
     this.sentBy.delete(message.id);
-    this.events.delivered(message.id);
+    this.events.seen(message.id);
   }
 
   private senderHere(node: string | undefined, connection: number | undefined): number | undefined {

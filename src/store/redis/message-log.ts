@@ -408,6 +408,15 @@ export class RedisMessageLog implements MessageLog {
     return recent && recent.ts >= since ? recent.stored : undefined;
   }
 
+  /** This node's refs, else the ref key the append script set, whichever node stored it. */
+  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+    const here = this.findByRef(sender, ref, since);
+    if (here) return here;
+    const id = (await redisCall(() => this.connection.send("GET", [keys.ref(userKey(sender), ref)]))) as string | null;
+    const message = id === null ? undefined : await this.get(Number(id));
+    return message && message.ts >= since ? message : undefined;
+  }
+
   private rememberRef(key: string, ts: number, stored: Promise<StoredMessage>): void {
     const recent: RecentRef = { ts, stored };
     this.forgetRef(key);

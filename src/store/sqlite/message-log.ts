@@ -257,6 +257,11 @@ export class SqliteMessageLog implements MessageLog {
     return row ? Promise.resolve(fromRow(row)) : undefined;
   }
 
+  /** `findByRef` knows every answer here: the database is this server's alone. */
+  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+    return this.findByRef(sender, ref, since);
+  }
+
   async page(conversation: Conversation, query: PageQuery): Promise<Page> {
     return this.pageWhere("conv = ?", [conversationKey(conversation)], query);
   }
