@@ -64,12 +64,12 @@ server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-
 and --message-log db (serve's default) except for fanout's memory variant (--message-log memory,
 as the recorded fanout history was measured).
 
-The cluster scenarios (${CLUSTER_SCENARIOS.join(", ")}) need redis-server (Debian package
-${REDIS_PACKAGE}; skipped with one line without it). Each repetition starts its own redis-server
-on a free 127.0.0.1 port in a temp dir (--appendonly yes --appendfsync everysec, or always for
-cluster-fanout's always variant) and ${CLUSTER_NODES} nodes (serve --redis) with the limits above.
-cluster-fanout is compared with single-node fanout of the same run; without fanout in --only,
-each of its repetitions runs a single-node (memory) fanout as well.`;
+The cluster scenarios need redis-server (Debian package ${REDIS_PACKAGE}; without it they are
+skipped with one line): ${CLUSTER_SCENARIOS.join(", ")}. Each repetition starts
+its own redis-server on a free 127.0.0.1 port in a temp dir (--appendonly yes --appendfsync
+everysec, or always for cluster-fanout's always variant) and ${CLUSTER_NODES} nodes (serve --redis, the limits
+above; their log is Redis). cluster-fanout is compared with single-node fanout of the same run;
+without fanout in --only, each of its repetitions runs a single-node (memory) fanout as well.`;
 
 interface Options {
   only: ScenarioName[];
