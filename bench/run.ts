@@ -8,33 +8,53 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { killAllChildren, makeWorkspace, openFileLimit, serverCommand, writeStore, type Workspace } from "./lib/proc.ts";
-import { PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
+import { REDIS_PACKAGE, redisServerInstalled, type AppendFsync } from "./lib/redis.ts";
+import { CLUSTER_STORE_USERS, PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
 import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
 import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/connections.ts";
 import { KEY_LOGIN_STORM, LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
 import { CATCH_UP, catchUp } from "./scenarios/catch-up.ts";
+import { CLUSTER_FAILOVER, CLUSTER_NODES, clusterFailover, clusterFanout, clusterLatency } from "./scenarios/cluster.ts";
 import { FANOUT, fanout, LATENCY, latency, type FanoutLog, type Metrics } from "./scenarios/messages.ts";
 import { fillQueryLog, queries, QUERIES, type QueryLog } from "./scenarios/queries.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
 
-const SCENARIOS = ["startup", "fanout", "latency", "peer", "rooms", "login-storm", "key-login-storm", "reconnect", "catch-up", "queries", "connections"] as const;
+const SCENARIOS = [
+  "startup",
+  "fanout",
+  "latency",
+  "peer",
+  "cluster-fanout",
+  "cluster-latency",
+  "cluster-failover",
+  "rooms",
+  "login-storm",
+  "key-login-storm",
+  "reconnect",
+  "catch-up",
+  "queries",
+  "connections",
+] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+const CLUSTER_SCENARIOS: readonly ScenarioName[] = ["cluster-fanout", "cluster-latency", "cluster-failover"];
 
 const USAGE = `usage: bun run bench [-- options]
 
   --only LIST          scenarios to run, comma-separated (default: all, in this order):
                        ${SCENARIOS.join(", ")}
   --reps N             repetitions per scenario (default 3; see the next two)
-  --fanout-reps N      repetitions of fanout, against tlschat and ncat (default 5: a
-                       measured round lasts well under a second, so it is noisier); each
-                       tlschat repetition runs the memory and the durable variant, alternating
-                       which goes first
+  --fanout-reps N      repetitions of fanout, against tlschat and ncat, and of cluster-fanout
+                       (default 5: a measured round lasts well under a second, so it is
+                       noisier); each tlschat repetition runs the memory and the durable
+                       variant, each cluster-fanout repetition Redis's appendfsync everysec
+                       and always, alternating which goes first
   --startup-reps N     startup repetitions (default 5)
   --clients N          clients in the connections scenario (default ${CONNECTIONS.clients})
   --binary PATH        tlschat executable (default dist/tlschat; env TLSCHAT_BENCH_BINARY)
   --source             run the server as \`bun src/main.ts serve\` even if dist/tlschat exists
-  --server-cpu-prof DIR  run the server from source under \`bun --cpu-prof\`, profiles into DIR
+  --server-cpu-prof DIR  run the server (and every cluster node) from source under
+                       \`bun --cpu-prof\`, profiles into DIR (a node killed with SIGKILL writes none)
   --budget SECONDS     stop starting scenarios past this (default 600); a watchdog ends the run
                        30 s after it
   -h, --help           this text
@@ -42,7 +62,14 @@ const USAGE = `usage: bun run bench [-- options]
 Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000 (rooms: the
 server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600,
 and --message-log db (serve's default) except for fanout's memory variant (--message-log memory,
-as the recorded fanout history was measured).`;
+as the recorded fanout history was measured).
+
+The cluster scenarios need redis-server (Debian package ${REDIS_PACKAGE}; without it they are
+skipped with one line): ${CLUSTER_SCENARIOS.join(", ")}. Each repetition starts
+its own redis-server on a free 127.0.0.1 port in a temp dir (--appendonly yes --appendfsync
+everysec, or always for cluster-fanout's always variant) and ${CLUSTER_NODES} nodes (serve --redis, the limits
+above; their log is Redis). cluster-fanout is compared with single-node fanout of the same run;
+without fanout in --only, each of its repetitions runs a single-node (memory) fanout as well.`;
 
 interface Options {
   only: ScenarioName[];
@@ -136,6 +163,8 @@ function parseArgs(argv: string[]): Options {
   return options;
 }
 
+const REDIS_MISSING = `cluster scenarios skipped: redis-server is not installed (install ${REDIS_PACKAGE}: apt-get install -y ${REDIS_PACKAGE})`;
+
 function fail(message: string): never {
   console.error(`bench: ${message}\n\n${USAGE}`);
   process.exit(2);
@@ -222,6 +251,7 @@ function machine(): Record<string, string | number> {
   const meminfo = readFileSync("/proc/meminfo", "utf8");
   const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? NaN);
   const ncat = spawnSync("ncat", ["--version"], { encoding: "utf8" });
+  const redis = spawnSync("redis-server", ["--version"], { encoding: "utf8" });
   return {
     nproc: availableParallelism(),
     cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
@@ -229,6 +259,7 @@ function machine(): Record<string, string | number> {
     kernel: spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim(),
     bun: Bun.version,
     ncat: ncat.status === 0 ? (ncat.stdout + ncat.stderr).trim().split("\n")[0]! : "not installed",
+    redisServer: redis.status === 0 ? redis.stdout.trim() : "not installed",
     openFiles: openFileLimit(),
   };
 }
@@ -274,8 +305,10 @@ async function main(): Promise<void> {
     log(`workspace ${ws.dir}: writing a store of ${STORE_USERS} users sharing one argon2id hash`);
     const store = await writeStore(join(ws.dir, "users.json"), STORE_USERS, PASSWORD);
     const smallStore = await writeStore(join(ws.dir, "small.json"), 50, PASSWORD);
-    const ctx: BenchContext = { command, ws, store, smallStore };
+    const clusterStore = await writeStore(join(ws.dir, "cluster.json"), CLUSTER_STORE_USERS, PASSWORD);
+    const ctx: BenchContext = { command, ws, store, smallStore, clusterStore };
     const ncatAvailable = info.ncat !== "not installed";
+    const redisAvailable = redisServerInstalled();
 
     // Rough cost per repetition, to stay inside the budget.
     const estimateMs: Record<ScenarioName, number> = {
@@ -283,6 +316,10 @@ async function main(): Promise<void> {
       fanout: 16_000,
       latency: 16_000,
       peer: 26_000,
+      // Two clusters (and, without fanout in the run, a single-node fanout) per repetition.
+      "cluster-fanout": 20_000,
+      "cluster-latency": 18_000,
+      "cluster-failover": 15_000,
       rooms: 30_000,
       connections: 140_000,
       "login-storm": 30_000,
@@ -296,7 +333,13 @@ async function main(): Promise<void> {
     const order = SCENARIOS.filter((name) => options.only.includes(name));
     for (const name of order) {
       const reps =
-        name === "startup" ? options.startupReps : name === "fanout" ? options.fanoutReps : name === "peer" ? Math.max(options.fanoutReps, options.reps) : options.reps;
+        name === "startup"
+          ? options.startupReps
+          : name === "fanout" || name === "cluster-fanout"
+            ? options.fanoutReps
+            : name === "peer"
+              ? Math.max(options.fanoutReps, options.reps)
+              : options.reps;
       // By result: a scenario can give more than one (fanout and its durable variant; peer's two).
       const runs = new Map<string, { scenario: string; target: string; list: Metrics[] }>();
       const scenarioNotes: string[] = [];
@@ -310,6 +353,13 @@ async function main(): Promise<void> {
         const note = "peer skipped: ncat is not installed (Debian: apt-get install -y ncat)";
         log(note);
         notes.push(note);
+        continue;
+      }
+      if (CLUSTER_SCENARIOS.includes(name) && !redisAvailable) {
+        if (!notes.includes(REDIS_MISSING)) {
+          log(REDIS_MISSING);
+          notes.push(REDIS_MISSING);
+        }
         continue;
       }
       for (let rep = 1; rep <= reps; rep++) {
@@ -341,6 +391,29 @@ async function main(): Promise<void> {
               break;
             case "rooms":
               add(name, "tlschat", await rooms(ctx));
+              break;
+            case "cluster-fanout": {
+              // The target is a share of single-node fanout in the same run: without fanout in
+              // the run, a single-node (memory) fanout runs before each repetition.
+              if (!options.only.includes("fanout")) {
+                add("fanout", "tlschat", await fanout(ctx, "tlschat", "memory"));
+                if (rep === 1) scenarioNotes.push("fanout (memory) ran as part of cluster-fanout, before each of its repetitions, for the comparison");
+              }
+              // Both fsync policies in turn, alternating which goes first; both or neither are kept.
+              const policies: AppendFsync[] = rep % 2 === 1 ? ["everysec", "always"] : ["always", "everysec"];
+              if (rep === 1) scenarioNotes.push(`${name}: every repetition runs a cluster on redis-server --appendonly yes --appendfsync everysec and one on --appendfsync always; every say carries a ref (acked once it is in Redis)`);
+              const measured: Array<[AppendFsync, Metrics]> = [];
+              for (const policy of policies) measured.push([policy, await clusterFanout(ctx, policy)]);
+              for (const [policy, metrics] of measured) add(policy === "everysec" ? "cluster-fanout" : "cluster-fanout-always", "tlschat", metrics);
+              break;
+            }
+            case "cluster-latency":
+              if (rep === 1) scenarioNotes.push(`${name}: redis-server --appendonly yes --appendfsync everysec`);
+              add(name, "tlschat", await clusterLatency(ctx));
+              break;
+            case "cluster-failover":
+              if (rep === 1) scenarioNotes.push(`${name}: redis-server --appendonly yes --appendfsync everysec`);
+              add(name, "tlschat", await clusterFailover(ctx));
               break;
             case "peer":
               if (rep <= options.fanoutReps) add("peer-fanout", "ncat", await fanout(ctx, "ncat"));
@@ -436,6 +509,19 @@ function scenarioConfig(scenario: string, clients: number): object {
       return { ...LATENCY, messageLog: "db" };
     case "peer-latency":
       return LATENCY;
+    case "cluster-fanout":
+    case "cluster-fanout-always":
+      return {
+        ...FANOUT,
+        nodes: CLUSTER_NODES,
+        placement: "clients alternate between the nodes",
+        refs: true,
+        redis: { appendonly: "yes", appendfsync: scenario === "cluster-fanout" ? "everysec" : "always" },
+      };
+    case "cluster-latency":
+      return { ...LATENCY, nodes: CLUSTER_NODES, placement: "senders on nodeA, receivers on nodeB; latency of nodeB's deliveries", redis: { appendonly: "yes", appendfsync: "everysec" } };
+    case "cluster-failover":
+      return { ...CLUSTER_FAILOVER, nodes: CLUSTER_NODES, placement: "clients on nodeA (killed with SIGKILL), sender on nodeB", redis: { appendonly: "yes", appendfsync: "everysec" } };
     case "catch-up":
       return CATCH_UP;
     case "queries":
@@ -575,6 +661,63 @@ function tableRows(results: ScenarioResult[]): Row[] {
   if (peerLat) {
     rows.push({ scenario: "peer ncat", metric: "latency p50", unit: "ms", summary: get(peerLat, "p50Ms") });
     rows.push({ scenario: "peer ncat", metric: "latency p99", unit: "ms", summary: get(peerLat, "p99Ms") });
+  }
+
+  const clusterFan = find("cluster-fanout", "tlschat");
+  const clusterFanAlways = find("cluster-fanout-always", "tlschat");
+  for (const [result, label] of [
+    [clusterFan, "cluster fanout (everysec)"],
+    [clusterFanAlways, "cluster fanout (always)"],
+  ] as const) {
+    if (!result) continue;
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: label, metric, unit, summary, check });
+    add("deliveries/s", "", get(result, "deliveriesPerSec"));
+    if (fan) {
+      const versus = ratio(get(result, "deliveriesPerSec"), get(fan, "deliveriesPerSec"));
+      add("cluster/single-node deliveries/s", "x", versus, result === clusterFan ? { op: ">=", target: 0.7, on: "median", text: "≥ 0.70x" } : undefined);
+    }
+    if (durable) add("cluster/single-node durable deliveries/s", "x", ratio(get(result, "deliveriesPerSec"), get(durable, "deliveriesPerSec")));
+    if (result === clusterFanAlways && clusterFan) add("always/everysec deliveries/s (paired reps)", "x", pairedRatio(result, clusterFan, "deliveriesPerSec"));
+    add("acked messages/s", "", get(result, "ackedPerSec"));
+    add("CPU per delivery, nodes + redis", "µs", get(result, "serverCpuUsPerDelivery"));
+    for (const part of ["nodeA", "nodeB", "redis"]) add(`CPU per delivery, ${part}`, "µs", get(result, `${part}CpuUsPerDelivery`));
+    add("latency p50", "ms", get(result, "p50Ms"));
+    add("latency p99", "ms", get(result, "p99Ms"));
+    add("ack latency p99", "ms", get(result, "ackP99Ms"));
+    add("lost+dup+out-of-order", "", lossSummary(result), NONE_IN_ANY_REP);
+    add("acks lost+dup+out-of-order+unexpected", "", sumOf(result, ["ackLost", "ackDuplicated", "ackOutOfOrder", "ackUnexpected"]), NONE_IN_ANY_REP);
+    add("error replies", "", get(result, "refusals"), NONE_IN_ANY_REP);
+    add("CPU, nodes + redis", "%", get(result, "serverCpuPct"));
+    for (const part of ["nodeA", "nodeB", "redis"]) add(`CPU, ${part}`, "%", get(result, `${part}CpuPct`));
+    add("generator CPU", "%", get(result, "generatorCpuPct"));
+    add("RSS after, nodes + redis", "MiB", get(result, "serverRssMiB"));
+  }
+
+  const clusterLat = find("cluster-latency", "tlschat");
+  if (clusterLat) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "cluster latency", metric, unit, summary, check });
+    add("cross-node p50", "ms", get(clusterLat, "p50Ms"));
+    add("cross-node p99", "ms", get(clusterLat, "p99Ms"), { op: "<=", target: 10, on: "median", text: "≤ 10 ms" });
+    add("cross-node max", "ms", get(clusterLat, "maxMs"));
+    add("lost+dup+out-of-order", "", lossSummary(clusterLat), NONE_IN_ANY_REP);
+    if (lat) add("cluster/single-node p99", "x", ratio(get(clusterLat, "p99Ms"), get(lat, "p99Ms")));
+    add("CPU, nodes + redis", "%", get(clusterLat, "serverCpuPct"));
+  }
+
+  const failover = find("cluster-failover", "tlschat");
+  if (failover) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "cluster failover", metric, unit, summary, check });
+    const n = fmt(failover.runs[0]?.clients ?? NaN);
+    add(`SIGKILL → ${n} back on the other node`, "s", get(failover, "backSeconds"), { op: "<=", target: 5, on: "median", text: "≤ 5 s" });
+    add("SIGKILL → all caught up", "s", get(failover, "caughtUpSeconds"));
+    add("acked messages lost", "", get(failover, "lost"), NONE_IN_ANY_REP);
+    add("messages repeated", "", get(failover, "duplicated"), NONE_IN_ANY_REP);
+    add("unexpected messages", "", get(failover, "unexpected"), NONE_IN_ANY_REP);
+    add("acks lost+dup+out-of-order+unexpected", "", sumOf(failover, ["ackLost", "ackDuplicated", "ackOutOfOrder", "ackUnexpected"]), NONE_IN_ANY_REP);
+    add("attempts per client", "", get(failover, "attemptsPerClient"));
+    add("refused logins", "", get(failover, "loginRefusals"));
+    add("catch-up messages per client", "", get(failover, "catchUpMessagesPerClient"));
+    add("acked messages (whole run)", "", get(failover, "acked"));
   }
 
   const room = find("rooms", "tlschat");

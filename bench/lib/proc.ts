@@ -1,6 +1,7 @@
-// The servers under test as child processes: tlschat (compiled binary or `bun src/main.ts`) and
-// `ncat --broker --ssl` as the peer. Each is started on 127.0.0.1 only, watched through /proc
-// (CPU ticks, RSS) and stopped by its own pid: SIGTERM, then SIGKILL after 3 s.
+// The servers under test as child processes: tlschat (compiled binary or `bun src/main.ts`), on its
+// own files or as a node of a cluster on Redis, and `ncat --broker --ssl` as the peer. Each is
+// started on 127.0.0.1 only, watched through /proc (CPU ticks, RSS) and stopped by its own pid:
+// SIGTERM, then SIGKILL after 3 s.
 
 import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,16 @@ const START_TIMEOUT_MS = 15_000;
 
 /** Every child we started, so a fatal error or the watchdog can stop them by pid. */
 const children = new Set<Subprocess>();
+
+/** Puts a child the bench started elsewhere (redis-server) under `killAllChildren`. */
+export function trackChild(child: Subprocess): void {
+  children.add(child);
+}
+
+/** A tracked child that has exited. */
+export function untrackChild(child: Subprocess): void {
+  children.delete(child);
+}
 
 export function killAllChildren(): void {
   for (const child of children) {
@@ -192,12 +203,39 @@ export const GENEROUS_LIMITS: ServeLimits = {
   authTimeoutSeconds: 600,
 };
 
-/** Everything a tlschat server is started with, kept so that a restart is the same server. */
-export interface ServeSettings {
+/** A server on its own files (serve's default). */
+export interface EmbeddedState {
+  kind: "embedded";
   files: ServerFiles;
-  limits: ServeLimits;
   /** Passed explicitly, so every scenario's output says which log it measured. */
   messageLog: MessageLogMode;
+}
+
+/** A node of a cluster: accounts, rooms, history and presence in this Redis. */
+export interface ClusterState {
+  kind: "cluster";
+  redisUrl: string;
+  /** An account store (users.json format) to copy into Redis before listening, with its token secret. */
+  importAccounts?: string;
+}
+
+/** Everything a tlschat server is started with, kept so that a restart is the same server. */
+export interface ServeSettings {
+  state: EmbeddedState | ClusterState;
+  limits: ServeLimits;
+}
+
+/** The `serve` arguments that say where the server keeps its state. */
+function stateArgs(state: EmbeddedState | ClusterState): string[] {
+  if (state.kind === "embedded") return ["--db", state.files.accounts, "--chat-db", state.files.chat, "--message-log", state.messageLog];
+  return ["--redis", state.redisUrl, ...(state.importAccounts === undefined ? [] : ["--import-db", state.importAccounts])];
+}
+
+/** A process whose CPU and memory a scenario measures: a server, a cluster's node or its Redis. */
+export interface Watched {
+  readonly name: string;
+  cpuMs(): number;
+  rssKiB(): number;
 }
 
 /** A running server child, TLS on 127.0.0.1:port. */
@@ -236,7 +274,7 @@ export class ServerProcess {
 
   /** Starts `tlschat serve` with the given settings and waits for its "listening" log line. */
   static async startTlschat(command: ServerCommand, ws: Workspace, settings: ServeSettings, port: number): Promise<ServerProcess> {
-    const { files, limits } = settings;
+    const { limits } = settings;
     const args = [
       ...command.argv,
       "serve",
@@ -244,15 +282,13 @@ export class ServerProcess {
       "--port", String(port),
       "--cert", ws.cert,
       "--key", ws.key,
-      "--db", files.accounts,
-      "--chat-db", files.chat,
+      ...stateArgs(settings.state),
       "--msg-rate", String(limits.msgRate),
       "--msg-burst", String(limits.msgBurst),
       "--max-connections", String(limits.maxConnections),
       "--max-per-ip", String(limits.maxPerIp),
       "--idle-timeout", String(limits.idleTimeoutSeconds),
       "--auth-timeout", String(limits.authTimeoutSeconds),
-      "--message-log", settings.messageLog,
     ];
     const spawnedAt = now();
     const proc = Bun.spawn(args, { cwd: command.cwd, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
@@ -305,6 +341,15 @@ export class ServerProcess {
   startAgain(): Promise<ServerProcess> {
     if (!this.relaunch) throw new BenchError(`${this.name} cannot be started again by the bench`);
     return this.relaunch();
+  }
+
+  /** SIGKILL at once (a crash, as the failover scenario needs); resolves once the child has exited. */
+  async kill(): Promise<void> {
+    if (this.alive) {
+      this.proc.kill("SIGKILL");
+      await withTimeout(this.proc.exited, STOP_GRACE_MS, `${this.name} to die`).catch(() => undefined);
+    }
+    children.delete(this.proc);
   }
 
   /** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */

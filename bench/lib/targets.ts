@@ -11,6 +11,7 @@ import {
   type MessageLogMode,
   type ServeLimits,
   type ServerCommand,
+  type ServeSettings,
   type StoreInfo,
   type Workspace,
 } from "./proc.ts";
@@ -19,6 +20,12 @@ import { sleep } from "./util.ts";
 export const PASSWORD = "benchpassword";
 /** Accounts in the store: enough for the connections scenario plus headroom. */
 export const STORE_USERS = 10_600;
+/**
+ * Accounts in the cluster store, which each cluster's first node imports into its new Redis:
+ * enough for the failover scenario's clients and sender. Few, since the import is one script per
+ * account, part of every repetition's start.
+ */
+export const CLUSTER_STORE_USERS = 200;
 
 export interface BenchContext {
   command: ServerCommand;
@@ -27,6 +34,8 @@ export interface BenchContext {
   store: StoreInfo;
   /** A 50-user store for the startup scenario. */
   smallStore: StoreInfo;
+  /** The accounts (CLUSTER_STORE_USERS) and token secret every cluster's Redis gets. */
+  clusterStore: StoreInfo;
 }
 
 export type TargetName = "tlschat" | "ncat";
@@ -60,10 +69,13 @@ export interface TlschatOptions {
 /** A tlschat server on a store (the big one unless named). */
 export async function startTlschat(ctx: BenchContext, options: TlschatOptions = {}): Promise<Target> {
   const port = freePort();
-  const settings = {
-    files: { accounts: (options.store ?? ctx.store).path, chat: options.chatDb ?? ctx.ws.newChatDb() },
+  const settings: ServeSettings = {
+    state: {
+      kind: "embedded",
+      files: { accounts: (options.store ?? ctx.store).path, chat: options.chatDb ?? ctx.ws.newChatDb() },
+      messageLog: options.messageLog ?? "db",
+    },
     limits: options.limits ?? GENEROUS_LIMITS,
-    messageLog: options.messageLog ?? "db",
   };
   const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, settings, port);
   const endpoint = { port, ca: ctx.ws.certPem };

@@ -23,6 +23,11 @@ export interface TrackerOptions {
   perSender: number;
   /** Called when a sender's completed prefix grows. */
   onAdvance?: (sender: number) => void;
+  /**
+   * The receivers whose deliveries are latency samples (default all): the cross-node latency
+   * leaves out receivers on the sender's own node. Loss is checked for every receiver.
+   */
+  sampled?: (receiver: number) => boolean;
 }
 
 export class Tracker {
@@ -80,8 +85,10 @@ export class Tracker {
     }
     this.seen[slot] = 1;
     this.deliveries += 1;
-    this.latency.push(nowMs - sentMs);
-    this.sentAt.push(sentMs);
+    if (this.options.sampled === undefined || this.options.sampled(receiver)) {
+      this.latency.push(nowMs - sentMs);
+      this.sentAt.push(sentMs);
+    }
     if (seq < this.maxSeq[pair]!) this.outOfOrder += 1;
     else this.maxSeq[pair] = seq;
     const base = sender * perSender;

@@ -1,10 +1,11 @@
 // fanout and latency: many clients in one room, some of them sending. The same code runs against
-// tlschat and against the ncat broker (the peer), so the figures are comparable. fanout runs
-// tlschat with `--message-log memory` (as the recorded history was measured) and, as its durable
-// variant, with the chat database log and an ack for every message.
+// tlschat and against the ncat broker (the peer), so the figures are comparable, and on the
+// clients of a cluster's nodes (scenarios/cluster.ts), which it measures as the sum of the nodes
+// and Redis. fanout runs tlschat with `--message-log memory` (as the recorded history was
+// measured) and, as its durable variant, with the chat database log and an ack for every message.
 
 import { sayLines, terminateAll, type BenchClient, type ClientEvents } from "../lib/client.ts";
-import type { ServerProcess } from "../lib/proc.ts";
+import type { Watched } from "../lib/proc.ts";
 import { startTarget, makeClients, type BenchContext, type TargetName } from "../lib/targets.ts";
 import { AckTracker, Tracker } from "../lib/tracker.ts";
 import { cpuShare, log, now, percentiles, sleep, withTimeout } from "../lib/util.ts";
@@ -49,17 +50,49 @@ export async function fanout(ctx: BenchContext, targetName: TargetName, messageL
     const events: ClientEvents = {};
     clients = makeClients(cfg.clients, events);
     await target.join(clients);
-    await sleep(200); // online notices settle
-    if (cfg.warmup > 0) await fanoutRound(target.server, clients, events, { ...cfg, messages: cfg.warmup }, durable ? WARMUP_ROUND : undefined);
-    return await fanoutRound(target.server, clients, events, cfg, durable ? MEASURED_ROUND : undefined);
+    return await fanoutOn([target.server], clients, events, durable, cfg);
   } finally {
     await target.stop();
     terminateAll(clients);
   }
 }
 
+/**
+ * The fanout's rounds (warm-up, then measured) on clients that are logged in, wherever they
+ * are; CPU is that of the `watched` processes together. With `refs`, every say carries a ref.
+ */
+export async function fanoutOn(watched: readonly Watched[], clients: BenchClient[], events: ClientEvents, refs: boolean, cfg = FANOUT): Promise<Metrics> {
+  await sleep(200); // online notices settle
+  if (cfg.warmup > 0) await fanoutRound(watched, clients, events, { ...cfg, messages: cfg.warmup }, refs ? WARMUP_ROUND : undefined);
+  return await fanoutRound(watched, clients, events, cfg, refs ? MEASURED_ROUND : undefined);
+}
+
+/**
+ * CPU time of the watched processes from now on. `stop` gives their total as server CPU (per
+ * delivery and as percent of one core over `seconds`) and, when there are several, each one's.
+ */
+function serverCpu(watched: readonly Watched[]): { stop(seconds: number, deliveries?: number): Metrics } {
+  const start = watched.map((proc) => proc.cpuMs());
+  return {
+    stop(seconds, deliveries) {
+      const spent = watched.map((proc, i) => proc.cpuMs() - start[i]!);
+      const metrics: Metrics = {};
+      const add = (prefix: string, cpuMs: number) => {
+        metrics[`${prefix}CpuPct`] = (cpuMs / (seconds * 1000)) * 100;
+        if (deliveries !== undefined) metrics[`${prefix}CpuUsPerDelivery`] = (cpuMs * 1000) / deliveries;
+      };
+      add("server", spent.reduce((total, cpuMs) => total + cpuMs, 0));
+      if (watched.length > 1) watched.forEach((proc, i) => add(proc.name, spent[i]!));
+      return metrics;
+    },
+  };
+}
+
+const rssMiB = (watched: readonly Watched[]): number => watched.reduce((total, proc) => total + proc.rssKiB(), 0) / 1024;
+const names = (watched: readonly Watched[]): string => watched.map((proc) => proc.name).join("+");
+
 /** One round of fanout; with `refRound`, every say carries a ref and the round also waits for every ack. */
-async function fanoutRound(server: ServerProcess, clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig, refRound?: number): Promise<Metrics> {
+async function fanoutRound(watched: readonly Watched[], clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig, refRound?: number): Promise<Metrics> {
   let pumpScheduled = false;
   const schedulePump = () => {
     if (pumpScheduled) return;
@@ -89,22 +122,22 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
   const messages = cfg.senders * cfg.messages;
   const expected = messages * tracker.receivers;
   const done = Promise.all([tracker.until(expected), acks?.until(messages)]);
-  const serverCpu0 = server.cpuMs();
+  const cpu = serverCpu(watched);
   const share = cpuShare();
   const t0 = now();
   pump();
   let timedOut = 0;
   try {
-    await withTimeout(done, cfg.timeoutMs, `${server.name} fanout deliveries`);
+    await withTimeout(done, cfg.timeoutMs, `${names(watched)} fanout deliveries`);
   } catch (error) {
     log(`fanout: ${(error as Error).message} (${tracker.deliveries}/${expected} deliveries, ${acks?.acks ?? "no"} acks)`);
     timedOut = 1;
     if (!(tracker.deliveries >= expected)) tracker.lastDeliveryAt = now();
     if (acks && !(acks.acks >= messages)) acks.lastAckAt = now();
   }
-  const serverCpu = server.cpuMs() - serverCpu0;
-  const generatorCpu = share.stop();
   const seconds = (tracker.lastDeliveryAt - t0) / 1000;
+  const cpuMetrics = cpu.stop(seconds, tracker.deliveries);
+  const generatorCpu = share.stop();
   await sleep(100); // late duplicates would show up here
   const latency = tracker.percentiles();
   const ackMetrics: Metrics = {};
@@ -133,10 +166,9 @@ async function fanoutRound(server: ServerProcess, clients: BenchClient[], events
     outOfOrder: tracker.outOfOrder,
     unexpected: tracker.unexpected,
     timedOut,
-    serverCpuUsPerDelivery: (serverCpu * 1000) / tracker.deliveries,
-    serverCpuPct: (serverCpu / (seconds * 1000)) * 100,
+    ...cpuMetrics,
     generatorCpuPct: generatorCpu,
-    serverRssMiB: server.rssKiB() / 1024,
+    serverRssMiB: rssMiB(watched),
     refusals,
     ...ackMetrics,
   };
@@ -158,20 +190,42 @@ export const LATENCY: LatencyConfig = { clients: 50, senders: 5, ratePerSec: 20,
 export async function latency(ctx: BenchContext, targetName: TargetName, cfg = LATENCY): Promise<Metrics> {
   const target = await startTarget(ctx, targetName);
   let clients: BenchClient[] = [];
-  const timers: ReturnType<typeof setInterval>[] = [];
   try {
-    const perSender = Math.round(cfg.ratePerSec * cfg.seconds);
-    const tracker = new Tracker({ senders: cfg.senders, clients: cfg.clients, perSender });
     const events: ClientEvents = {};
     clients = makeClients(cfg.clients, events);
     await target.join(clients);
+    return await latencyOn([target.server], clients, events, cfg);
+  } finally {
+    await target.stop();
+    terminateAll(clients);
+  }
+}
+
+/** Messages per sender in latency's warm-up round. */
+const LATENCY_WARMUP_MESSAGES = 200;
+
+/**
+ * The latency load (warm-up round, then the timed senders) on clients that are logged in,
+ * wherever they are. With `sampled`, only deliveries to those receivers are latency samples.
+ */
+export async function latencyOn(
+  watched: readonly Watched[],
+  clients: BenchClient[],
+  events: ClientEvents,
+  cfg = LATENCY,
+  sampled?: (receiver: number) => boolean,
+): Promise<Metrics> {
+  const timers: ReturnType<typeof setInterval>[] = [];
+  try {
+    const perSender = Math.round(cfg.ratePerSec * cfg.seconds);
+    const tracker = new Tracker({ senders: cfg.senders, clients: cfg.clients, perSender, sampled });
     await sleep(200);
-    await fanoutRound(target.server, clients, events, { ...FANOUT, clients: cfg.clients, senders: cfg.senders, messages: 200 });
+    await fanoutRound(watched, clients, events, { ...FANOUT, clients: cfg.clients, senders: cfg.senders, messages: LATENCY_WARMUP_MESSAGES });
     events.msg = tracker.msg;
     const intervalMs = 1000 / cfg.ratePerSec;
     const expected = cfg.senders * perSender * tracker.receivers;
     const done = tracker.until(expected);
-    const serverCpu0 = target.server.cpuMs();
+    const cpu = serverCpu(watched);
     const share = cpuShare();
     const t0 = now();
     for (let s = 0; s < cfg.senders; s++) {
@@ -189,18 +243,18 @@ export async function latency(ctx: BenchContext, targetName: TargetName, cfg = L
     }
     let timedOut = 0;
     try {
-      await withTimeout(done, cfg.seconds * 1000 + 10_000, `${target.name} latency deliveries`);
+      await withTimeout(done, cfg.seconds * 1000 + 10_000, `${names(watched)} latency deliveries`);
     } catch (error) {
       log(`latency: ${(error as Error).message} (${tracker.deliveries}/${expected})`);
       timedOut = 1;
     }
-    const wall = now() - t0;
-    const serverCpu = target.server.cpuMs() - serverCpu0;
+    const cpuMetrics = cpu.stop((now() - t0) / 1000);
     const generatorCpu = share.stop();
     await sleep(100);
     const result = tracker.percentiles();
     return {
       deliveries: tracker.deliveries,
+      samples: result.count,
       p50Ms: result.p50,
       p99Ms: result.p99,
       maxMs: result.max,
@@ -209,12 +263,10 @@ export async function latency(ctx: BenchContext, targetName: TargetName, cfg = L
       outOfOrder: tracker.outOfOrder,
       unexpected: tracker.unexpected,
       timedOut,
-      serverCpuPct: (serverCpu / wall) * 100,
+      ...cpuMetrics,
       generatorCpuPct: generatorCpu,
     };
   } finally {
     for (const timer of timers) clearInterval(timer);
-    await target.stop();
-    terminateAll(clients);
   }
 }

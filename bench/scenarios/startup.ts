@@ -8,7 +8,8 @@ import type { Metrics } from "./messages.ts";
 
 export async function startup(ctx: BenchContext): Promise<Metrics> {
   const files = { accounts: ctx.smallStore.path, chat: ctx.ws.newChatDb() };
-  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, { files, limits: GENEROUS_LIMITS, messageLog: "db" }, freePort());
+  const state = { kind: "embedded", files, messageLog: "db" } as const;
+  const server = await ServerProcess.startTlschat(ctx.command, ctx.ws, { state, limits: GENEROUS_LIMITS }, freePort());
   try {
     const listeningMs = server.listeningAt - server.spawnedAt;
     if (!(await tcpConnects(server.port, 2_000))) throw new BenchError("the server logged listening but refused a connection");
