@@ -167,6 +167,11 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.maxOutboundMemory !== undefined) limits.maxOutboundMemoryBytes = opts.maxOutboundMemory;
   if (opts.historyDays !== undefined) limits.historyRetentionMs = opts.historyDays * DAY_MS;
   if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
+  if (opts.redis !== undefined) {
+    // The embedded stores' options mean nothing to a cluster node: say so rather than ignore them.
+    const embeddedOnly = ["db", "chatDb", "messageLog", "fsync"].find((name) => command.getOptionValueSource(name) !== "default");
+    if (embeddedOnly !== undefined) throw new CliError(`--${kebab(embeddedOnly)} is for the embedded stores; a node with --redis keeps everything in Redis`);
+  }
   if (opts.redis === undefined && (opts.importDb !== undefined || opts.importChat !== undefined)) {
     throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
   }
@@ -361,6 +366,11 @@ function reportDurability(durability: Durability, log: Logger): void {
       throw new Error(`unhandled durability ${String(unreachable)}`);
     }
   }
+}
+
+/** An option's name as typed: chatDb is --chat-db. */
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }
 
 function positiveDays(value: string): number {

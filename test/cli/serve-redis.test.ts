@@ -34,6 +34,18 @@ describe("serve --redis, refused", () => {
   });
 });
 
+describe("serve --redis with an embedded store's option", () => {
+  test("is one line and exit 1: the option would mean nothing to a cluster node", async () => {
+    await using dir = await tempDir();
+    await certificateIn(dir);
+    for (const [option, value] of [["--chat-db", "chat.db"], ["--fsync", "always"]]) {
+      await using server = spawnTlschat([...NODE_ARGS, "--redis", "redis://127.0.0.1:1", option!, value!], { cwd: dir.path });
+      expect(await server.exited).toBe(1);
+      expect(server.stderr().trim()).toBe(`tlschat: ${option} is for the embedded stores; a node with --redis keeps everything in Redis`);
+    }
+  });
+});
+
 describe.skipIf(!available)("serve --redis", () => {
   test("an unreachable Redis is one line naming it (not its password), and the server does not start", async () => {
     await using redis = await startRedis();

@@ -115,6 +115,18 @@ describe.skipIf(!available)("Redis link", () => {
     expect(await connection.run(script, ["counter"], [1])).toBe(1);
   });
 
+  test("a burst of calls of a new script loads it once, not once per call", async () => {
+    await using redis = await startRedis();
+    const connection = connect(redis.url);
+    await connection.open();
+    const script = new RedisScript("return redis.call('INCR', KEYS[1])");
+    const results = await Promise.all(Array.from({ length: 200 }, () => connection.run(script, ["burst"], [])));
+    expect(results.sort((x, y) => Number(x) - Number(y)).at(-1)).toBe(200);
+    const stats = redis.cli("INFO", "commandstats");
+    expect(stats).toMatch(/cmdstat_script\|load:calls=1,/);
+    expect(stats).not.toContain("cmdstat_eval:");
+  });
+
   test("counts a Redis that stops answering as down, within the command deadline", async () => {
     await using redis = await startRedis();
     const connection = connect(redis.url, 300);

@@ -51,7 +51,9 @@ class Link {
   private connecting: Promise<void> | undefined;
   private delayMs = RECONNECT_FIRST_DELAY_MS;
   private retry: ReturnType<typeof setTimeout> | undefined;
-  private readonly inFlight: InFlight[] = [];
+  /** Commands in the order sent; those before `answeredUpTo` have been answered. */
+  private inFlight: InFlight[] = [];
+  private answeredUpTo = 0;
   private readonly deadlines: ReturnType<typeof setInterval>;
   private closed = false;
   state: LinkState = "down";
@@ -137,7 +139,8 @@ class Link {
     // Detached first: closing it runs onclose, which must not report this loss a second time.
     this.client = undefined;
     client?.close();
-    this.inFlight.length = 0;
+    this.inFlight = [];
+    this.answeredUpTo = 0;
     this.setState("down", reason);
     if (this.closed || this.retry !== undefined) return;
     this.retry = setTimeout(() => {
@@ -149,7 +152,12 @@ class Link {
 
   /** Replies come in order, so the oldest unanswered command is the one that tells. */
   private checkDeadline(timeoutMs: number): void {
-    while (this.inFlight.length > 0 && this.inFlight[0]!.settled) this.inFlight.shift();
+    while (this.answeredUpTo < this.inFlight.length && this.inFlight[this.answeredUpTo]!.settled) this.answeredUpTo++;
+    // Cut the answered front in one go: shifting one at a time costs a copy per command.
+    if (this.answeredUpTo > 0) {
+      this.inFlight = this.inFlight.slice(this.answeredUpTo);
+      this.answeredUpTo = 0;
+    }
     const oldest = this.inFlight[0];
     if (oldest && performance.now() - oldest.startedAt > timeoutMs) {
       // Closing rejects every command still waiting; the loop then reconnects.
@@ -175,13 +183,16 @@ export class RedisConnection {
   private readonly commands: Link;
   private readonly subscriber: Link;
   private readonly channels = new Map<string, MessageListener>();
+  /** Scripts loaded (or being loaded) on the current command connection, by hash. */
+  private readonly loaded = new Map<string, Promise<void>>();
   private readonly stateListeners: Array<(change: StateChange) => void> = [];
   private readonly resubscribedListeners: Array<() => void> = [];
   private reported: LinkState = "down";
 
   constructor(options: RedisLinkOptions) {
     const changed = (_state: LinkState, reason: string | undefined) => this.report(reason);
-    this.commands = new Link(options, changed, async () => {});
+    // A new connection may be to a Redis that restarted and forgot every script.
+    this.commands = new Link(options, changed, async () => this.loaded.clear());
     this.subscriber = new Link(options, changed, (client) => this.subscribeAll(client));
   }
 
@@ -211,6 +222,15 @@ export class RedisConnection {
 
   async run(script: RedisScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     const params = [String(keys.length), ...keys, ...args.map(String)];
+    // Loaded once per connection before its first use, so a burst of calls does not send the
+    // whole script once per call after as many NOSCRIPT answers.
+    let loading = this.loaded.get(script.sha);
+    if (!loading) {
+      loading = this.commands.send("SCRIPT", ["LOAD", script.source]).then(() => undefined);
+      this.loaded.set(script.sha, loading);
+      loading.catch(() => this.loaded.delete(script.sha));
+    }
+    await loading;
     try {
       return await this.commands.send("EVALSHA", [script.sha, ...params]);
     } catch (error) {
