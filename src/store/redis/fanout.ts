@@ -51,6 +51,8 @@ export class ClusterFanout implements Fanout {
   private readonly sentBy = new Map<number, number>();
   /** Streams whose gap is being read. */
   private readonly reading = new Set<Stream>();
+  /** Streams being started: their counter read, subscription and first gap read. */
+  private readonly starting = new Set<Promise<void>>();
 
   constructor(
     private readonly connection: RedisConnection,
@@ -154,7 +156,7 @@ export class ClusterFanout implements Fanout {
     const stream: Stream = { target, delivered: undefined, started: counter.promise, held: [], again: false };
     this.streams.set(channel, stream);
     counter.promise.catch(() => undefined);
-    void (async () => {
+    const starting = (async () => {
       try {
         stream.delivered = await this.readCounter();
         counter.resolve(stream.delivered);
@@ -168,6 +170,16 @@ export class ClusterFanout implements Fanout {
       }
       await this.fillGap(stream);
     })();
+    this.starting.add(starting);
+    void starting.finally(() => this.starting.delete(starting));
+  }
+
+  /**
+   * Resolves once every stream followed so far is subscribed and has read its gap: from then on
+   * what is published to them reaches this node's connections (a notice published before may not).
+   */
+  async following(): Promise<void> {
+    while (this.starting.size > 0) await Promise.all(this.starting);
   }
 
   /** The cluster's newest id now; the log learns it too, so a client's mark up to it is a mark. */
