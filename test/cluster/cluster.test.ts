@@ -116,6 +116,40 @@ describe.skipIf(!available)("a cluster of nodes on one Redis", () => {
     expect(alice.take("msg")).toEqual([]);
   });
 
+  test("bursts of says, appended in batches and published as batch payloads, reach the others exactly once, in id order, and not their senders", async () => {
+    const SAYS = 60;
+    const shared = await redis();
+    const limits = { limits: { messageBurst: SAYS, messageRatePerSec: SAYS } };
+    const nodes = [await node(shared, limits), await node(shared, limits), await node(shared, limits)];
+    for (const [i, user] of ["alice", "bob", "carol"].entries()) await registered(nodes[i]!, user);
+    const [alice, bob, carol] = [(await loggedIn(nodes[0]!, "alice")).client, (await loggedIn(nodes[1]!, "bob")).client, (await loggedIn(nodes[2]!, "carol")).client];
+    shared.cli("CONFIG", "RESETSTAT");
+    // Written at once, so each node reads many says in one turn and appends them together.
+    for (let i = 0; i < SAYS; i++) {
+      alice.send({ type: "say", room: "#lobby", text: `a${i}`, ref: `a${i}` });
+      bob.send({ type: "say", room: "#lobby", text: `b${i}`, ref: `b${i}` });
+    }
+    const acks = async (sender: TestClient, prefix: string) => {
+      const ids: number[] = [];
+      for (let i = 0; i < SAYS; i++) {
+        const ack = await sender.next("ack", 10_000);
+        expect(ack.ref).toBe(`${prefix}${i}`);
+        ids.push(ack.id);
+      }
+      return ids;
+    };
+    const [fromAlice, fromBob] = [await acks(alice, "a"), await acks(bob, "b")];
+    const scriptCalls = Number(/cmdstat_evalsha:calls=(\d+),/.exec(shared.cli("INFO", "commandstats"))?.[1] ?? 0);
+    expect(scriptCalls).toBeLessThan(SAYS);
+    expect((await messages(carol, SAYS * 2)).map((frame) => frame.id)).toEqual([...fromAlice, ...fromBob].sort((x, y) => x - y));
+    expect((await messages(bob, SAYS)).map((frame) => frame.text)).toEqual(Array.from({ length: SAYS }, (_, i) => `a${i}`));
+    expect((await messages(alice, SAYS)).map((frame) => frame.text)).toEqual(Array.from({ length: SAYS }, (_, i) => `b${i}`));
+    for (const receiver of [alice, bob, carol]) {
+      await receiver.sync();
+      expect(receiver.take("msg")).toEqual([]);
+    }
+  });
+
   test("a room created on one node is joined from another, and its members hear each other", async () => {
     const shared = await redis();
     const {

@@ -1,14 +1,16 @@
 // The Redis message log against a real redis-server: the MessageLog contract (search aside: it
 // refuses with not_supported), and what only a cluster needs: nodes sharing one id counter, a
 // ref retried on another node answered with the first copy and published once, the published
-// payload naming the sending node and connection, acked messages surviving a SIGKILL of Redis
-// with AOF, and store_unavailable, never a hang, while Redis is away.
+// payload naming the sending node and connection, appends of one turn sent as one script call
+// (each answered on its own, duplicates within it found, a failed call failing each), acked
+// messages surviving a SIGKILL of Redis with AOF, and store_unavailable, never a hang, while
+// Redis is away.
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { StoredMessage } from "../../src/core/message-log.ts";
 import { RedisConnection, REDIS_COMMAND_TIMEOUT_MS, type StateChange } from "../../src/store/redis/connection.ts";
-import { channels, keys, type Published } from "../../src/store/redis/keys.ts";
-import { entryToMessage, RedisMessageLog, TRIM_BATCH_ENTRIES, type StreamEntry } from "../../src/store/redis/message-log.ts";
+import { channels, keys, type Published, type PublishedMessage } from "../../src/store/redis/keys.ts";
+import { APPEND_BATCH_MESSAGES, entryToMessage, RedisMessageLog, TRIM_BATCH_ENTRIES, type StreamEntry } from "../../src/store/redis/message-log.ts";
 import { withTimeout } from "../helpers/client.ts";
 import { redisAvailable, startRedis, type TestRedis } from "../helpers/redis.ts";
 import { describeMessageLogContract, refusal, said, sentDm, T0 } from "./message-log-contract.ts";
@@ -38,26 +40,55 @@ async function node(redis: TestRedis, nodeId: string, commandTimeoutMs?: number)
   return RedisMessageLog.open(await connect(redis, commandTimeoutMs), nodeId, { refWindowMs: REF_WINDOW_MS });
 }
 
-/** Everything published on the channels, parsed, in order, and a way to wait for a count. */
-async function listen(redis: TestRedis, ...names: string[]): Promise<{ heard: Array<{ channel: string; published: Published }>; count(n: number): Promise<void> }> {
+interface Heard {
+  /** Every publish on the channels, parsed, in order. */
+  heard: Array<{ channel: string; published: Published }>;
+  /** The messages published, batches taken apart, in order. */
+  messages: Array<{ channel: string; published: PublishedMessage }>;
+  /** Waits for n publishes. */
+  count(n: number): Promise<void>;
+  /** Waits for n published messages. */
+  messageCount(n: number): Promise<void>;
+}
+
+async function listen(redis: TestRedis, ...names: string[]): Promise<Heard> {
   const connection = await connect(redis);
-  const heard: Array<{ channel: string; published: Published }> = [];
+  const heard: Heard["heard"] = [];
+  const messages: Heard["messages"] = [];
   const waiters: Array<() => void> = [];
   for (const name of names) {
     await connection.subscribe(name, (message, channel) => {
-      heard.push({ channel, published: JSON.parse(message) as Published });
+      const published = JSON.parse(message) as Published;
+      heard.push({ channel, published });
+      if (published.kind === "message") messages.push({ channel, published });
+      if (published.kind === "batch") for (const one of published.messages) messages.push({ channel, published: one });
       for (const wake of waiters.splice(0)) wake();
     });
   }
-  const count = (n: number) =>
+  const waitFor = (done: () => boolean, what: string) =>
     withTimeout(
       (async () => {
-        while (heard.length < n) await new Promise<void>((resolve) => waiters.push(resolve));
+        while (!done()) await new Promise<void>((resolve) => waiters.push(resolve));
       })(),
       WAIT_MS,
-      `${n} publishes`,
+      what,
     );
-  return { heard, count };
+  return {
+    heard,
+    messages,
+    count: (n) => waitFor(() => heard.length >= n, `${n} publishes`),
+    messageCount: (n) => waitFor(() => messages.length >= n, `${n} published messages`),
+  };
+}
+
+/** Script calls (EVALSHA) Redis ran since its statistics were last reset. */
+function scriptCalls(redis: TestRedis): number {
+  return Number(/cmdstat_evalsha:calls=(\d+),/.exec(redis.cli("INFO", "commandstats"))?.[1] ?? 0);
+}
+
+/** Lets the current event-loop turn end, and with it the group commit of its appends. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function nextState(connection: RedisConnection, wanted: StateChange["state"]): Promise<StateChange> {
@@ -274,6 +305,138 @@ describe.skipIf(!available)("RedisMessageLog", () => {
       expect((await log.append(said(LOBBY, "alice", "refused", T0, "r1"))).id).toBe(1);
     });
 
+    describe("appends batched per turn", () => {
+      /** A log on an empty Redis whose script is loaded, with the statistics reset. */
+      async function fresh(nodeId = "a"): Promise<{ log: RedisMessageLog; connection: RedisConnection }> {
+        const connection = await connect(redis);
+        await connection.send("FLUSHDB", []);
+        const log = await RedisMessageLog.open(connection, nodeId, { refWindowMs: REF_WINDOW_MS });
+        await log.append(said(LOBBY, "loader", "loads the append script"));
+        await connection.send("CONFIG", ["RESETSTAT"]);
+        return { log, connection };
+      }
+
+      test("the appends of one turn are one script call, another only per APPEND_BATCH_MESSAGES more; each gets its own message, in order", async () => {
+        const { log } = await fresh();
+        const drafts = Array.from({ length: 10 }, (_, i) => (i % 3 === 2 ? sentDm("alice", "bob", `d${i}`) : said(i % 2 ? RUST : LOBBY, "alice", `m${i}`)));
+        const stored = await Promise.all(drafts.map((draft) => log.append(draft)));
+        expect(scriptCalls(redis)).toBe(1);
+        expect(stored).toEqual(drafts.map((draft, i) => ({ id: stored[0]!.id + i, ...(draft.room ? { room: draft.room } : { to: draft.to }), from: draft.from, text: draft.text, ts: draft.ts })));
+        const many = APPEND_BATCH_MESSAGES * 2 + 5;
+        const more = await Promise.all(Array.from({ length: many }, (_, i) => log.append(said(LOBBY, "bob", `n${i}`))));
+        expect(scriptCalls(redis)).toBe(1 + 3);
+        expect(more.map((message) => message.text)).toEqual(Array.from({ length: many }, (_, i) => `n${i}`));
+        expect(more.map((message) => message.id)).toEqual(Array.from({ length: many }, (_, i) => stored.at(-1)!.id + 1 + i));
+        expect(log.lastId()).toBe(more.at(-1)!.id);
+      });
+
+      test("a batch mixing rooms and dms indexes and publishes each message as appends one by one do", async () => {
+        const { log, connection } = await fresh();
+        const { messages, messageCount } = await listen(redis, channels.room(LOBBY.key), channels.room(RUST.key), channels.user("alice"), channels.user("bob"));
+        const drafts = [
+          said(RUST, "alice", "r1", T0 + 1),
+          { ...sentDm("Alice", "Bob", "to bob, offline", T0 + 2, true), connection: 3 },
+          said(RUST, "bob", "r2", T0 + 3),
+          sentDm("bob", "alice", "to alice", T0 + 4),
+          sentDm("alice", "alice", "to myself", T0 + 5, true),
+          said(LOBBY, "bob", "l1", T0 + 6),
+        ];
+        const [r1, toBob, r2, toAlice, toSelf, l1] = await Promise.all(drafts.map((draft) => log.append(draft)));
+        expect((await log.page({ room: RUST.key }, { limit: 10 })).messages).toEqual([r1!, r2!]);
+        expect((await log.page({ between: ["alice", "bob"] }, { limit: 10 })).messages).toEqual([toBob!, toAlice!]);
+        expect((await log.dms("alice", { limit: 10 })).messages).toEqual([toBob!, toAlice!, toSelf!]);
+        expect((await log.dms("bob", { limit: 10 })).messages).toEqual([toBob!, toAlice!]);
+        expect((await log.undelivered("bob", { limit: 10 })).messages).toEqual([toBob!]);
+        expect((await log.undelivered("alice", { limit: 10 })).messages).toEqual([toSelf!]);
+        for (const message of [r1!, toBob!, toSelf!, l1!]) expect(await log.get(message.id)).toEqual(message);
+        // Retention scores: each conversation's oldest message's time (the loader's for the lobby), each room's length.
+        expect(await connection.send("ZSCORE", [keys.conversationsByAge, RUST.key])).toBe(T0 + 1);
+        expect(await connection.send("ZSCORE", [keys.conversationsByAge, "dm:alice:bob"])).toBe(T0 + 2);
+        expect(await connection.send("ZSCORE", [keys.conversationsByAge, LOBBY.key])).toBe(T0);
+        expect(await connection.send("ZRANGE", [keys.roomLengths, "0", "-1", "WITHSCORES"])).toEqual([
+          [LOBBY.key, 2],
+          [RUST.key, 2],
+        ]);
+        // Every message on its channels, in id order, naming the sending connection where there was one.
+        await messageCount(8);
+        expect(messages.map(({ channel, published }) => [channel, published.message.id])).toEqual([
+          [channels.room(RUST.key), r1!.id],
+          [channels.user("alice"), toBob!.id],
+          [channels.user("bob"), toBob!.id],
+          [channels.room(RUST.key), r2!.id],
+          [channels.user("bob"), toAlice!.id],
+          [channels.user("alice"), toAlice!.id],
+          [channels.user("alice"), toSelf!.id],
+          [channels.room(LOBBY.key), l1!.id],
+        ]);
+        expect(messages[1]!.published).toEqual({ kind: "message", node: "a", connection: 3, message: toBob! });
+      });
+
+      test("consecutive messages of a batch for the same channel are one publish, in id order", async () => {
+        const { log } = await fresh("node-b");
+        const { heard, messages, messageCount } = await listen(redis, channels.room(RUST.key));
+        const stored = await Promise.all(Array.from({ length: 5 }, (_, i) => log.append({ ...said(RUST, "alice", `m${i}`), connection: i })));
+        await messageCount(5);
+        expect(heard).toHaveLength(1);
+        expect(heard[0]!.published.kind).toBe("batch");
+        expect(messages.map(({ published }) => published)).toEqual(stored.map((message, i) => ({ kind: "message", node: "node-b", connection: i, message })));
+      });
+
+      test("the same sender and ref twice in one batch is one message: stored and published once, its id not used up", async () => {
+        const { log, connection } = await fresh();
+        const { messages, messageCount } = await listen(redis, channels.room(LOBBY.key));
+        const [first, again, other] = await Promise.all([
+          log.append(said(LOBBY, "alice", "once", T0, "twice-1")),
+          log.append(said(LOBBY, "ALICE", "once", T0 + 1, "twice-1")),
+          log.append(said(LOBBY, "bob", "other")),
+        ]);
+        expect(again).toEqual(first!);
+        expect(other!.id).toBe(first!.id + 1);
+        expect(Number(await connection.send("GET", [keys.messageId]))).toBe(other!.id);
+        await messageCount(2);
+        expect(messages.map(({ published }) => published.message)).toEqual([first!, other!]);
+        expect((await log.page({ room: LOBBY.key }, { after: first!.id - 1, limit: 10 })).messages).toEqual([first!, other!]);
+        expect(await log.findByRef("alice", "twice-1", T0)!).toEqual(first!);
+      });
+
+      test("two nodes appending at once: ids strictly rising in each node's order, and published in id order", async () => {
+        const a = (await fresh("a")).log;
+        const b = await node(redis, "b");
+        const { messages, messageCount } = await listen(redis, channels.room(LOBBY.key));
+        const TURNS = 20;
+        const PER_TURN = 15;
+        const appended: Record<"a" | "b", Array<Promise<StoredMessage>>> = { a: [], b: [] };
+        for (let turn = 0; turn < TURNS; turn++) {
+          for (let i = 0; i < PER_TURN; i++) {
+            appended.a.push(a.append(said(LOBBY, "alice", `a${turn}.${i}`)));
+            appended.b.push(b.append(said(LOBBY, "bob", `b${turn}.${i}`)));
+          }
+          await nextTurn();
+        }
+        const stored = { a: await Promise.all(appended.a), b: await Promise.all(appended.b) };
+        for (const own of [stored.a, stored.b]) for (let i = 1; i < own.length; i++) expect(own[i]!.id).toBeGreaterThan(own[i - 1]!.id);
+        await messageCount(TURNS * PER_TURN * 2);
+        const published = messages.map(({ published }) => published.message.id);
+        for (let i = 1; i < published.length; i++) expect(published[i]!).toBeGreaterThan(published[i - 1]!);
+        expect(published).toEqual([...stored.a, ...stored.b].map((message) => message.id).sort((x, y) => x - y));
+      });
+
+      test("a batch Redis does not answer fails every append in it with store_unavailable, and none of their refs is remembered", async () => {
+        const COMMAND_TIMEOUT_MS = 300;
+        await using own = await startRedis();
+        const log = await node(own, "a", COMMAND_TIMEOUT_MS);
+        await log.append(said(LOBBY, "loader", "loads the append script"));
+        own.pause();
+        try {
+          const refused = await Promise.all(Array.from({ length: 20 }, (_, i) => refusal(log.append(said(LOBBY, "alice", `m${i}`, T0, `r${i}`)))));
+          expect(refused.map((error) => error.code)).toEqual(Array(20).fill("store_unavailable"));
+          for (let i = 0; i < 20; i++) expect(log.findByRef("alice", `r${i}`, T0)).toBeUndefined();
+        } finally {
+          own.resume();
+        }
+      });
+    });
+
     test("settled resolves once every append made so far has answered", async () => {
       const log = await node(redis, "a");
       const answered: number[] = [];
@@ -310,7 +473,7 @@ describe.skipIf(!available)("RedisMessageLog when Redis fails", () => {
     expect(await fresh.get(after.id)).toEqual(after);
   });
 
-  test("while Redis is stopped an append is refused with store_unavailable at once, and nothing is remembered of it", async () => {
+  test("while Redis is stopped the appends of a turn are all refused with store_unavailable at once, and nothing is remembered of them", async () => {
     await using redis = await startRedis();
     const connection = await connect(redis);
     const log = await RedisMessageLog.open(connection, "a", { refWindowMs: REF_WINDOW_MS });
@@ -318,9 +481,10 @@ describe.skipIf(!available)("RedisMessageLog when Redis fails", () => {
     await redis.stop();
     await down;
     const started = performance.now();
-    expect((await refusal(log.append(said(LOBBY, "alice", "lost", T0, "r1")))).code).toBe("store_unavailable");
+    const refused = await Promise.all(Array.from({ length: 10 }, (_, i) => refusal(log.append(said(LOBBY, "alice", "lost", T0, `r${i}`)))));
+    expect(refused.map((error) => error.code)).toEqual(Array(10).fill("store_unavailable"));
     expect(performance.now() - started).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS);
-    expect(log.findByRef("alice", "r1", T0)).toBeUndefined();
+    for (let i = 0; i < 10; i++) expect(log.findByRef("alice", `r${i}`, T0)).toBeUndefined();
     await log.settled();
     expect((await refusal(log.page({ room: LOBBY.key }, { limit: 10 }))).code).toBe("store_unavailable");
   });

@@ -1,10 +1,11 @@
 // Delivery in a cluster: what any node accepts reaches this node's connections through Redis
 // pub/sub, and the local fanout turns it into bytes. The node subscribes only to what its
 // connections need: the rooms they are in, the users they are, and the everyone channel. A
-// message is stored and published in one step by the log's append script, so every node sees
-// messages in id order; pub/sub may still drop some (a reconnect, an output-buffer limit), so
-// each stream remembers the last id it delivered and, after every (re)subscribe, reads the gap
-// from the log before it delivers anything newer.
+// message is stored and published in one step by the log's append script (the messages of one
+// batch for the same channel as one payload), so every node sees messages in id order; pub/sub
+// may still drop some (a reconnect, an output-buffer limit), so each stream remembers the last
+// id it delivered and, after every (re)subscribe, reads the gap from the log before it delivers
+// anything newer.
 
 import { LocalFanout, type DeliveryStream, type Fanout } from "../../core/fanout.ts";
 import { messageFrame, type MessageLog, type Page, type StoredMessage } from "../../core/message-log.ts";
@@ -15,6 +16,9 @@ import { userKey } from "../../protocol/validate.ts";
 import type { RedisConnection } from "./connection.ts";
 import type { ClusterDirectory } from "./directory.ts";
 import { channels, keys, type Broadcast, type Published } from "./keys.ts";
+
+/** What is delivered on its own: a batch is its messages, one after the other. */
+type Single = Exclude<Published, { kind: "batch" }>;
 
 /** Messages read from the log per step while filling a gap. */
 const GAP_PAGE_MESSAGES = 500;
@@ -32,7 +36,7 @@ interface Stream {
   /** Resolves with where delivery started (the id counter when it was followed). */
   started: Promise<number>;
   /** While a gap is read: what arrived live meanwhile, delivered after the gap. */
-  held: Published[] | undefined;
+  held: Single[] | undefined;
   /** Read the gap again once the current read ends (a resubscribe came during it). */
   again: boolean;
 }
@@ -197,6 +201,11 @@ export class ClusterFanout implements Fanout {
   private onPublished(stream: Stream, text: string): void {
     if (this.streams.get(this.channelOf(stream.target)) !== stream) return;
     const published = JSON.parse(text) as Published;
+    if (published.kind !== "batch") this.receive(stream, published);
+    else for (const message of published.messages) this.receive(stream, message);
+  }
+
+  private receive(stream: Stream, published: Single): void {
     if (!stream.held) this.deliver(stream, published);
     else if (stream.held.length < MAX_HELD) stream.held.push(published);
     // Past the allowance a message is left in the log, and the gap is read once more to find it;
@@ -210,7 +219,7 @@ export class ClusterFanout implements Fanout {
     else this.directory.apply(broadcast);
   }
 
-  private deliver(stream: Stream, published: Published): void {
+  private deliver(stream: Stream, published: Single): void {
     switch (published.kind) {
       case "message":
         this.deliverMessage(stream, published.message, this.senderHere(published.node, published.connection) ?? this.sentBy.get(published.message.id));

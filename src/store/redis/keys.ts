@@ -59,6 +59,8 @@ export const keys = {
 export const ROOM_PARTS = ["meta", "members", "joined", "ops", "bans", "mutes", "invites"] as const;
 export type RoomPart = (typeof ROOM_PARTS)[number];
 
+// The log's append script builds room and user channel names from these prefixes (called with
+// ""), as it does keys: each must stay a prefix followed by its argument.
 export const channels = {
   /** A room's messages and notices. */
   room: (roomKey: string) => `${PREFIX}to-room:${roomKey}`,
@@ -70,13 +72,17 @@ export const channels = {
   roomChanges: `${PREFIX}room-changes`,
 } as const;
 
+/** A message the log's append script stored and published in the same step. */
+export type PublishedMessage = { kind: "message"; message: StoredMessage; node?: string; connection?: number };
+
 /**
  * What travels on the room and user channels. `node` and `connection` name the sending
  * connection, which its own node skips (it has its ack, or it is the actor).
  */
 export type Published =
-  /** A message the log's append script stored and published in the same step. */
-  | { kind: "message"; message: StoredMessage; node?: string; connection?: number }
+  | PublishedMessage
+  /** Messages one append batch stored one after another for the same channel, in id order. */
+  | { kind: "batch"; messages: PublishedMessage[] }
   /** A notice (moderation, topic, join, ...) for the channel's audience. */
   | { kind: "frame"; frame: ServerFrame; node?: string; connection?: number }
   /** Close every connection of the user (a server-wide ban). */

@@ -2,9 +2,14 @@
 // every node shares, and the relay's publish made in the same atomic step as the append (a Lua
 // script), so what a node acks is stored and what is stored is published. It knows Redis keys
 // and the `Published` shape, not sockets or frames; delivery to connections is the fanout's.
+// Appends made in one event-loop turn go to Redis together, as one script call per batch (group
+// commit, as the embedded log commits a turn in one transaction): a call's own cost in Redis and
+// in the node (sending, argument handling, the command deadline) is paid once per batch, and the
+// indexes each batch touches are written once per batch, not once per message.
 //
 // Data layout (names in keys.ts):
-// - `message-id`: the counter (INCR); a message's id is its value, so ids rise across the cluster.
+// - `message-id`: the counter (INCRBY per batch); a message's id is its value, so ids rise across
+//   the cluster.
 // - `log:<conversation>`: a stream per room key or dm conversation key; entry id `<id>-0`, fields
 //   ts, from, text, and room + room_name (room messages) or to (dms). Pages are XRANGE/XREVRANGE
 //   with exclusive bounds; a gap reader parses entries with `entryToMessage`.
@@ -47,6 +52,11 @@ export const TRIM_BATCH_ENTRIES = 500;
 const AGE_READ_ENTRIES = 100;
 /** Refs of this node's recent appends kept in memory, for retries that reach this node again. */
 export const REF_CACHE_ENTRIES = 100_000;
+/**
+ * Appends sent in one script call at most; a turn with more makes more calls. A call holds Redis
+ * (every node's relay) while it runs: some 10 µs per message, so about a millisecond.
+ */
+export const APPEND_BATCH_MESSAGES = 100;
 
 export interface RedisMessageLogOptions {
   /** How long a resent ref is recognised (the hub's ref window), in ms: the ref keys' expiry. */
@@ -75,11 +85,10 @@ export function entryToMessage([entry, fields]: StreamEntry): StoredMessage {
   return message;
 }
 
-function entryFields(draft: Pick<Draft, "ts" | "from" | "text" | "room" | "to">): string[] {
-  const fields = ["ts", String(draft.ts), "from", draft.from, "text", draft.text];
-  if (draft.room) fields.push("room", draft.room.key, "room_name", draft.room.name);
-  else fields.push("to", draft.to!);
-  return fields;
+/** Adds a message's arguments as the scripts' read_message takes them. */
+function pushMessage(args: Array<string | number>, message: Omit<Draft, "ref" | "undelivered">, ref: string, tail: string, undelivered: boolean): void {
+  if (message.room) args.push("room", message.room.key, ref, tail, message.ts, message.from, message.text, message.room.name);
+  else args.push("dm", dmConversationKey(message.from, message.to!), ref, tail, message.ts, message.from, message.text, message.to!, userKey(message.from), undelivered ? "1" : "");
 }
 
 // Every writing script starts with the same three keys and three arguments, so the functions
@@ -117,19 +126,77 @@ local function forget(conversation, ids)
   end
 end
 
--- Indexes a message just added to its conversation's stream: where it is, the users' dms (and
--- the recipient's undelivered ones, unless '') and the retention scores.
-local function index(conversation, id, ts, undelivered_recipient)
-  redis.call('HSET', where, id, conversation)
-  redis.call('ZADD', by_age, 'NX', ts, conversation)
+-- A message as an append or a restore passes it, from ARGV[at] on: 'room' or 'dm', conversation,
+-- ref key (''), the payload after the id, ts, from, text, then the room's name (a room message)
+-- or to, the sender's key and '1' if undelivered else '' (a dm). Field names and the recipient's
+-- key are made here, so a message costs only what varies. Answers it, and where the next starts.
+local function read_message(at)
+  local kind, conversation, ref_key, tail, ts, from, text = unpack(ARGV, at, at + 6)
+  local message = {conversation = conversation, ref_key = ref_key, tail = tail, ts = ts, recipient = ''}
+  message.fields = {'ts', ts, 'from', from, 'text', text}
+  if kind == 'room' then
+    message.fields[7], message.fields[8], message.fields[9], message.fields[10] = 'room', conversation, 'room_name', ARGV[at + 7]
+    return message, at + 8
+  end
+  local to, sender, undelivered = ARGV[at + 7], ARGV[at + 8], ARGV[at + 9]
+  message.fields[7], message.fields[8] = 'to', to
+  local a, b = dm_users(conversation)
+  message.sender, message.other = sender, a == sender and b or a
+  if undelivered ~= '' then message.recipient = message.other end
+  return message, at + 10
+end
+
+-- The index entries of messages just added to their streams, gathered so that a script adding
+-- many writes each index once, not once per message: where each message is, the users' dms
+-- (and the recipient's undelivered ones), and each conversation's retention scores.
+local function new_index()
+  return {where = {}, conversations = {}, oldest_ts = {}, sets = {}, set_keys = {}}
+end
+
+local function index_in_set(ix, key, id)
+  local set = ix.sets[key]
+  if not set then
+    set = {}
+    ix.sets[key] = set
+    ix.set_keys[#ix.set_keys + 1] = key
+  end
+  set[#set + 1] = id
+  set[#set + 1] = id
+end
+
+-- Messages come in id order, so a conversation's first one here is its oldest. The recipient
+-- key is the one whose undelivered dms it joins, or ''.
+local function index_add(ix, conversation, id, ts, undelivered_recipient)
+  ix.where[#ix.where + 1] = id
+  ix.where[#ix.where + 1] = conversation
+  if not ix.oldest_ts[conversation] then
+    ix.oldest_ts[conversation] = ts
+    ix.conversations[#ix.conversations + 1] = conversation
+  end
   local a, b = dm_users(conversation)
   if a then
-    redis.call('ZADD', dms_prefix .. a, id, id)
-    redis.call('ZADD', dms_prefix .. b, id, id)
-    if undelivered_recipient ~= '' then redis.call('ZADD', undelivered_prefix .. undelivered_recipient, id, id) end
-  else
-    redis.call('ZADD', room_lengths, redis.call('XLEN', stream_prefix .. conversation), conversation)
+    index_in_set(ix, dms_prefix .. a, id)
+    if b ~= a then index_in_set(ix, dms_prefix .. b, id) end
+    if undelivered_recipient ~= '' then index_in_set(ix, undelivered_prefix .. undelivered_recipient, id) end
   end
+end
+
+local function index_write(ix)
+  if #ix.where == 0 then return end
+  redis.call('HSET', where, unpack(ix.where))
+  -- NX: a conversation that already has messages keeps its oldest one's time.
+  local ages, lengths = {'NX'}, {}
+  for _, conversation in ipairs(ix.conversations) do
+    ages[#ages + 1] = ix.oldest_ts[conversation]
+    ages[#ages + 1] = conversation
+    if not dm_users(conversation) then
+      lengths[#lengths + 1] = redis.call('XLEN', stream_prefix .. conversation)
+      lengths[#lengths + 1] = conversation
+    end
+  end
+  redis.call('ZADD', by_age, unpack(ages))
+  if #lengths > 0 then redis.call('ZADD', room_lengths, unpack(lengths)) end
+  for _, key in ipairs(ix.set_keys) do redis.call('ZADD', key, unpack(ix.sets[key])) end
 end
 
 -- Brings the retention indexes in line with what the stream now holds; drops an empty stream.
@@ -157,45 +224,95 @@ end
 `;
 
 /**
- * KEYS: where, by_age, room_lengths, the id counter, the ref key ('' without a ref).
- * ARGV: the three prefixes, conversation, ts, ref window ms, the recipient key if undelivered
- * (else ''), the payload before the id and after it, the channel(s) ('' for no second one), the
- * entry's fields. Answers {id} for a new message, {id, fields} for the sender's earlier message
- * with this ref if it is still stored (then nothing is written or published).
+ * A batch of appends, in order, each stored and published as one append alone would be.
+ * KEYS: where, by_age, room_lengths, the id counter. ARGV: the three prefixes, the ref window
+ * in ms, the payload before the id, the room and the user channel prefixes, the number of
+ * messages, then the messages (read_message). Answers one reply per message: its new id, or
+ * {id, fields} of the sender's earlier message with this ref if it is still stored (then
+ * nothing is written or published for it; an earlier message of the same batch counts). The
+ * ref keys are built by the caller, not declared: one Redis, as above.
  */
 const APPEND = new RedisScript(`${WRITE_PRELUDE}
-local conversation, ts, ref_key = ARGV[4], ARGV[5], KEYS[5]
-if ref_key ~= '' then
-  local earlier = redis.call('GET', ref_key)
-  local earlier_conversation = earlier and redis.call('HGET', where, earlier)
-  if earlier_conversation then
-    local entry = redis.call('XRANGE', stream_prefix .. earlier_conversation, earlier .. '-0', earlier .. '-0')[1]
-    if entry then return {earlier, entry[2]} end
+local counter, ref_window, payload_head = KEYS[4], ARGV[4], ARGV[5]
+local room_channel_prefix, user_channel_prefix, count = ARGV[6], ARGV[7], tonumber(ARGV[8])
+-- The batch's ids in one step. One an error cuts short leaves a gap (what it stored keeps its
+-- ids), never an id given twice; the ids its duplicates did not use are given back at the end.
+local last = redis.call('INCRBY', counter, count)
+local next_id = last - count
+local ix = new_index()
+-- The entry fields of each message this batch stored, by id: a duplicate within the batch
+-- finds them here, as the where hash is written only at the end.
+local here = {}
+
+-- The fields of a stored message; nothing if it is no longer stored.
+local function stored_fields(id)
+  if here[id] then return here[id] end
+  local conversation = redis.call('HGET', where, id)
+  local entry = conversation and redis.call('XRANGE', stream_prefix .. conversation, id .. '-0', id .. '-0')[1]
+  return entry and entry[2]
+end
+
+-- Consecutive messages for the same channels go out as one publish (a batch payload): each
+-- subscriber gets and parses one payload for the run. Runs follow one another in id order.
+local run, run_first, run_second = {}, nil, nil
+local function publish_run()
+  if #run == 0 then return end
+  local payload = #run == 1 and run[1] or '{"kind":"batch","messages":[' .. table.concat(run, ',') .. ']}'
+  redis.call('PUBLISH', run_first, payload)
+  if run_second ~= '' then redis.call('PUBLISH', run_second, payload) end
+  run = {}
+end
+
+local replies, at = {}, 9
+for m = 1, count do
+  local message
+  message, at = read_message(at)
+  -- Formatted as an integer: tostring would switch to exponent notation past 14 digits.
+  local id = string.format('%d', next_id + 1)
+  -- One command for both: takes the ref if no message has it, else answers the one that has.
+  local earlier = message.ref_key ~= '' and redis.call('SET', message.ref_key, id, 'NX', 'GET', 'PX', ref_window)
+  local earlier_fields = earlier and stored_fields(earlier)
+  if earlier_fields then
+    replies[m] = {earlier, earlier_fields}
+  else
+    -- The message that had the ref was removed since: the ref is this one's now.
+    if earlier then redis.call('SET', message.ref_key, id, 'PX', ref_window) end
+    next_id = next_id + 1
+    here[id] = message.fields
+    redis.call('XADD', stream_prefix .. message.conversation, id .. '-0', unpack(message.fields))
+    index_add(ix, message.conversation, id, message.ts, message.recipient)
+    local first, second = room_channel_prefix .. message.conversation, ''
+    if message.sender then
+      first = user_channel_prefix .. message.sender
+      if message.other ~= message.sender then second = user_channel_prefix .. message.other end
+    end
+    if first ~= run_first or second ~= run_second then
+      publish_run()
+      run_first, run_second = first, second
+    end
+    run[#run + 1] = payload_head .. id .. message.tail
+    replies[m] = id
   end
 end
--- Formatted as an integer: tostring would switch to exponent notation past 14 digits.
-local id = string.format('%d', redis.call('INCR', KEYS[4]))
-local stream = stream_prefix .. conversation
-redis.call('XADD', stream, id .. '-0', unpack(ARGV, 12))
-index(conversation, id, ts, ARGV[7])
-if ref_key ~= '' then redis.call('SET', ref_key, id, 'PX', ARGV[6]) end
-local payload = ARGV[8] .. id .. ARGV[9]
-redis.call('PUBLISH', ARGV[10], payload)
-if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], payload) end
-return {id}
+publish_run()
+if next_id < last then redis.call('DECRBY', counter, last - next_id) end
+index_write(ix)
+return replies
 `);
 
 /**
  * A message copied in with the id it already has (an embedded server's history), indexed as an
  * append would, without a publish. KEYS: where, by_age, room_lengths, the id counter. ARGV: the
- * prefixes, conversation, id, ts, the recipient key if undelivered (else ''), the entry's fields.
- * The counter moves up to the id, so new messages come after every imported one.
+ * prefixes, the id, the message (read_message; its ref and payload unused). The counter moves
+ * up to the id, so new messages come after every imported one.
  */
 const RESTORE = new RedisScript(`${WRITE_PRELUDE}
-local conversation, id, ts = ARGV[4], ARGV[5], ARGV[6]
-local stream = stream_prefix .. conversation
-redis.call('XADD', stream, id .. '-0', unpack(ARGV, 8))
-index(conversation, id, ts, ARGV[7])
+local id = ARGV[4]
+local message = read_message(5)
+redis.call('XADD', stream_prefix .. message.conversation, id .. '-0', unpack(message.fields))
+local ix = new_index()
+index_add(ix, message.conversation, id, message.ts, message.recipient)
+index_write(ix)
 if tonumber(redis.call('GET', KEYS[4]) or '0') < tonumber(id) then redis.call('SET', KEYS[4], id) end
 return 1
 `);
@@ -293,6 +410,8 @@ return entries
 
 const WRITE_KEYS = [keys.messageWhere, keys.conversationsByAge, keys.roomLengths] as const;
 const PREFIXES = [keys.conversation(""), keys.userDms(""), keys.undelivered("")] as const;
+const WRITE_KEYS_AND_COUNTER = [...WRITE_KEYS, keys.messageId] as const;
+const CHANNEL_PREFIXES = [channels.room(""), channels.user("")] as const;
 
 interface RecentRef {
   /** The message's timestamp (the draft's until the append answers). */
@@ -302,10 +421,22 @@ interface RecentRef {
   id?: number;
 }
 
+/** An append waiting for its batch's answer. */
+interface Pending {
+  draft: Draft;
+  stored: PromiseWithResolvers<StoredMessage>;
+  /** Its entry in the ref cache, when it has a ref. */
+  ref?: { key: string; recent: RecentRef };
+}
+
 export class RedisMessageLog implements MessageLog {
   private newestId: number;
-  /** Appends not answered yet, for settled(). */
-  private readonly appending = new Set<Promise<unknown>>();
+  /** This turn's appends, sent together when it ends (group commit, as the embedded log does). */
+  private queued: Pending[] = [];
+  /** Each turn's batches until all their calls have answered (the gathering one too), for settled(). */
+  private readonly appending = new Set<Promise<void>>();
+  /** The published payload up to the message's id: the same for every message of this node. */
+  private readonly payloadHead: string;
   /** Refs of this node's appends, by sender and ref, oldest first (bounded, within the window). */
   private readonly recentRefs = new Map<string, RecentRef>();
   /** The ref key of each cached message, so removing it frees its ref. */
@@ -326,51 +457,82 @@ export class RedisMessageLog implements MessageLog {
   ) {
     this.newestId = lastId;
     this.refCacheEntries = options.refCacheEntries ?? REF_CACHE_ENTRIES;
-  }
-
-  append(draft: Draft): Promise<StoredMessage> {
-    const stored = this.store(draft);
-    const answered = stored.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.appending.add(answered);
-    void answered.then(() => this.appending.delete(answered));
-    if (draft.ref !== undefined) this.rememberRef(refKey(userKey(draft.from), draft.ref), draft.ts, stored);
-    return stored;
-  }
-
-  private async store(draft: Draft): Promise<StoredMessage> {
-    const dm = draft.room === undefined;
-    const conversation = dm ? dmConversationKey(draft.from, draft.to!) : draft.room!.key;
-    const sender = userKey(draft.from);
-    const recipient = dm ? userKey(draft.to!) : undefined;
-    const [head, tail] = this.payloadAround(draft);
-    const [first, second] = dm ? [channels.user(sender), recipient === sender ? "" : channels.user(recipient!)] : [channels.room(conversation), ""];
-    const reply = (await redisCall(() =>
-      this.connection.run(
-        APPEND,
-        [...WRITE_KEYS, keys.messageId, draft.ref === undefined ? "" : keys.ref(sender, draft.ref)],
-        [...PREFIXES, conversation, draft.ts, this.options.refWindowMs, draft.undelivered && dm ? recipient! : "", head, tail, first, second, ...entryFields(draft)],
-      ),
-    )) as [string] | [string, string[]];
-    const message = reply.length === 1 ? toStored(Number(reply[0]), draft) : entryToMessage(reply);
-    this.noteId(message.id);
-    return message;
+    this.payloadHead = `{"kind":"message","node":${JSON.stringify(nodeId)},"message":{"id":`;
   }
 
   /**
-   * The `Published` JSON around the id, which only the script knows: built here, where JSON is
-   * exact, and joined there as text (Lua's cjson would round numbers past 14 digits).
+   * Queued until the turn ends, then sent with the turn's other appends; resolves once its batch
+   * has answered. A retry of its ref is recognised from now on (findByRef).
    */
-  private payloadAround(draft: Draft): [string, string] {
-    const connection = draft.connection === undefined ? "" : `,"connection":${draft.connection}`;
-    const head = `{"kind":"message","node":${JSON.stringify(this.nodeId)}${connection},"message":{"id":`;
-    const body: Omit<StoredMessage, "id"> = { from: draft.from, text: draft.text, ts: draft.ts };
-    if (draft.room) body.room = draft.room;
-    if (draft.to !== undefined) body.to = draft.to;
-    // `{"from":...}` becomes `,"from":...}` after the id, then the payload's own `}`.
-    return [head, `,${JSON.stringify(body).slice(1)}}`];
+  append(draft: Draft): Promise<StoredMessage> {
+    const entry: Pending = { draft, stored: Promise.withResolvers() };
+    if (this.queued.length === 0) this.commitAtTurnEnd();
+    this.queued.push(entry);
+    if (draft.ref !== undefined) {
+      const key = refKey(userKey(draft.from), draft.ref);
+      entry.ref = { key, recent: this.rememberRef(key, draft.ts, entry.stored.promise) };
+    }
+    return entry.stored.promise;
+  }
+
+  private commitAtTurnEnd(): void {
+    const answered = new Promise<void>((resolve) => setImmediate(() => resolve(this.commit())));
+    this.appending.add(answered);
+    void answered.then(() => this.appending.delete(answered));
+  }
+
+  /**
+   * Sends the turn's appends, up to APPEND_BATCH_MESSAGES per call, all at once: one connection
+   * runs them in the order sent, so ids follow the order of the appends. Never rejects.
+   */
+  private commit(): Promise<void> {
+    const queued = this.queued;
+    this.queued = [];
+    const calls: Array<Promise<void>> = [];
+    for (let start = 0; start < queued.length; start += APPEND_BATCH_MESSAGES) calls.push(this.send(queued.slice(start, start + APPEND_BATCH_MESSAGES)));
+    return Promise.all(calls).then(() => undefined);
+  }
+
+  /**
+   * One call for the batch; each append gets its own reply. A call that fails fails all of its
+   * appends with store_unavailable: what Redis may have stored of it (it went away after running
+   * the script; an error cut the script short) is found by a retry's ref, never acked unseen.
+   */
+  private async send(batch: readonly Pending[]): Promise<void> {
+    let replies: Array<string | StreamEntry>;
+    try {
+      replies = (await redisCall(() => this.connection.run(APPEND, WRITE_KEYS_AND_COUNTER, this.batchArgs(batch)))) as Array<string | StreamEntry>;
+    } catch (error) {
+      for (const { stored, ref } of batch) {
+        // A retry must go to the script again (which finds the ref if Redis did store it), not
+        // be answered with this failure.
+        if (ref && this.recentRefs.get(ref.key) === ref.recent) this.forgetRef(ref.key);
+        stored.reject(error);
+      }
+      return;
+    }
+    batch.forEach(({ draft, stored, ref }, i) => {
+      const reply = replies[i]!;
+      const message = typeof reply === "string" ? toStored(Number(reply), draft) : entryToMessage(reply);
+      this.noteId(message.id);
+      if (ref && this.recentRefs.get(ref.key) === ref.recent) {
+        // A duplicate answers with the first copy: its time is what the window counts from.
+        ref.recent.ts = message.ts;
+        ref.recent.id = message.id;
+        this.refsById.set(message.id, ref.key);
+      }
+      stored.resolve(message);
+    });
+  }
+
+  /** The APPEND script's arguments for the batch. */
+  private batchArgs(batch: readonly Pending[]): Array<string | number> {
+    const args: Array<string | number> = [...PREFIXES, this.options.refWindowMs, this.payloadHead, ...CHANNEL_PREFIXES, batch.length];
+    for (const { draft } of batch) {
+      const ref = draft.ref === undefined ? "" : keys.ref(userKey(draft.from), draft.ref);
+      pushMessage(args, draft, ref, payloadTail(draft), draft.undelivered === true);
+    }
+    return args;
   }
 
   /**
@@ -378,9 +540,9 @@ export class RedisMessageLog implements MessageLog {
    * into a log that has none with a higher id: stream ids only grow.
    */
   async restore(message: StoredMessage, undelivered: boolean): Promise<void> {
-    const conversation = message.room ? message.room.key : dmConversationKey(message.from, message.to!);
-    const recipient = undelivered && message.to !== undefined ? userKey(message.to) : "";
-    await redisCall(() => this.connection.run(RESTORE, [...WRITE_KEYS, keys.messageId], [...PREFIXES, conversation, message.id, message.ts, recipient, ...entryFields(message)]));
+    const args: Array<string | number> = [...PREFIXES, message.id];
+    pushMessage(args, message, "", "", undelivered);
+    await redisCall(() => this.connection.run(RESTORE, WRITE_KEYS_AND_COUNTER, args));
     this.noteId(message.id);
   }
 
@@ -417,26 +579,17 @@ export class RedisMessageLog implements MessageLog {
     return message && message.ts >= since ? message : undefined;
   }
 
-  private rememberRef(key: string, ts: number, stored: Promise<StoredMessage>): void {
+  /** Caches the ref until its append answers (send fills in the message, or forgets it). */
+  private rememberRef(key: string, ts: number, stored: Promise<StoredMessage>): RecentRef {
     const recent: RecentRef = { ts, stored };
     this.forgetRef(key);
     this.recentRefs.set(key, recent);
-    stored.then(
-      (message) => {
-        if (this.recentRefs.get(key) !== recent) return;
-        // A duplicate answers with the first copy: its time is what the window counts from.
-        recent.ts = message.ts;
-        recent.id = message.id;
-        this.refsById.set(message.id, key);
-      },
-      // Not stored: a retry must be appended again, not answered with this failure.
-      () => this.recentRefs.get(key) === recent && this.forgetRef(key),
-    );
     // Oldest first: past the window, or past the cap, they go.
     for (const [oldKey, old] of this.recentRefs) {
       if (this.recentRefs.size <= this.refCacheEntries && old.ts >= ts - this.options.refWindowMs) break;
       this.forgetRef(oldKey);
     }
+    return recent;
   }
 
   private forgetRef(key: string): void {
@@ -519,6 +672,20 @@ export class RedisMessageLog implements MessageLog {
   async close(): Promise<void> {
     await this.settled();
   }
+}
+
+/**
+ * The `Published` JSON after the message's id, which only the script knows: built here, where
+ * JSON is exact, and joined there as text (Lua's cjson would round numbers past 14 digits). The
+ * sending connection comes last, so everything before the id is the same for the whole node.
+ */
+function payloadTail(draft: Draft): string {
+  const body: Omit<StoredMessage, "id"> = { from: draft.from, text: draft.text, ts: draft.ts };
+  if (draft.room) body.room = draft.room;
+  if (draft.to !== undefined) body.to = draft.to;
+  const connection = draft.connection === undefined ? "" : `,"connection":${draft.connection}`;
+  // `{"from":...}` becomes `,"from":...}` after the id, closing the message; then the payload's end.
+  return `,${JSON.stringify(body).slice(1)}${connection}}`;
 }
 
 function refKey(sender: string, ref: string): string {
