@@ -26,8 +26,8 @@ const USAGE = `usage: bun run bench [-- options]
   --only LIST          scenarios to run, comma-separated (default: all, in this order):
                        ${SCENARIOS.join(", ")}
   --reps N             repetitions per scenario (default 3; see the next two)
-  --fanout-reps N      repetitions of fanout, against tlschat and ncat (default 5: a
-                       measured round lasts well under a second, so it is noisier); each
+  --fanout-reps N      repetitions of fanout, against tlschat and ncat (default 5; a
+                       measured round relays for ${FANOUT.minSeconds} s and the spread is reported); each
                        tlschat repetition runs the memory and the durable variant, alternating
                        which goes first
   --startup-reps N     startup repetitions (default 5)
@@ -280,9 +280,10 @@ async function main(): Promise<void> {
     // Rough cost per repetition, to stay inside the budget.
     const estimateMs: Record<ScenarioName, number> = {
       startup: 2_000,
-      fanout: 16_000,
+      // Each repetition relays 5 s with the memory log and 5 s with the durable one.
+      fanout: 24_000,
       latency: 16_000,
-      peer: 26_000,
+      peer: 32_000,
       rooms: 30_000,
       connections: 140_000,
       "login-storm": 30_000,
