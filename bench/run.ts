@@ -45,10 +45,10 @@ const USAGE = `usage: bun run bench [-- options]
                        ${SCENARIOS.join(", ")}
   --reps N             repetitions per scenario (default 3; see the next two)
   --fanout-reps N      repetitions of fanout, against tlschat and ncat, and of cluster-fanout
-                       (default 5: a measured round lasts well under a second, so it is
-                       noisier); each tlschat repetition runs the memory and the durable
-                       variant, each cluster-fanout repetition Redis's appendfsync everysec
-                       and always, alternating which goes first
+                       (default 5; a measured fanout round relays for ${FANOUT.minSeconds} s and the
+                       spread is reported); each tlschat repetition runs the memory and the durable
+                       variant, each cluster-fanout repetition Redis's appendfsync everysec and
+                       always, alternating which goes first
   --startup-reps N     startup repetitions (default 5)
   --clients N          clients in the connections scenario (default ${CONNECTIONS.clients})
   --binary PATH        tlschat executable (default dist/tlschat; env TLSCHAT_BENCH_BINARY)
@@ -313,9 +313,10 @@ async function main(): Promise<void> {
     // Rough cost per repetition, to stay inside the budget.
     const estimateMs: Record<ScenarioName, number> = {
       startup: 2_000,
-      fanout: 16_000,
+      // Each repetition relays 5 s with the memory log and 5 s with the durable one.
+      fanout: 24_000,
       latency: 16_000,
-      peer: 26_000,
+      peer: 32_000,
       // Two clusters (and, without fanout in the run, a single-node fanout) per repetition.
       "cluster-fanout": 20_000,
       "cluster-latency": 18_000,

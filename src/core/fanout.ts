@@ -1,8 +1,12 @@
 // Delivery: turns an accepted event into bytes for this node's connections. A frame for many
 // peers is encoded once and the same bytes are queued on each; each room keeps a flat set of its
-// online connections so a room message walks one set.
+// online connections so a room message walks one set. Room traffic is encoded into a shared
+// arena, so consecutive room frames lie next to each other and a member's queue writes them as
+// one range; frames for one user's connections get buffers of their own, so that they leave no
+// gap between the room frames everyone else receives.
 
 import type { ErrorCode } from "../protocol/errors.ts";
+import { FrameArena } from "../protocol/frame-arena.ts";
 import { encodeFrameBytes, type LoggedMessage, type ServerFrame } from "../protocol/frames.ts";
 import { userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
@@ -50,6 +54,7 @@ export interface Delivery {
 
 export class LocalFanout implements Fanout {
   private readonly rooms = new Map<string, Set<Peer>>();
+  private readonly arena = new FrameArena();
 
   /**
    * The newest message relayed, in any room or dm: one stream in relay order. It starts at the
@@ -97,8 +102,8 @@ export class LocalFanout implements Fanout {
   toRoom(room: string, frame: ServerFrame, except?: Peer): void {
     const peers = this.rooms.get(room);
     if (!peers) return;
-    const bytes = encodeFrameBytes(frame);
-    for (const peer of peers) if (peer !== except) peer.send(bytes);
+    const { bytes, start, end } = this.arena.encode(frame);
+    for (const peer of peers) if (peer !== except) peer.send(bytes, start, end);
   }
 
   toRooms(rooms: Iterable<string>, frame: ServerFrame, exceptUser?: string): void {
@@ -108,8 +113,8 @@ export class LocalFanout implements Fanout {
       for (const peer of this.rooms.get(room) ?? []) if (!skip?.has(peer)) recipients.add(peer);
     }
     if (recipients.size === 0) return;
-    const bytes = encodeFrameBytes(frame);
-    for (const peer of recipients) peer.send(bytes);
+    const { bytes, start, end } = this.arena.encode(frame);
+    for (const peer of recipients) peer.send(bytes, start, end);
   }
 
   toUser(user: string, frame: ServerFrame, except?: Peer): void {

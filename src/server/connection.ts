@@ -2,8 +2,14 @@
 // owns a byte-capped outbound queue. Queued frames are written in coalesced batches once per
 // event-loop turn (Bun has no cork and drops whatever `write` did not take), the rest waits for
 // `drain`, and a peer that lets its queue overflow is dropped so it never holds up the others.
-// Batches are assembled in one scratch buffer shared by all connections: a write either takes
-// it at once or the unwritten rest is copied out, so no buffer is allocated per write.
+//
+// The queue holds ranges of the senders' buffers, not copies: frames of a room are encoded once
+// into a shared arena (protocol/frame-arena.ts), and a frame that continues the last range
+// queued just extends it, so a reader that gets every frame of a room writes a turn's worth as
+// one range in place. Only several separate ranges are gathered into one scratch buffer shared
+// by all connections. When the socket refuses bytes, what it did not take and everything queued
+// after it is copied into the connection's own backlog, so a slow reader keeps no shared chunk
+// alive and a partial write is resumed from the backlog without copying again.
 
 import type { Socket } from "bun";
 import type { Peer } from "../core/peer.ts";
@@ -11,6 +17,7 @@ import type { Session } from "../core/session.ts";
 import { ChatError, type ErrorCode } from "../protocol/errors.ts";
 import { encodeFrameBytes } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/lines.ts";
+import { ByteQueue } from "./byte-queue.ts";
 import type { OutboundBudget } from "./outbound-budget.ts";
 
 export interface ConnectionHost {
@@ -31,13 +38,15 @@ export interface ConnectionHost {
 
 export type CloseReason = ErrorCode | "client_closed" | "quit" | "tls_failed";
 
-/** Where batches are assembled; one for all connections, as writes happen one at a time. */
-let scratch = new Uint8Array(0);
-
-function scratchOf(size: number): Uint8Array {
-  if (scratch.length < size) scratch = new Uint8Array(size);
-  return scratch;
+/** `bytes[start, end)`, queued; `start` advances as the range is written. */
+interface Range {
+  readonly bytes: Uint8Array;
+  start: number;
+  end: number;
 }
+
+/** Where batches of several ranges are gathered; one for all connections, as writes happen one at a time. */
+let scratch = new Uint8Array(0);
 
 export class Connection implements Peer {
   readonly session: Session;
@@ -46,8 +55,14 @@ export class Connection implements Peer {
   private handshakeDone = false;
   private flushScheduled = false;
   private readonly decoder: LineDecoder;
-  private queue: Uint8Array[] = [];
-  private queueHead = 0;
+  /** Ranges queued since the last flush, while the socket takes what it is given. */
+  private ranges: Range[] = [];
+  private rangesHead = 0;
+  /** The last range queued, which a frame right after it in the same buffer extends. */
+  private lastRange: Range | undefined;
+  /** What the socket refused, and everything queued after it: copies, written in place. */
+  private readonly backlog = new ByteQueue();
+  /** Bytes in `ranges` and `backlog` together. */
   private queuedBytes = 0;
   private waitingForDrain = false;
   private closing = false;
@@ -82,18 +97,18 @@ export class Connection implements Peer {
     return this.session.lastFrameAt;
   }
 
-  send(frame: Uint8Array): void {
+  send(bytes: Uint8Array, start = 0, end = bytes.length): void {
     if (this.closing || this.closed) return;
-    if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
+    if (this.queuedBytes + end - start > this.host.maxOutboundBytes) {
       // Over the cap only counts against the peer if the socket is refusing bytes; a big burst
       // queued within one turn is written out now instead.
       if (!this.waitingForDrain) this.flush();
-      if (this.queuedBytes + frame.length > this.host.maxOutboundBytes) {
+      if (this.queuedBytes + end - start > this.host.maxOutboundBytes) {
         this.dropAsSlowConsumer();
         return;
       }
     }
-    this.enqueue(frame);
+    this.enqueue(bytes, start, end);
   }
 
   writable(): Promise<void> {
@@ -111,7 +126,10 @@ export class Connection implements Peer {
     if (this.closing || this.closed) return;
     this.reason = code ?? "quit";
     // The farewell frame may exceed the cap by its own size: it is the last thing queued.
-    if (code !== undefined) this.enqueue(encodeFrameBytes({ type: "error", code, message: message ?? "" }));
+    if (code !== undefined) {
+      const farewell = encodeFrameBytes({ type: "error", code, message: message ?? "" });
+      this.enqueue(farewell, 0, farewell.length);
+    }
     this.closing = true;
     this.graceTimer = setTimeout(() => this.terminate(), this.host.closeGraceMs);
     if (!this.handshakeDone) return; // `handshake` flushes and ends once TLS is up.
@@ -169,24 +187,99 @@ export class Connection implements Peer {
   /** Writes as much of the queue as the socket takes, in batches of up to `maxWriteBytes`. */
   flush(): void {
     if (this.closed || this.waitingForDrain || !this.handshakeDone) return;
-    while (this.queuedBytes > 0) {
-      const batch = this.takeBatch();
-      const written = this.socket.write(batch);
-      if (written < 0) {
-        this.terminate();
-        return;
-      }
-      if (written < batch.length) {
-        // The scratch buffer is the next batch's: keep a copy of what the socket did not take.
-        const rest = batch.subarray(written);
-        this.putBack(batch.buffer === scratch.buffer ? rest.slice() : rest);
-        this.waitingForDrain = true;
-        this.wakeWritableWaiters();
-        return;
-      }
-    }
+    if (!this.writeBacklog() || !this.writeRanges()) return;
     this.wakeWritableWaiters();
     if (this.closing) this.socket.end();
+  }
+
+  /** Writes the backlog in place; false if the socket did not take all of it. */
+  private writeBacklog(): boolean {
+    while (this.backlog.length > 0) {
+      const size = Math.min(this.backlog.length, this.host.maxWriteBytes);
+      const written = this.write(this.backlog.bytes, this.backlog.start, size);
+      if (written < 0) return false;
+      this.backlog.consume(written);
+      if (written < size) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Writes the queued ranges: one range in place, several gathered into the scratch buffer. On a
+   * partial write the rest of the batch and every range after it go to the backlog.
+   */
+  private writeRanges(): boolean {
+    const maxWrite = this.host.maxWriteBytes;
+    while (this.rangesHead < this.ranges.length) {
+      const range = this.ranges[this.rangesHead]!;
+      let bytes: Uint8Array;
+      let start: number;
+      let size: number;
+      if (this.rangesHead + 1 === this.ranges.length || range.end - range.start >= maxWrite) {
+        bytes = range.bytes;
+        start = range.start;
+        size = Math.min(range.end - start, maxWrite);
+        range.start += size;
+        if (range.start === range.end) this.rangesHead += 1;
+      } else {
+        bytes = scratch.length >= maxWrite ? scratch : (scratch = new Uint8Array(maxWrite));
+        start = 0;
+        size = this.gather(maxWrite);
+      }
+      const written = this.write(bytes, start, size);
+      if (written < 0) return false;
+      if (written < size) {
+        this.backlog.append(bytes, start + written, start + size);
+        for (let i = this.rangesHead; i < this.ranges.length; i++) {
+          const rest = this.ranges[i]!;
+          this.backlog.append(rest.bytes, rest.start, rest.end);
+        }
+        this.resetRanges();
+        return false;
+      }
+    }
+    this.resetRanges();
+    return true;
+  }
+
+  /** Copies ranges from the front into the scratch buffer, up to `limit` bytes; returns how many. */
+  private gather(limit: number): number {
+    let size = 0;
+    while (this.rangesHead < this.ranges.length && size < limit) {
+      const range = this.ranges[this.rangesHead]!;
+      const take = Math.min(range.end - range.start, limit - size);
+      scratch.set(range.bytes.subarray(range.start, range.start + take), size);
+      size += take;
+      range.start += take;
+      if (range.start === range.end) this.rangesHead += 1;
+    }
+    return size;
+  }
+
+  /**
+   * One write; what it took leaves the queue and the budget. Past a partial write the socket
+   * waits for `drain`; past an error (-1, closed) the connection is gone.
+   */
+  private write(bytes: Uint8Array, start: number, size: number): number {
+    const written = this.socket.write(bytes, start, size);
+    if (written < 0) {
+      this.terminate();
+      return written;
+    }
+    this.queuedBytes -= written;
+    this.host.budget.remove(written);
+    if (written < size) {
+      this.waitingForDrain = true;
+      this.wakeWritableWaiters();
+    }
+    return written;
+  }
+
+  private resetRanges(): void {
+    // Reuse the array: a fresh one per turn would be grown again push by push.
+    this.ranges.length = 0;
+    this.rangesHead = 0;
+    this.lastRange = undefined;
   }
 
   private wakeWritableWaiters(): void {
@@ -199,11 +292,20 @@ export class Connection implements Peer {
     return this.queuedBytes;
   }
 
-  private enqueue(frame: Uint8Array): void {
+  private enqueue(bytes: Uint8Array, start: number, end: number): void {
     this.host.deliveries.inc();
-    this.queue.push(frame);
-    this.queuedBytes += frame.length;
-    this.host.budget.add(frame.length);
+    this.queuedBytes += end - start;
+    this.host.budget.add(end - start);
+    const last = this.lastRange;
+    if (this.backlog.length > 0 || !this.handshakeDone) {
+      // Behind bytes the socket refused (a backlog is what waiting for drain leaves), or before
+      // TLS is up: nothing is written this turn, so a copy, and no shared chunk stays referenced.
+      this.backlog.append(bytes, start, end);
+    } else if (last !== undefined && last.end === start && last.bytes === bytes) {
+      last.end = end;
+    } else {
+      this.ranges.push((this.lastRange = { bytes, start, end }));
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       this.host.scheduleFlush(this);
@@ -216,47 +318,12 @@ export class Connection implements Peer {
     this.flush();
   }
 
-  private takeBatch(): Uint8Array {
-    const first = this.queue[this.queueHead]!;
-    let end = this.queueHead + 1;
-    let size = first.length;
-    while (end < this.queue.length && size + this.queue[end]!.length <= this.host.maxWriteBytes) {
-      size += this.queue[end]!.length;
-      end += 1;
-    }
-    let batch: Uint8Array;
-    if (end === this.queueHead + 1) {
-      batch = first;
-    } else {
-      batch = scratchOf(this.host.maxWriteBytes).subarray(0, size);
-      let offset = 0;
-      for (let i = this.queueHead; i < end; i++) {
-        batch.set(this.queue[i]!, offset);
-        offset += this.queue[i]!.length;
-      }
-    }
-    this.queueHead = end;
-    this.queuedBytes -= size;
-    this.host.budget.remove(size);
-    if (this.queueHead === this.queue.length) {
-      // Reuse the array: a fresh one per turn would be grown again push by push.
-      this.queue.length = 0;
-      this.queueHead = 0;
-    }
-    return batch;
-  }
-
-  private putBack(rest: Uint8Array): void {
-    if (this.queueHead > 0) this.queue[--this.queueHead] = rest;
-    else this.queue.unshift(rest);
-    this.queuedBytes += rest.length;
-    this.host.budget.add(rest.length);
-  }
-
   private clearQueue(): void {
     this.host.budget.remove(this.queuedBytes);
-    this.queue = [];
-    this.queueHead = 0;
+    this.ranges = [];
+    this.rangesHead = 0;
+    this.lastRange = undefined;
+    this.backlog.clear();
     this.queuedBytes = 0;
     this.wakeWritableWaiters();
   }

@@ -42,8 +42,8 @@ class WatchedPeer extends FakePeer {
     return new Promise((resolve) => this.drains.push(resolve));
   }
 
-  override send(frame: Uint8Array): void {
-    super.send(frame);
+  override send(bytes: Uint8Array, start?: number, end?: number): void {
+    super.send(bytes, start, end);
     const types = new Set(this.frames.map((received) => received.type));
     for (const arrival of this.arrivals.filter((waiting) => types.has(waiting.type))) arrival.resolve();
     this.arrivals = this.arrivals.filter((waiting) => !types.has(waiting.type));

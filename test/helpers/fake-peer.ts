@@ -11,8 +11,8 @@ export class FakePeer implements Peer {
   frames: Array<Record<string, any>> = [];
   closedWith: ErrorCode | "quit" | undefined;
 
-  send(frame: Uint8Array): void {
-    for (const line of new TextDecoder().decode(frame).split("\n")) if (line) this.frames.push(JSON.parse(line));
+  send(bytes: Uint8Array, start = 0, end = bytes.length): void {
+    for (const line of new TextDecoder().decode(bytes.subarray(start, end)).split("\n")) if (line) this.frames.push(JSON.parse(line));
   }
 
   writable(): Promise<void> {

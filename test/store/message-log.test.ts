@@ -195,6 +195,35 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
       db.close();
     }
   });
+
+  test("past the cache's size, a new ref is ruled out without a query, and every evicted one is still found", async () => {
+    await using dir = await tempDir();
+    const db = await openChatDatabase(dir.file("chat.db"));
+    const log = new SqliteMessageLog(db, 10);
+    const lookups: string[] = [];
+    const query = db.query.bind(db);
+    db.query = ((sql: string) => {
+      if (sql.includes("ref = ?")) lookups.push(sql);
+      return query(sql);
+    }) as typeof db.query;
+    try {
+      expect(log.findByRef("alice", "warm-up", T0)).toBeUndefined();
+      const stored = [];
+      for (let i = 0; i < 500; i++) {
+        const ref = `ref-${i}`;
+        expect(log.findByRef("alice", ref, T0)).toBeUndefined();
+        stored.push(await log.append(said(RUST, "alice", ref, T0 + i, ref)));
+      }
+      // 490 of them were evicted: with a filter, few of 500 new refs reach the database.
+      for (let i = 0; i < 500; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
+      expect(lookups.length).toBeLessThan(10);
+      for (const [i, message] of stored.entries()) expect(await log.findByRef("alice", `ref-${i}`, T0)).toEqual(message);
+      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
+    } finally {
+      await log.close();
+      db.close();
+    }
+  });
 });
 
 describe("SqliteMessageLog: deleting", () => {
