@@ -439,6 +439,13 @@ export class RedisMessageLog implements MessageLog {
   private readonly payloadHead: string;
   /** Refs of this node's appends, by sender and ref, oldest first (bounded, within the window). */
   private readonly recentRefs = new Map<string, RecentRef>();
+  /**
+   * The cached refs in the order remembered, from `refOrderHead` on: the order they go in. Kept
+   * apart because finding a Map's oldest entry after many deletions from its front walks over
+   * all of them (31 µs an eviction at 100,000 entries, measured for the chat database's cache).
+   */
+  private refOrder: Array<{ key: string; recent: RecentRef }> = [];
+  private refOrderHead = 0;
   /** The ref key of each cached message, so removing it frees its ref. */
   private readonly refsById = new Map<number, string>();
   private readonly refCacheEntries: number;
@@ -584,10 +591,19 @@ export class RedisMessageLog implements MessageLog {
     const recent: RecentRef = { ts, stored };
     this.forgetRef(key);
     this.recentRefs.set(key, recent);
+    this.refOrder.push({ key, recent });
     // Oldest first: past the window, or past the cap, they go.
-    for (const [oldKey, old] of this.recentRefs) {
-      if (this.recentRefs.size <= this.refCacheEntries && old.ts >= ts - this.options.refWindowMs) break;
-      this.forgetRef(oldKey);
+    while (this.refOrderHead < this.refOrder.length) {
+      const oldest = this.refOrder[this.refOrderHead]!;
+      // Already forgotten, or remembered again since (then its later place counts).
+      const live = this.recentRefs.get(oldest.key) === oldest.recent;
+      if (live && this.recentRefs.size <= this.refCacheEntries && oldest.recent.ts >= ts - this.options.refWindowMs) break;
+      if (live) this.forgetRef(oldest.key);
+      this.refOrderHead++;
+    }
+    if (this.refOrderHead > this.refCacheEntries) {
+      this.refOrder = this.refOrder.slice(this.refOrderHead);
+      this.refOrderHead = 0;
     }
     return recent;
   }
