@@ -51,6 +51,25 @@ if (redisAvailable()) {
     };
   });
 
+  describe("ClusterFanout subscriptions", () => {
+    test("a room followed and left at once leaves no subscription behind; one still followed keeps its own", async () => {
+      const cluster = await openCluster({ connection: await redis.fresh(), displayName: "test", log: quiet, refWindowMs: 60_000 });
+      try {
+        const fanout = cluster.delivery.fanout as ClusterFanout;
+        const [brief, staying] = [new FakePeer(), new FakePeer()];
+        fanout.attach("#brief", brief);
+        fanout.detach("#brief", brief);
+        fanout.attach("#stays", staying);
+        await fanout.following();
+        const subscribed = redis.server.cli("PUBSUB", "CHANNELS", "tlschat:to-room:*").split("\n").filter((line) => line !== "");
+        expect(subscribed).toEqual(["tlschat:to-room:#stays"]);
+      } finally {
+        await cluster.delivery.close();
+        cluster.close();
+      }
+    });
+  });
+
   describe("ClusterFanout when pub/sub drops messages", () => {
     test("what was published while its subscription was down is read from the log: each message once, in order", async () => {
       const link = await redis.fresh();

@@ -165,6 +165,12 @@ export class ClusterFanout implements Fanout {
         stream.delivered = await this.readCounter();
         counter.resolve(stream.delivered);
         await this.connection.subscribe(channel, (text) => this.onPublished(stream, text));
+        // Unfollowed while starting (a connection that came and went at once), and not followed
+        // again since: the subscription made after the unsubscribe must not stay.
+        if (!this.streams.has(channel)) {
+          await this.connection.unsubscribe(channel);
+          return;
+        }
       } catch (error) {
         counter.reject(error as Error);
         // A stream that never started is dropped, so the next connection to need it starts it again.
