@@ -61,8 +61,10 @@ export interface AccountNames {
 /** What a history, catch-up or search reply is about. */
 type Subject = { room: string } | { with: string };
 
-/** What the hub reports for the server's log: moderation is always written down. */
+/** What the hub reports for the server's log and metrics: moderation is always written down. */
 export interface HubEvents {
+  /** A say or dm was stored (a retry answered with the first copy's ack is not another). */
+  stored(message: StoredMessage): void;
   moderated(notice: ModerationNotice): void;
   /** An operator set a room's topic (a moderation action too; the log gets who and where, not the text). */
   topicSet(room: string, by: string): void;
@@ -213,6 +215,7 @@ export class Hub {
       return this.unlessStored(user, peer, ref, refusal);
     }
     return this.log.append({ room: { key: room.key, name: room.name }, from: user, text, ts: now, ref, connection: peer.id }).then((message) => {
+      this.events.stored(message);
       this.fanout.relay(message, messageFrame(message), peer);
       this.acknowledge(peer, ref, message);
     });
@@ -232,6 +235,7 @@ export class Hub {
     const offline = this.directory.find(name) === undefined;
     return this.log.append({ from: user, to: name, text, ts: this.now(), ref, undelivered: offline, connection: peer.id }).then(async (message) => {
       const recipientOnline = this.directory.find(name) !== undefined;
+      this.events.stored(message);
       this.fanout.relay(message, messageFrame(message), peer);
       this.acknowledge(peer, ref, message);
       // They came online while it was being stored: it reached them now, not at a later login.

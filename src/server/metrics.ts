@@ -1,8 +1,6 @@
-// The chat server's metrics: their names, what each counts, and the message log wrapper that
-// counts stored messages. Counters are integers bumped where the event happens (a delivery is one
+// The chat server's metrics: their names and what each counts. Counters are integers bumped where the event happens (a delivery is one
 // increment, no labels or lookups); gauges are read from the server's own state at scrape time.
 
-import type { Conversation, Draft, MessageLog, Page, PageQuery, SearchScope, StoredMessage } from "../core/message-log.ts";
 import type { Counter, Registry } from "../metrics/registry.ts";
 
 export interface ServerCounters {
@@ -46,79 +44,4 @@ export function registerServerGauges(registry: Registry, state: ServerState): vo
   registry.computed("gauge", "tlschat_users_online", "Users with at least one logged-in connection", state.usersOnline);
   registry.computed("gauge", "tlschat_outbound_bytes", "Bytes queued to all connections together, not yet written", state.outboundBytes);
   registry.computed("gauge", "tlschat_outbound_budget_bytes", "Bytes all queues together may hold before the furthest behind are dropped", () => state.outboundBudgetBytes);
-}
-
-/**
- * The message log, counting each append that resolves: the message is stored (durably, for the
- * chat database). A retried ref is answered from the log without an append, so it is not counted
- * again. Everything else is passed through as it is.
- */
-export class CountingMessageLog implements MessageLog {
-  constructor(
-    private readonly log: MessageLog,
-    private readonly stored: Counter,
-  ) {}
-
-  append(draft: Draft): Promise<StoredMessage> {
-    return this.log.append(draft).then((message) => {
-      this.stored.inc();
-      return message;
-    });
-  }
-
-  lastId(): number {
-    return this.log.lastId();
-  }
-
-  settled(): Promise<void> {
-    return this.log.settled();
-  }
-
-  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
-    return this.log.findByRef(sender, ref, since);
-  }
-
-  findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
-    return this.log.findStoredRef(sender, ref, since);
-  }
-
-  page(conversation: Conversation, query: PageQuery): Promise<Page> {
-    return this.log.page(conversation, query);
-  }
-
-  dms(user: string, query: PageQuery): Promise<Page> {
-    return this.log.dms(user, query);
-  }
-
-  undelivered(user: string, query: PageQuery): Promise<Page> {
-    return this.log.undelivered(user, query);
-  }
-
-  markDelivered(user: string, upTo: number): Promise<void> {
-    return this.log.markDelivered(user, upTo);
-  }
-
-  get(id: number): Promise<StoredMessage | undefined> {
-    return this.log.get(id);
-  }
-
-  remove(id: number): Promise<void> {
-    return this.log.remove(id);
-  }
-
-  search(words: readonly string[], scope: SearchScope, limit: number): Promise<StoredMessage[]> {
-    return this.log.search(words, scope, limit);
-  }
-
-  trim(before: number, maxPerRoom: number): Promise<number> {
-    return this.log.trim(before, maxPerRoom);
-  }
-
-  dropRoom(room: string): Promise<void> {
-    return this.log.dropRoom(room);
-  }
-
-  close(): Promise<void> {
-    return this.log.close();
-  }
 }

@@ -21,7 +21,7 @@ import { EnterPacer } from "./enter-pacer.ts";
 import { DEFAULT_PORT } from "../protocol/transport.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { FlushScheduler } from "./flush-scheduler.ts";
-import { CountingMessageLog, registerServerCounters, registerServerGauges } from "./metrics.ts";
+import { registerServerCounters, registerServerGauges } from "./metrics.ts";
 import { defaultOutboundBudgetBytes, OutboundBudget } from "./outbound-budget.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { buildServerTls, type TlsSettings } from "./tls-config.ts";
@@ -76,11 +76,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
   const directory = options.delivery?.directory ?? new LocalDirectory();
   // A quarter of the outbound allowance: a list or history reply plus live traffic must fit.
   const maxListBytes = Math.min(limits.MAX_LIST_REPLY_BYTES, Math.floor(config.maxOutboundBytes / 4));
-  const messageLog = new CountingMessageLog(
+  const messageLog =
     options.messageLog ??
-      new MemoryMessageLog({ perConversation: config.historySize, perConversationBytes: Math.min(limits.HISTORY_MAX_BYTES, maxListBytes) }),
-    counters.messages,
-  );
+    new MemoryMessageLog({ perConversation: config.historySize, perConversationBytes: Math.min(limits.HISTORY_MAX_BYTES, maxListBytes) });
   const hub = new Hub(
     directory,
     options.rooms,
@@ -106,6 +104,9 @@ export async function startServer(options: ServerOptions): Promise<ChatServer> {
       maxMessagesPerRoom: config.historyMaxMessagesPerRoom,
     },
     {
+      stored() {
+        counters.messages.inc();
+      },
       moderated(notice) {
         const { action, room, scope, user, by, seconds, invite_only } = notice;
         log.info("moderation", { action, room: room ?? scope, user, by, seconds, invite_only });

@@ -49,7 +49,7 @@ export async function testHub(
       maxMessagesPerRoom: 100,
       ...policy,
     },
-    { moderated: (notice) => moderation.push(notice), topicSet: () => {} },
+    { stored: () => {}, moderated: (notice) => moderation.push(notice), topicSet: () => {} },
     () => clock.now,
   );
   await hub.open();
