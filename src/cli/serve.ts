@@ -46,6 +46,8 @@ export const DEFAULT_KEY = "certs/key.pem";
 export const DEFAULT_DB = "data/users.json";
 export const DEFAULT_CHAT_DB = "data/chat.db";
 const DAY_MS = 24 * 60 * 60_000;
+/** Options of the embedded stores, which a cluster node refuses rather than ignores. */
+const EMBEDDED_ONLY_OPTIONS = ["--db", "--chat-db", "--message-log", "--fsync"];
 
 interface ServeOptions {
   host: string;
@@ -169,8 +171,10 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.historyMaxMessages !== undefined) limits.historyMaxMessagesPerRoom = opts.historyMaxMessages;
   if (opts.redis !== undefined) {
     // The embedded stores' options mean nothing to a cluster node: say so rather than ignore them.
-    const embeddedOnly = ["db", "chatDb", "messageLog", "fsync"].find((name) => command.getOptionValueSource(name) !== "default");
-    if (embeddedOnly !== undefined) throw new CliError(`--${kebab(embeddedOnly)} is for the embedded stores; a node with --redis keeps everything in Redis`);
+    const embeddedOnly = command.options.find(
+      (option) => EMBEDDED_ONLY_OPTIONS.includes(option.long!) && command.getOptionValueSource(option.attributeName()) !== "default",
+    );
+    if (embeddedOnly !== undefined) throw new CliError(`${embeddedOnly.long} is for the embedded stores; a node with --redis keeps everything in Redis`);
   }
   if (opts.redis === undefined && (opts.importDb !== undefined || opts.importChat !== undefined)) {
     throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
@@ -366,11 +370,6 @@ function reportDurability(durability: Durability, log: Logger): void {
       throw new Error(`unhandled durability ${String(unreachable)}`);
     }
   }
-}
-
-/** An option's name as typed: chatDb is --chat-db. */
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }
 
 function positiveDays(value: string): number {
