@@ -121,8 +121,8 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
 /** Reads the append-only file settings, which decide whether an acked message survives a Redis crash. */
 async function durabilityOf(connection: RedisConnection): Promise<Durability> {
   try {
-    const reply = (await connection.send("CONFIG", ["GET", "append*"])) as Record<string, string> | string[];
-    const settings = Array.isArray(reply) ? Object.fromEntries(pairs(reply)) : reply;
+    // Bun speaks RESP3, where CONFIG GET answers a map.
+    const settings = (await connection.send("CONFIG", ["GET", "append*"])) as Record<string, string>;
     if (settings.appendonly !== "yes") return { kind: "no-aof" };
     if (settings.appendfsync === "always") return { kind: "always" };
     if (settings.appendfsync === "everysec") return { kind: "everysec" };
@@ -130,10 +130,4 @@ async function durabilityOf(connection: RedisConnection): Promise<Durability> {
   } catch (error) {
     return { kind: "unknown", reason: (error as Error).message };
   }
-}
-
-function pairs(flat: string[]): Array<[string, string]> {
-  const result: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) result.push([flat[i]!, flat[i + 1]!]);
-  return result;
 }
