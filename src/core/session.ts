@@ -18,7 +18,7 @@ import {
   type Since,
 } from "../protocol/frames.ts";
 import { checkText } from "../protocol/validate.ts";
-import type { Hub } from "./hub.ts";
+import type { Entered, Hub } from "./hub.ts";
 import { DEFAULT_ROOMS_PAGE, FRAME_BURST, FRAME_RATE_PER_SEC, MAX_PENDING_FRAMES, MAX_TEXT_CHARS, type ServerLimits } from "./limits.ts";
 import type { Peer } from "./peer.ts";
 import { TokenBucket } from "../protocol/rate.ts";
@@ -354,12 +354,24 @@ export class Session {
       limits: { messageRatePerSec, messageBurst, maxTextChars: MAX_TEXT_CHARS, idleTimeoutMs },
     });
     this.deps.events.authenticated(this, method);
+    try {
+      await this.sendMissed(entered, result.user, since);
+    } catch (error) {
+      if (!(error instanceof ChatError)) throw error;
+      // The client counts itself caught up once logged in and moves its marks on with what comes
+      // live; left open, this connection would hide the gap. A reconnect asks again from the marks.
+      this.close(error.code, `What you missed could not be sent (${error.message}); reconnect to get it`);
+    }
+  }
+
+  private async sendMissed(entered: Entered, user: string, since: Since | undefined): Promise<void> {
+    const hub = this.deps.hub;
     for (const room of entered.rooms) {
       await this.peer.writable();
       if (this.closed) return;
       this.reply(await hub.catchUp(room, since, entered.historyUpTo.get(room.key)!));
     }
-    for await (const dms of hub.missedDms(result.user, since, entered.dmsUpTo)) {
+    for await (const dms of hub.missedDms(user, since, entered.dmsUpTo)) {
       for (const dm of dms) {
         await this.peer.writable();
         if (this.closed) return;

@@ -49,6 +49,8 @@ async function loggedIn(server: TestServer, user: string, since?: unknown): Prom
   const welcome = await connected.nextOf(["welcome", "error"]);
   if (welcome.type === "error") throw new Error(`login ${user}: ${welcome.code} ${welcome.message}`);
   await connected.next("history");
+  // The login is over once its dm catch-up is: a round trip is answered only after it.
+  await connected.sync();
   return { client: connected, welcome };
 }
 

@@ -4,6 +4,7 @@ import { Session, type Accounts, type SessionDeps } from "../../src/core/session
 import { ChatError } from "../../src/protocol/errors.ts";
 import { EnterPacer } from "../../src/server/enter-pacer.ts";
 import { FakePeer } from "../helpers/fake-peer.ts";
+import { until } from "../helpers/chat-support.ts";
 import { testHub } from "../helpers/hub.ts";
 
 /** Accounts whose login resolves when the test says so, to observe frames held meanwhile. */
@@ -28,7 +29,7 @@ function deferredAccounts() {
 async function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["limits"]> = {}, clock = { now: 0 }) {
   const peer = new FakePeer();
   const pacer = new EnterPacer(MAX_ENTERS_PER_TURN);
-  const { hub } = await testHub({}, clock);
+  const { hub, log } = await testHub({}, clock);
   const session = new Session(peer, "127.0.0.1", {
     hub,
     accounts,
@@ -39,7 +40,7 @@ async function makeSession(accounts: Accounts, overrides: Partial<SessionDeps["l
     limits: { ...defaultLimits(), messageRatePerSec: 1, messageBurst: 3, maxRateViolations: 3, ...overrides },
   });
   const send = (frame: object) => session.receive(new TextEncoder().encode(JSON.stringify(frame)));
-  return { peer, hub, session, send };
+  return { peer, hub, log, session, send };
 }
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
@@ -67,6 +68,18 @@ describe("Session", () => {
     await flush();
     expect(peer.frames.map((f) => f.type)).toEqual(["welcome", "history"]);
     expect(other.frames.filter((f) => f.type === "msg").map((f) => f.text)).toEqual(["first"]);
+  });
+
+  test("a log failure after welcome closes the connection with its code instead of leaving a gap in the catch-up", async () => {
+    const { accounts, release } = deferredAccounts();
+    const { peer, log, send } = await makeSession(accounts, { messageBurst: 10 });
+    log.undelivered = () => Promise.reject(new ChatError("store_unavailable", "Redis is unreachable"));
+    send({ type: "login", user: "alice", password: "right password" });
+    send({ type: "ping", id: 1 });
+    release();
+    await until(() => peer.closedWith !== undefined, "the connection closed");
+    expect(peer.closedWith).toBe("store_unavailable");
+    expect(peer.frames.map((frame) => frame.type)).toEqual(["welcome", "history"]);
   });
 
   test("too many frames during a login close the connection", async () => {

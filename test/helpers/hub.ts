@@ -10,6 +10,7 @@ import { MemoryRooms, type Rooms } from "../../src/core/rooms.ts";
 export interface TestHub {
   hub: Hub;
   rooms: Rooms;
+  log: MemoryMessageLog;
   moderation: ModerationNotice[];
   clock: { now: number };
 }
@@ -24,10 +25,11 @@ export async function testHub(
   const accounts = new Map(accountNames.map((name) => [name.toLowerCase(), name]));
   const directory = new LocalDirectory();
   const moderation: ModerationNotice[] = [];
+  const log = new MemoryMessageLog({ perConversation: 10, perConversationBytes: 64 * 1024 });
   const hub = new Hub(
     directory,
     rooms,
-    new MemoryMessageLog({ perConversation: 10, perConversationBytes: 64 * 1024 }),
+    log,
     new LocalFanout(directory, 0),
     { nameOf: async (user) => accounts.get(user.toLowerCase()) },
     {
@@ -53,5 +55,5 @@ export async function testHub(
     () => clock.now,
   );
   await hub.open();
-  return { hub, rooms, moderation, clock };
+  return { hub, rooms, log, moderation, clock };
 }

@@ -81,7 +81,7 @@ if (redisAvailable()) {
         cluster.delivery.directory.add("bob", member);
         fanout.attach("#a", member);
         await fanout.following();
-        const resubscribed = new Promise<void>((resolve) => link.onResubscribed(resolve));
+        const resubscribed = new Promise<void>((resolve) => link.onReconnected(resolve));
         // Redis drops the node's subscriber connection; the node reconnects after a short delay.
         redis.server.cli("CLIENT", "KILL", "TYPE", "pubsub");
         const ids: number[] = [];

@@ -76,7 +76,7 @@ describe.skipIf(!available)("Redis link", () => {
     await connection.open();
     const heard: string[] = [];
     let resubscribed = 0;
-    connection.onResubscribed(() => resubscribed++);
+    connection.onReconnected(() => resubscribed++);
     await connection.subscribe("news", (message) => heard.push(message));
     await connection.send("PUBLISH", ["news", "before"]);
     const up = nextState(connection, "up");
@@ -99,6 +99,29 @@ describe.skipIf(!available)("Redis link", () => {
       "the message after the restart",
     );
     expect(heard).toEqual(["before", "after"]);
+  });
+
+  test("a lost command connection alone also counts as a return: its listeners run once commands are answered again", async () => {
+    await using redis = await startRedis();
+    const connection = connect(redis.url);
+    await connection.open();
+    await connection.subscribe("news", () => {});
+    const answers: unknown[] = [];
+    connection.onReconnected(() => void connection.send("PING", []).then((reply) => answers.push(reply), (error: Error) => answers.push(error.message)));
+    const down = nextState(connection, "down");
+    const up = nextState(connection, "up");
+    // The subscriber is in subscribe mode: only the command connection is a normal client.
+    expect(redis.cli("CLIENT", "KILL", "TYPE", "normal").trim()).toBe("1");
+    await down;
+    await up;
+    await withTimeout(
+      (async () => {
+        while (answers.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      5_000,
+      "the listener's command",
+    );
+    expect(answers).toEqual(["PONG"]);
   });
 
   test("runs a script by hash and loads it again after a restart", async () => {

@@ -78,7 +78,7 @@ export async function openCluster(options: ClusterOptions): Promise<Cluster> {
       if (change.state === "down") log.error("redis_down", { reason: change.reason });
       else log.info("redis_up", {});
     });
-    connection.onResubscribed(() => {
+    connection.onReconnected(() => {
       directory.sync().catch((error: Error) => log.warn("redis_presence_failed", { message: error.message }));
       // A server-wide ban's disconnect travels by pub/sub and may have been lost meanwhile; the
       // ban itself is in the rooms, so once they have caught up, this node enforces it.

@@ -3,8 +3,8 @@
 // disconnected and give up reconnecting after its retries; here a command made while Redis is
 // away fails at once with `store_unavailable`, one that gets no answer in time fails the same way,
 // and the link keeps trying to come back however long Redis is gone. Subscriptions are made again
-// after every reconnect (Redis forgets them), and `onResubscribed` listeners then read what was
-// published meanwhile.
+// after every reconnect (Redis forgets them), and once both connections serve again `onReconnected`
+// listeners read what was published meanwhile.
 
 import { RedisClient } from "bun";
 import { ChatError } from "../../protocol/errors.ts";
@@ -119,6 +119,9 @@ class Link {
     };
     try {
       await client.connect();
+      // A Redis still loading its append-only file accepts connections but answers LOADING to
+      // most commands: not up yet, so try again later rather than fail the reads made on return.
+      await client.send("PING", []);
       await this.connected(client);
     } catch (error) {
       client.close();
@@ -186,8 +189,10 @@ export class RedisConnection {
   /** Scripts loaded (or being loaded) on the current command connection, by hash. */
   private readonly loaded = new Map<string, Promise<void>>();
   private readonly stateListeners: Array<(change: StateChange) => void> = [];
-  private readonly resubscribedListeners: Array<() => void> = [];
+  private readonly reconnectedListeners: Array<() => void> = [];
   private reported: LinkState = "down";
+  /** Set once both links were first up: every later "up" is a return. */
+  private wasUp = false;
 
   constructor(options: RedisLinkOptions) {
     const changed = (_state: LinkState, reason: string | undefined) => this.report(reason);
@@ -211,9 +216,12 @@ export class RedisConnection {
     this.stateListeners.push(listener);
   }
 
-  /** Called after subscriptions were made again on a new subscriber connection. */
-  onResubscribed(listener: () => void): void {
-    this.resubscribedListeners.push(listener);
+  /**
+   * Called each time both links are up again after either was lost, the subscriptions already
+   * made again: what was published meanwhile may be missing, and commands now get answers.
+   */
+  onReconnected(listener: () => void): void {
+    this.reconnectedListeners.push(listener);
   }
 
   send(command: string, args: Array<string | number>): Promise<unknown> {
@@ -259,9 +267,6 @@ export class RedisConnection {
 
   private async subscribeAll(client: RedisClient): Promise<void> {
     for (const [channel, listener] of this.channels) await client.subscribe(channel, listener);
-    queueMicrotask(() => {
-      for (const listener of this.resubscribedListeners) listener();
-    });
   }
 
   private report(reason: string | undefined): void {
@@ -270,6 +275,9 @@ export class RedisConnection {
     this.reported = state;
     const change: StateChange = state === "up" ? { state } : { state, reason: reason ?? "a connection to Redis is down" };
     for (const listener of this.stateListeners) listener(change);
+    if (state !== "up") return;
+    if (this.wasUp) for (const listener of this.reconnectedListeners) listener();
+    this.wasUp = true;
   }
 }
 

@@ -37,12 +37,12 @@ interface Stream {
   started: Promise<number>;
   /** While a gap is read: what arrived live meanwhile, delivered after the gap. */
   held: Single[] | undefined;
-  /** Read the gap again once the current read ends (a resubscribe came during it). */
+  /** Read the gap again once the current read ends (a reconnect came during it). */
   again: boolean;
 }
 
 export interface ClusterFanoutEvents {
-  /** Filling a gap failed; it is tried again at the next resubscribe. */
+  /** Filling a gap failed; it is tried again at the next reconnect. */
   failed(error: Error): void;
   /** An id the cluster has given (a message delivered here, or the counter read): the newest known. */
   seen(id: number): void;
@@ -66,7 +66,7 @@ export class ClusterFanout implements Fanout {
   ) {
     // Its own idea of what was relayed is not used: each stream has its own.
     this.local = new LocalFanout(directory, 0);
-    connection.onResubscribed(() => {
+    connection.onReconnected(() => {
       for (const stream of this.streams.values()) void this.fillGap(stream);
     });
   }
@@ -267,7 +267,7 @@ export class ClusterFanout implements Fanout {
     // Still starting: its own start reads the gap once subscribed.
     if (stream.delivered === undefined) return;
     if (this.reading.has(stream)) {
-      // A resubscribe during the read: what it may have missed is read once this read ends.
+      // A reconnect during the read: what it may have missed is read once this read ends.
       stream.again = true;
       return;
     }
@@ -286,7 +286,7 @@ export class ClusterFanout implements Fanout {
       stream.held = undefined;
       for (const published of held) this.deliver(stream, published);
     } catch (error) {
-      // Still holding: the next resubscribe reads the gap again, then delivers what waits.
+      // Still holding: the next reconnect reads the gap again, then delivers what waits.
       this.events.failed(error as Error);
     } finally {
       this.reading.delete(stream);

@@ -78,8 +78,7 @@ export class RedisRooms extends MemoryRooms {
     await connection.subscribe(channels.roomChanges, (message) => rooms.receive(message));
     // A new subscriber connection missed what was published meanwhile, and a catch-up that failed
     // while Redis was away must run again once it is back.
-    connection.onResubscribed(() => rooms.catchUpLater());
-    connection.onStateChange((change) => change.state === "up" && rooms.catchUpLater());
+    connection.onReconnected(() => rooms.catchUpLater());
     try {
       await rooms.catchUp();
     } catch (error) {
@@ -96,7 +95,7 @@ export class RedisRooms extends MemoryRooms {
 
   /**
    * Resolves once this node has applied every change Redis holds now. It adds no read of its own
-   * (the channel and the gap reads after a resubscribe must get there), so tests can prove those.
+   * (the channel and the gap reads after a reconnect must get there), so tests can prove those.
    */
   async synced(): Promise<void> {
     const seq = Number((await this.connection.send("GET", [keys.roomSequence])) ?? 0);
