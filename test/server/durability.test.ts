@@ -13,6 +13,7 @@ import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { TestClient, withTimeout, type Frame } from "../helpers/client.ts";
+import { fillDisk } from "../helpers/full-disk.ts";
 import { spawnTlschat, type RunningProcess } from "../helpers/process.ts";
 import { startTestServer, type TestServerOptions } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
@@ -151,8 +152,7 @@ describe("a full disk", () => {
     const before = await sayAcked(alice, "before the disk filled");
     expect((await bob.next("msg")).id).toBe(before.id);
 
-    const pages = db.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count;
-    db.exec(`PRAGMA max_page_count = ${pages}`);
+    fillDisk(db);
     alice.send({ type: "say", text: PAGE_FILLING_TEXT, ref: "full-1" });
     expect(await answerTo(alice, "full-1")).toMatchObject({ type: "error", code: "store_unavailable" });
     // The same ref twice in one write: the retry waits for the first copy's commit and fails with it.

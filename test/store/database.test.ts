@@ -46,9 +46,11 @@ describe("openChatDatabase", () => {
     try {
       expect(userVersion(db)).toBe(SCHEMA_VERSION);
       expect(tableNames(db)).toEqual([
+        "index_progress",
         "invites",
         "known_users",
         "members",
+        "message_refs",
         "messages",
         "messages_fts",
         "messages_fts_config",
@@ -57,7 +59,6 @@ describe("openChatDatabase", () => {
         "messages_fts_idx",
         "restrictions",
         "rooms",
-        "search_progress",
         "server_bans",
         "sqlite_sequence",
       ]);
@@ -101,12 +102,40 @@ describe("openChatDatabase", () => {
 
     const db = await openChatDatabase(path);
     try {
-      expect(db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to).toBe(2);
+      expect(db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM index_progress").get()!.indexed_up_to).toBe(2);
       const found = (word: string) => db.query<{ id: number }, [string]>("SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?").all(word);
       expect(found("lighthouse")).toEqual([{ id: 1 }]);
       db.run("DELETE FROM messages WHERE id = 1");
       expect(found("lighthouse")).toEqual([]);
       expect(found("harbour")).toEqual([{ id: 2 }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a version 4 database with refs in a messages index is upgraded to the ref table: indexed refs are moved, the rest wait for the log's next step", async () => {
+    await using dir = await tempDir();
+    const path = dir.file("chat.db");
+    const old = new Database(path, { create: true });
+    for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration);
+    old.exec("PRAGMA user_version = 4");
+    const insert = "INSERT INTO messages (conv, room_name, sender, sender_name, text, ts, ref) VALUES ('#lobby', '#lobby', 'alice', 'alice', ?, 1, ?)";
+    old.run(insert, ["indexed with a ref", "r1"]);
+    old.run(insert, ["indexed without one", null]);
+    // What the version 4 log's index step did for the first two.
+    old.run("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages");
+    old.run("UPDATE search_progress SET indexed_up_to = 2");
+    old.run(insert, ["stored after the index", "r3"]);
+    old.close();
+
+    const db = await openChatDatabase(path);
+    try {
+      expect(userVersion(db)).toBe(SCHEMA_VERSION);
+      expect(db.query("SELECT sender, ref, id FROM message_refs").all()).toEqual([{ sender: "alice", ref: "r1", id: 1 }]);
+      expect(db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name = 'messages_by_ref'").all()).toEqual([]);
+      // Deleting an indexed message takes its ref with it.
+      db.run("DELETE FROM messages WHERE id = 1");
+      expect(db.query("SELECT id FROM message_refs").all()).toEqual([]);
     } finally {
       db.close();
     }

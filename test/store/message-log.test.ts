@@ -7,7 +7,9 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { MemoryMessageLog } from "../../src/core/message-log.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
-import { SqliteMessageLog, TRIM_BATCH_ROWS } from "../../src/store/sqlite/message-log.ts";
+import { INDEX_BATCH_ROWS, SqliteMessageLog, TRIM_BATCH_ROWS } from "../../src/store/sqlite/message-log.ts";
+import { until } from "../helpers/chat-support.ts";
+import { fillDisk } from "../helpers/full-disk.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 import { describeMessageLogContract, refusal, said, sentDm, T0 } from "./message-log-contract.ts";
 
@@ -120,8 +122,7 @@ describe("SqliteMessageLog: durability", () => {
     await using dir = await tempDir();
     await using opened = await openLog(dir);
     const before = await opened.log.append(said(RUST, "alice", "before"));
-    const pages = opened.db.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count;
-    opened.db.exec(`PRAGMA max_page_count = ${pages}`);
+    fillDisk(opened.db);
 
     const refused = [opened.log.append(said(RUST, "alice", PAGE_FILLING_TEXT)), opened.log.append(said(RUST, "bob", "small, but in the same turn"))];
     for (const append of refused) expect((await refusal(append)).code).toBe("store_unavailable");
@@ -155,8 +156,7 @@ describe("SqliteMessageLog: durability", () => {
     expect(await retry!).toEqual(await original);
     expect(committedIds(dir)).toHaveLength(1);
 
-    const pages = opened.db.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count;
-    opened.db.exec(`PRAGMA max_page_count = ${pages}`);
+    fillDisk(opened.db);
     const doomed = opened.log.append(said(RUST, "alice", PAGE_FILLING_TEXT, 1_000, "r2"));
     const doomedRetry = opened.log.findByRef("alice", "r2", 0)!;
     expect((await refusal(doomed)).code).toBe("store_unavailable");
@@ -219,6 +219,31 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
       expect(lookups.length).toBeLessThan(10);
       for (const [i, message] of stored.entries()) expect(await log.findByRef("alice", `ref-${i}`, T0)).toEqual(message);
       expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
+    } finally {
+      await log.close();
+      db.close();
+    }
+  });
+  test("an evicted ref is found through the ref index once a step indexed it, by a scan of the newest rows before; a removed one goes with its message", async () => {
+    await using dir = await tempDir();
+    const db = await openChatDatabase(dir.file("chat.db"));
+    const log = new SqliteMessageLog(db, 10);
+    const indexedRefs = () => db.query<{ count: number }, []>("SELECT COUNT(*) AS count FROM message_refs").get()!.count;
+    try {
+      const stored = [];
+      for (let i = 0; i < INDEX_BATCH_ROWS; i++) stored.push(await log.append(said(RUST, "alice", `m${i}`, T0 + i, `ref-${i}`)));
+      await until(() => indexedRefs() === INDEX_BATCH_ROWS, "the first index step");
+      // One turn, looked up before the turn ends: these cannot have been indexed yet.
+      const tail = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(said(RUST, "alice", `t${i}`, T0 + 1, `tail-${i}`))));
+      const found = [...stored.map((_, i) => log.findByRef("alice", `ref-${i}`, T0)), ...tail.map((_, i) => log.findByRef("alice", `tail-${i}`, T0))];
+      expect(indexedRefs()).toBe(INDEX_BATCH_ROWS);
+      expect(await Promise.all(found)).toEqual([...stored, ...tail]);
+
+      await log.remove(stored[0]!.id);
+      expect(indexedRefs()).toBe(INDEX_BATCH_ROWS - 1);
+      expect(log.findByRef("alice", "ref-0", T0)).toBeUndefined();
+      // A copy older than `since` is not a match, through the index too.
+      expect(log.findByRef("alice", "ref-1", T0 + 2)).toBeUndefined();
     } finally {
       await log.close();
       db.close();

@@ -99,6 +99,25 @@ export const MIGRATIONS: readonly string[] = [
      WHEN old.id <= (SELECT indexed_up_to FROM search_progress) BEGIN
      INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
    END;`,
+  // 5: refs are indexed in the same batches as the search, in a table of their own: an index on
+  // the messages table took a page per sender into every commit (half of a message's cost).
+  // Refs above `indexed_up_to` are found by scanning those few newest rows.
+  `CREATE TABLE message_refs (
+     sender TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     id INTEGER NOT NULL,
+     PRIMARY KEY (sender, ref, id)
+   ) STRICT, WITHOUT ROWID;
+   INSERT INTO message_refs (sender, ref, id)
+     SELECT sender, ref, id FROM messages WHERE ref IS NOT NULL AND id <= (SELECT indexed_up_to FROM search_progress);
+   DROP INDEX messages_by_ref;
+   DROP TRIGGER messages_unindexed;
+   ALTER TABLE search_progress RENAME TO index_progress;
+   CREATE TRIGGER messages_unindexed AFTER DELETE ON messages
+     WHEN old.id <= (SELECT indexed_up_to FROM index_progress) BEGIN
+     INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+     DELETE FROM message_refs WHERE sender = old.sender AND ref = old.ref AND id = old.id;
+   END;`,
 ];
 
 /**

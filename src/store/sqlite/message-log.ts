@@ -1,9 +1,10 @@
 // The durable message log in the chat database. Appends made in one event-loop turn are
 // committed together in one transaction (group commit) at the end of the turn, and only then
-// resolve: nothing is relayed or acknowledged before it is on disk. The search index follows in
-// batches (and is brought up to date before every search), and recent refs are looked up in
-// memory (those evicted from it in a filter that rules out most new refs without a query), so
-// a message costs the commit little more than its row. Ids come from a counter
+// resolve: nothing is relayed or acknowledged before it is on disk. The search index and the ref
+// index follow in batches (the search index is brought up to date before every search, and refs
+// not yet indexed are few and scanned), and recent refs are looked up in memory (those evicted
+// from it in a filter that rules out most new refs without a query), so a message costs the
+// commit little more than its row. Ids come from a counter
 // that starts above everything the database ever held (AUTOINCREMENT's sequence), so no id that
 // was ever relayed is used again: a batch a full disk refused leaves a gap, and one a crash cut
 // off was never seen by anyone.
@@ -52,9 +53,9 @@ interface Pending {
 export const TRIM_BATCH_ROWS = 500;
 /** Messages per INSERT statement in a commit (11 parameters each, well under SQLite's limit). */
 const INSERT_ROWS = 50;
-/** Messages added to the search index in one step; a step holds the event loop a few ms. */
+/** Messages added to the search and ref indexes in one step; a step holds the event loop a few ms. */
 export const INDEX_BATCH_ROWS = 1_000;
-/** How long a stored message may wait for the search index when fewer than a batch are waiting. */
+/** How long a stored message may wait for the indexes when fewer than a batch are waiting. */
 const INDEX_DELAY_MS = 500;
 /** Recent refs kept in memory for retries; a lookup for an older one may ask the database. */
 export const REF_CACHE_ENTRIES = 100_000;
@@ -113,7 +114,7 @@ export class SqliteMessageLog implements MessageLog {
     }
     this.committedUpTo = sequence;
     this.nextId = sequence + 1;
-    this.indexedUpTo = db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM search_progress").get()!.indexed_up_to;
+    this.indexedUpTo = db.query<{ indexed_up_to: number }, []>("SELECT indexed_up_to FROM index_progress").get()!.indexed_up_to;
     this.commitBatch = db.transaction((batch: Pending[]) => {
       // Several rows per INSERT: one call into SQLite for up to INSERT_ROWS messages.
       for (let start = 0; start < batch.length; start += INSERT_ROWS) {
@@ -208,15 +209,17 @@ export class SqliteMessageLog implements MessageLog {
     }
   }
 
-  /** Adds up to a batch of stored messages to the search index; true if more are waiting. */
+  /** Adds up to a batch of stored messages to the search and ref indexes; true if more are waiting. */
   private indexStep(): boolean {
     if (this.indexedUpTo >= this.committedUpTo) return false;
     const upTo = Math.min(this.committedUpTo, this.indexedUpTo + INDEX_BATCH_ROWS);
     try {
       this.write(() =>
         this.db.transaction(() => {
-          this.db.run("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages WHERE id > ? AND id <= ?", [this.indexedUpTo, upTo]);
-          this.db.run("UPDATE search_progress SET indexed_up_to = ?", [upTo]);
+          const range = [this.indexedUpTo, upTo];
+          this.db.run("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages WHERE id > ? AND id <= ?", range);
+          this.db.run("INSERT INTO message_refs (sender, ref, id) SELECT sender, ref, id FROM messages WHERE id > ? AND id <= ? AND ref IS NOT NULL", range);
+          this.db.run("UPDATE index_progress SET indexed_up_to = ?", [upTo]);
         })(),
       );
     } catch {
@@ -273,9 +276,19 @@ export class SqliteMessageLog implements MessageLog {
     const recent = (this.recentRefs ?? this.loadRefs(since)).get(refKey(key, ref));
     if (recent && recent.ts >= since) return Promise.resolve(recent);
     if (since >= this.refsLoadedFrom && !this.evictedRefs.mightHold(refKey(key, ref), since)) return undefined;
-    const row = this.db
-      .query<MessageRow, [string, string, number]>(`SELECT ${COLUMNS} FROM messages WHERE sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`)
-      .get(key, ref, since);
+    // The newest copy first: among the rows not yet indexed, then through the index.
+    const row =
+      this.db
+        .query<MessageRow, [number, string, string, number]>(
+          `SELECT ${COLUMNS} FROM messages WHERE id > ? AND sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`,
+        )
+        .get(this.indexedUpTo, key, ref, since) ??
+      this.db
+        .query<MessageRow, [string, string, number]>(
+          `SELECT ${PREFIXED_COLUMNS} FROM message_refs r JOIN messages m ON m.id = r.id
+           WHERE r.sender = ? AND r.ref = ? AND m.ts >= ? ORDER BY r.id DESC LIMIT 1`,
+        )
+        .get(key, ref, since);
     return row ? Promise.resolve(fromRow(row)) : undefined;
   }
 
