@@ -96,10 +96,11 @@ describe("timeouts", () => {
   });
 
   test("a logged-in connection survives the login deadline", async () => {
-    await using server = await startTestServer({ limits: { authTimeoutMs: 200 } });
+    // Long enough for a registration and a login (two argon2id hashes) on a loaded machine.
+    await using server = await startTestServer({ limits: { authTimeoutMs: 1_500 } });
     await using alice = (await newUser(server, "alice")).client;
     await using late = await connect(server); // this one will time out, after alice's deadline
-    expect(await late.nextError(3_000)).toBe("timeout");
+    expect(await late.nextError(5_000)).toBe("timeout");
     await expectUsable(alice);
   });
 
