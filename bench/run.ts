@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { killAllChildren, makeWorkspace, openFileLimit, serverCommand, writeStore, type Workspace } from "./lib/proc.ts";
+import { NGIRCD_LIMITS, NGIRCD_PACKAGE, ngircdInstalled, ngircdVersion } from "./lib/ngircd.ts";
 import { REDIS_PACKAGE, redisServerInstalled, type AppendFsync } from "./lib/redis.ts";
 import { CLUSTER_STORE_USERS, PASSWORD, STORE_USERS, type BenchContext } from "./lib/targets.ts";
 import { fmt, log, now, summarize, type Summary } from "./lib/util.ts";
@@ -15,6 +16,7 @@ import { CONNECTIONS, connections, RECONNECT, reconnect } from "./scenarios/conn
 import { KEY_LOGIN_STORM, LOGIN_STORM, loginStorm } from "./scenarios/login-storm.ts";
 import { CATCH_UP, catchUp } from "./scenarios/catch-up.ts";
 import { CLUSTER_FAILOVER, CLUSTER_NODES, clusterFailover, clusterFanout, clusterLatency } from "./scenarios/cluster.ts";
+import { ircd } from "./scenarios/ircd.ts";
 import { FANOUT, fanout, LATENCY, latency, type FanoutLog, type Metrics } from "./scenarios/messages.ts";
 import { fillQueryLog, queries, QUERIES, type QueryLog } from "./scenarios/queries.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
@@ -25,6 +27,7 @@ const SCENARIOS = [
   "fanout",
   "latency",
   "peer",
+  "ircd",
   "cluster-fanout",
   "cluster-latency",
   "cluster-failover",
@@ -44,11 +47,11 @@ const USAGE = `usage: bun run bench [-- options]
   --only LIST          scenarios to run, comma-separated (default: all, in this order):
                        ${SCENARIOS.join(", ")}
   --reps N             repetitions per scenario (default 3; see the next two)
-  --fanout-reps N      repetitions of fanout, against tlschat and ncat, and of cluster-fanout
+  --fanout-reps N      repetitions of fanout, against tlschat, ncat and ngircd, and of cluster-fanout
                        (default 5; a measured fanout round relays for ${FANOUT.minSeconds} s and the
                        spread is reported); each tlschat repetition runs the memory and the durable
-                       variant, each cluster-fanout repetition Redis's appendfsync everysec and
-                       always, alternating which goes first
+                       variant (and ngircd's, with ircd in --only), each cluster-fanout repetition
+                       Redis's appendfsync everysec and always, alternating which goes first
   --startup-reps N     startup repetitions (default 5)
   --clients N          clients in the connections scenario (default ${CONNECTIONS.clients})
   --binary PATH        tlschat executable (default dist/tlschat; env TLSCHAT_BENCH_BINARY)
@@ -63,6 +66,8 @@ Every server is started on 127.0.0.1 only, with --msg-rate/--msg-burst 1000000 (
 server's defaults), --max-connections/--max-per-ip 20000, --idle-timeout/--auth-timeout 600,
 and --message-log db (serve's default) except for fanout's memory variant (--message-log memory,
 as the recorded fanout history was measured).
+
+ircd runs fanout's load against its own ngircd (Debian ${NGIRCD_PACKAGE}) over TLS; with fanout in --only, paired by rep.
 
 The cluster scenarios need redis-server (Debian package ${REDIS_PACKAGE}; without it they are
 skipped with one line): ${CLUSTER_SCENARIOS.join(", ")}. Each repetition starts
@@ -163,6 +168,8 @@ function parseArgs(argv: string[]): Options {
   return options;
 }
 
+const NGIRCD_NOTE = `ircd: ngircd with MaxPenaltyTime ${NGIRCD_LIMITS.maxPenaltyTime} (no penalty time) and user mode ${NGIRCD_LIMITS.defaultUserModes} (relaxed flood protection) for every client, MaxConnectionsIP ${NGIRCD_LIMITS.maxConnectionsIP}, PingTimeout ${NGIRCD_LIMITS.pingTimeoutSeconds} s; compiled in and left: ${NGIRCD_LIMITS.compiledIn}`;
+
 const REDIS_MISSING = `cluster scenarios skipped: redis-server is not installed (install ${REDIS_PACKAGE}: apt-get install -y ${REDIS_PACKAGE})`;
 
 function fail(message: string): never {
@@ -260,6 +267,7 @@ function machine(): Record<string, string | number> {
     bun: Bun.version,
     ncat: ncat.status === 0 ? (ncat.stdout + ncat.stderr).trim().split("\n")[0]! : "not installed",
     redisServer: redis.status === 0 ? redis.stdout.trim() : "not installed",
+    ngircd: ngircdVersion(),
     openFiles: openFileLimit(),
   };
 }
@@ -298,6 +306,11 @@ async function main(): Promise<void> {
     clients = reduced;
   }
 
+  const ngircdAvailable = ngircdInstalled();
+  // ngircd's CPU per delivery is compared with tlschat's repetition by repetition: with both in
+  // --only, every fanout repetition runs ngircd too.
+  const pairIrcd = ngircdAvailable && options.only.includes("fanout") && options.only.includes("ircd");
+
   let ws: Workspace | undefined;
   const results: ScenarioResult[] = [];
   try {
@@ -317,6 +330,8 @@ async function main(): Promise<void> {
       fanout: 24_000,
       latency: 16_000,
       peer: 32_000,
+      // 5 s of relaying, and the DH parameters ngircd generates when it starts.
+      ircd: 14_000,
       // Two clusters (and, without fanout in the run, a single-node fanout) per repetition.
       "cluster-fanout": 20_000,
       "cluster-latency": 18_000,
@@ -336,7 +351,7 @@ async function main(): Promise<void> {
       const reps =
         name === "startup"
           ? options.startupReps
-          : name === "fanout" || name === "cluster-fanout"
+          : name === "fanout" || name === "cluster-fanout" || name === "ircd"
             ? options.fanoutReps
             : name === "peer"
               ? Math.max(options.fanoutReps, options.reps)
@@ -356,6 +371,14 @@ async function main(): Promise<void> {
         notes.push(note);
         continue;
       }
+      if (name === "ircd" && !ngircdAvailable) {
+        const note = `ircd skipped: ngircd is not installed (Debian: apt-get install -y ${NGIRCD_PACKAGE})`;
+        log(note);
+        notes.push(note);
+        continue;
+      }
+      // Paired with fanout, ngircd ran inside fanout's repetitions.
+      if (name === "ircd" && pairIrcd) continue;
       if (CLUSTER_SCENARIOS.includes(name) && !redisAvailable) {
         if (!notes.includes(REDIS_MISSING)) {
           log(REDIS_MISSING);
@@ -365,7 +388,7 @@ async function main(): Promise<void> {
       }
       for (let rep = 1; rep <= reps; rep++) {
         const remaining = budgetMs - (now() - started);
-        if (remaining < estimateMs[name]) {
+        if (remaining < estimateMs[name] + (name === "fanout" && pairIrcd ? estimateMs.ircd : 0)) {
           const note = `${name}: stopped after ${rep - 1} of ${reps} repetitions to stay within the ${options.budgetSeconds} s budget`;
           log(note);
           scenarioNotes.push(note);
@@ -378,15 +401,28 @@ async function main(): Promise<void> {
               add(name, "tlschat", await startup(ctx));
               break;
             case "fanout": {
-              // The durable target is a share of the memory figure of the same run: interleave
-              // the two, and alternate which goes first so neither always meets a warmer machine.
-              // Both or neither are kept, so repetition i of one pairs with repetition i of the other.
-              const variants: FanoutLog[] = rep % 2 === 1 ? ["memory", "durable"] : ["durable", "memory"];
-              const measured: Array<[FanoutLog, Metrics]> = [];
-              for (const variant of variants) measured.push([variant, await fanout(ctx, "tlschat", variant)]);
-              for (const [variant, metrics] of measured) add(variant === "memory" ? "fanout" : "fanout-durable", "tlschat", metrics);
+              // The durable target is a share of the memory figure of the same run (and of
+              // ngircd's when paired): interleave them, and reverse the order every other
+              // repetition so none always meets a warmer machine. All or none are kept, so
+              // repetition i of one pairs with repetition i of the others.
+              const variants: Array<FanoutLog | "ngircd"> = ["memory", "durable", ...(pairIrcd ? (["ngircd"] as const) : [])];
+              if (rep % 2 === 0) variants.reverse();
+              if (rep === 1 && pairIrcd) {
+                scenarioNotes.push("ircd ran paired with fanout: every fanout repetition also ran ngircd, in the order memory, durable, ngircd, reversed every other repetition");
+                scenarioNotes.push(NGIRCD_NOTE);
+              }
+              const measured: Array<[FanoutLog | "ngircd", Metrics]> = [];
+              for (const variant of variants) measured.push([variant, variant === "ngircd" ? await ircd(ctx) : await fanout(ctx, "tlschat", variant)]);
+              for (const [variant, metrics] of measured) {
+                if (variant === "ngircd") add("ircd", "ngircd", metrics);
+                else add(variant === "memory" ? "fanout" : "fanout-durable", "tlschat", metrics);
+              }
               break;
             }
+            case "ircd":
+              if (rep === 1) scenarioNotes.push(NGIRCD_NOTE);
+              add(name, "ngircd", await ircd(ctx));
+              break;
             case "latency":
               add(name, "tlschat", await latency(ctx, "tlschat"));
               break;
@@ -486,7 +522,7 @@ async function main(): Promise<void> {
     clearTimeout(watchdog);
   }
 
-  const rows = tableRows(results);
+  const rows = tableRows(results, pairIrcd);
   console.log("");
   console.log(printTable(rows));
   const allNotes = [
@@ -506,6 +542,8 @@ function scenarioConfig(scenario: string, clients: number): object {
       return { ...FANOUT, messageLog: "db", refs: true };
     case "peer-fanout":
       return FANOUT;
+    case "ircd":
+      return { ...FANOUT, server: "ngircd", transport: "TLS, IRC PRIVMSG to one channel", ngircd: NGIRCD_LIMITS };
     case "latency":
       return { ...LATENCY, messageLog: "db" };
     case "peer-latency":
@@ -542,7 +580,8 @@ function scenarioConfig(scenario: string, clients: number): object {
   }
 }
 
-function tableRows(results: ScenarioResult[]): Row[] {
+/** `pairedIrcd`: ngircd's repetitions ran inside fanout's, so they can be set against each other. */
+function tableRows(results: ScenarioResult[], pairedIrcd: boolean): Row[] {
   const rows: Row[] = [];
   const find = (scenario: string, target: string) => results.find((r) => r.scenario === scenario && r.target === target);
   const get = (result: ScenarioResult | undefined, metric: string): Summary =>
@@ -662,6 +701,30 @@ function tableRows(results: ScenarioResult[]): Row[] {
   if (peerLat) {
     rows.push({ scenario: "peer ncat", metric: "latency p50", unit: "ms", summary: get(peerLat, "p50Ms") });
     rows.push({ scenario: "peer ncat", metric: "latency p99", unit: "ms", summary: get(peerLat, "p99Ms") });
+  }
+
+  const ngircd = find("ircd", "ngircd");
+  if (ngircd) {
+    const add = (metric: string, unit: string, summary: Summary, check?: Row["check"]) => rows.push({ scenario: "ngircd", metric, unit, summary, check });
+    add("fanout deliveries/s", "", get(ngircd, "deliveriesPerSec"));
+    add("fanout server CPU per delivery", "µs", get(ngircd, "serverCpuUsPerDelivery"));
+    if (pairedIrcd && durable) {
+      add("fanout durable / ngircd server CPU per delivery (paired reps)", "x", pairedRatio(durable, ngircd, "serverCpuUsPerDelivery"), {
+        op: "<=",
+        target: 0.55,
+        on: "median",
+        text: "≤ 0.55x",
+      });
+    }
+    if (pairedIrcd && fan) add("fanout (memory) / ngircd server CPU per delivery (paired reps)", "x", pairedRatio(fan, ngircd, "serverCpuUsPerDelivery"));
+    add("fanout latency p50", "ms", get(ngircd, "p50Ms"));
+    add("fanout latency p99", "ms", get(ngircd, "p99Ms"));
+    add("fanout lost+dup+ooo", "", lossSummary(ngircd));
+    add("fanout disconnects", "", get(ngircd, "disconnects"));
+    add("fanout error replies", "", get(ngircd, "refusals"));
+    add("fanout server CPU", "%", get(ngircd, "serverCpuPct"));
+    add("fanout generator CPU", "%", get(ngircd, "generatorCpuPct"));
+    add("fanout server RSS after", "MiB", get(ngircd, "serverRssMiB"));
   }
 
   const clusterFan = find("cluster-fanout", "tlschat");

@@ -21,8 +21,9 @@ import { BenchError, now } from "./util.ts";
 
 export const TEXT_BYTES = 100;
 const SAY_PREFIX = '{"type":"say","text":"';
-const HEADER = "S0000Q0000000T0000000000000";
-const TEXT = HEADER + "x".repeat(TEXT_BYTES - HEADER.length);
+/** The bench text's fields (sender, seq, send time in µs) as zeros, and the whole padded text. */
+export const HEADER = "S0000Q0000000T0000000000000";
+export const TEXT = HEADER + "x".repeat(TEXT_BYTES - HEADER.length);
 const REF_PREFIX = '","ref":"';
 const REF_ROUND_DIGITS = 3;
 const REF_SEQ_DIGITS = 7;
@@ -68,20 +69,20 @@ function isType(buf: Buffer, start: number, end: number, name: Buffer): boolean 
 }
 
 /** Whether `bytes` are at `at`, ending before `end`. */
-function hasAt(buf: Buffer, at: number, bytes: Buffer, end: number): boolean {
+export function hasAt(buf: Buffer, at: number, bytes: Buffer, end: number): boolean {
   if (at + bytes.length > end) return false;
   for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
   return true;
 }
 
-function putDigits(buf: Uint8Array, offset: number, width: number, value: number): void {
+export function putDigits(buf: Uint8Array, offset: number, width: number, value: number): void {
   for (let i = offset + width - 1; i >= offset; i--) {
     buf[i] = 48 + (value % 10);
     value = Math.floor(value / 10);
   }
 }
 
-function readDigits(buf: Uint8Array, offset: number, width: number): number {
+export function readDigits(buf: Uint8Array, offset: number, width: number): number {
   let value = 0;
   for (let i = offset; i < offset + width; i++) value = value * 10 + (buf[i]! - 48);
   return value;

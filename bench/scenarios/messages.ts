@@ -1,16 +1,20 @@
 // fanout and latency: many clients in one room, some of them sending. The same code runs against
 // tlschat and against the ncat broker (the peer), so the figures are comparable, and on the
 // clients of a cluster's nodes (scenarios/cluster.ts), which it measures as the sum of the nodes
-// and Redis. fanout runs tlschat with `--message-log memory` (as the recorded history was
-// measured) and, as its durable variant, with the chat database log and an ack for every message.
+// and Redis; fanout's rounds also run against ngircd, in IRC lines (scenarios/ircd.ts). fanout
+// runs tlschat with `--message-log memory` (as the recorded history was measured) and, as its
+// durable variant, with the chat database log and an ack for every message.
 
-import { sayLines, terminateAll, type BenchClient, type ClientEvents } from "../lib/client.ts";
+import { sayLines, terminateAll, type BenchClient, type ClientEvents, type SayOptions } from "../lib/client.ts";
 import type { Watched } from "../lib/proc.ts";
 import { startTarget, makeClients, type BenchContext, type TargetName } from "../lib/targets.ts";
 import { AckTracker, Tracker } from "../lib/tracker.ts";
 import { cpuShare, log, now, percentiles, sleep, withTimeout } from "../lib/util.ts";
 
 export type Metrics = Record<string, number>;
+
+/** Bench messages in the server's protocol: tlschat's say lines, unless a scenario speaks another (ircd). */
+export type MessageLines = (sender: number, first: number, count: number, options?: SayOptions) => Uint8Array;
 
 export interface FanoutConfig {
   clients: number;
@@ -71,10 +75,17 @@ export async function fanout(ctx: BenchContext, targetName: TargetName, messageL
  * The fanout's rounds (warm-up, then measured) on clients that are logged in, wherever they
  * are; CPU is that of the `watched` processes together. With `refs`, every say carries a ref.
  */
-export async function fanoutOn(watched: readonly Watched[], clients: BenchClient[], events: ClientEvents, refs: boolean, cfg = FANOUT): Promise<Metrics> {
+export async function fanoutOn(
+  watched: readonly Watched[],
+  clients: BenchClient[],
+  events: ClientEvents,
+  refs: boolean,
+  cfg = FANOUT,
+  lines: MessageLines = sayLines,
+): Promise<Metrics> {
   await sleep(200); // online notices settle
-  if (cfg.warmup > 0) await fanoutRound(watched, clients, events, { ...cfg, messages: cfg.warmup, minSeconds: 0 }, refs ? WARMUP_ROUND : undefined);
-  return await fanoutRound(watched, clients, events, cfg, refs ? MEASURED_ROUND : undefined);
+  if (cfg.warmup > 0) await fanoutRound(watched, clients, events, { ...cfg, messages: cfg.warmup, minSeconds: 0 }, refs ? WARMUP_ROUND : undefined, lines);
+  return await fanoutRound(watched, clients, events, cfg, refs ? MEASURED_ROUND : undefined, lines);
 }
 
 /**
@@ -102,7 +113,14 @@ const rssMiB = (watched: readonly Watched[]): number => watched.reduce((total, p
 const names = (watched: readonly Watched[]): string => watched.map((proc) => proc.name).join("+");
 
 /** One round of fanout; with `refRound`, every say carries a ref and the round also waits for every ack. */
-async function fanoutRound(watched: readonly Watched[], clients: BenchClient[], events: ClientEvents, cfg: FanoutConfig, refRound?: number): Promise<Metrics> {
+async function fanoutRound(
+  watched: readonly Watched[],
+  clients: BenchClient[],
+  events: ClientEvents,
+  cfg: FanoutConfig,
+  refRound?: number,
+  lines: MessageLines = sayLines,
+): Promise<Metrics> {
   let pumpScheduled = false;
   const schedulePump = () => {
     if (pumpScheduled) return;
@@ -128,7 +146,7 @@ async function fanoutRound(watched: readonly Watched[], clients: BenchClient[], 
       const inFlight = tracker.sent[s]! - tracker.completed[s]!;
       const count = Math.min(cfg.window - inFlight, cfg.messages - tracker.sent[s]!);
       if (count <= 0) continue;
-      client.writeNow(sayLines(s, tracker.sent[s]!, count, { refRound }));
+      client.writeNow(lines(s, tracker.sent[s]!, count, { refRound }));
       acks?.sent(s, tracker.sent[s]!, count, now());
       tracker.sent[s]! += count;
     }
