@@ -21,6 +21,9 @@ fi
 # --bytecode needs --format=esm, or top-level await in main.ts breaks.
 FLAGS=(--compile --minify --bytecode --format=esm
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig)
+# The chat database's checkpoint worker is loaded by path at run time, so it is an entry point of
+# its own (embedded at its path under src/).
+ENTRIES=(src/main.ts src/store/sqlite/checkpoint-worker.ts)
 
 human_size() {
   awk -v b="$(wc -c <"$1")" 'BEGIN {
@@ -31,7 +34,7 @@ human_size() {
 
 if [[ $# -eq 0 ]]; then
   out=dist/tlschat
-  "$BUN" build src/main.ts "${FLAGS[@]}" --outfile "$out" >/dev/null
+  "$BUN" build "${ENTRIES[@]}" "${FLAGS[@]}" --outfile "$out" >/dev/null
   echo "$out  $(human_size "$out")  version $("$out" --version)"
   exit 0
 fi
@@ -66,7 +69,7 @@ for target in "$@"; do
 
   status=0
   # ${a[@]+"${a[@]}"}: an empty array is "unbound" to set -u in the bash 3.2 that macOS ships.
-  ${with_timeout[@]+"${with_timeout[@]}"} "$BUN" build src/main.ts "${FLAGS[@]}" \
+  ${with_timeout[@]+"${with_timeout[@]}"} "$BUN" build "${ENTRIES[@]}" "${FLAGS[@]}" \
     --target="bun-$target" ${runtime[@]+"${runtime[@]}"} --outfile "$out" >"$log" 2>&1 || status=$?
   if [[ $status -eq 0 ]]; then
     echo "$out  $(human_size "$out")"

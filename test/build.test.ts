@@ -1,10 +1,11 @@
 // build.sh and the compiled binary it makes: one file that runs the CLI on its own.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pkg from "../package.json";
+import { withTimeout } from "./helpers/client.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const BINARY = join(ROOT, "dist", "tlschat");
@@ -104,6 +105,42 @@ describe("the compiled binary", () => {
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toContain("frobnicate");
+  });
+
+  test("serve starts its checkpoint worker from inside the binary, and stops on SIGTERM", async () => {
+    const cwd = join(tmp, "serve-cwd");
+    await mkdir(cwd, { recursive: true });
+    const proc = Bun.spawn([BINARY, "serve", "--host", "127.0.0.1", "--port", "0"], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmp },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    let stderr = "";
+    const decoder = new TextDecoder();
+    const reader = proc.stderr.getReader();
+    const listening = withTimeout(
+      (async () => {
+        while (!stderr.includes(" listening ")) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`serve ended before listening: ${stderr}`);
+          stderr += decoder.decode(value, { stream: true });
+        }
+      })(),
+      30_000,
+      "serve listening",
+    );
+    try {
+      await listening;
+    } finally {
+      proc.kill("SIGTERM");
+    }
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) stderr += decoder.decode(chunk.value, { stream: true });
+    expect(await proc.exited).toBe(0);
+    // The worker's entry point is found in the binary: no fallback to checkpoints on the event loop.
+    expect(stderr).not.toContain("checkpoints_inline");
+    expect(stderr).toContain("stopped");
   });
 
   test("ignores .env and bunfig.toml in the directory it is started from", async () => {

@@ -18,6 +18,7 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { USERNAME_PATTERN } from "../protocol/validate.ts";
+import { BackgroundCheckpoints } from "../store/sqlite/checkpoints.ts";
 import { ChatDatabaseError, openChatDatabase, type FsyncMode } from "../store/sqlite/database.ts";
 import { SqliteMessageLog } from "../store/sqlite/message-log.ts";
 import { SqliteRooms } from "../store/sqlite/rooms.ts";
@@ -179,7 +180,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.redis === undefined && (opts.importDb !== undefined || opts.importChat !== undefined)) {
     throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
   }
-  const backend = opts.redis === undefined ? await openEmbedded(opts) : await openClustered(opts, opts.redis, log);
+  const backend = opts.redis === undefined ? await openEmbedded(opts, log) : await openClustered(opts, opts.redis, log);
 
   const registry = opts.metrics ? new Registry() : undefined;
   let server: ChatServer;
@@ -202,7 +203,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   } catch (error) {
     await backend.messageLog?.close();
     await Promise.all([backend.store.close(), backend.rooms.close(), backend.delivery?.close()]);
-    backend.close();
+    await backend.close();
     if (error instanceof TlsConfigError) throw new CliError(tlsConfigMessage(error));
     throw new CliError(`Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`);
   }
@@ -215,7 +216,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   try {
     metrics = opts.metrics && registry ? await startMetrics(opts.metrics, registry, server, backend.health, log) : undefined;
   } catch (error) {
-    backend.close();
+    await backend.close();
     throw error;
   }
 
@@ -227,7 +228,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   await server.stop();
   // Stopped last: health checks get 503 "shutting down" while the clients are let go.
   await metrics?.stop();
-  backend.close();
+  await backend.close();
   return EXIT_OK;
 }
 
@@ -254,12 +255,12 @@ interface Backend {
   delivery?: Delivery;
   /** Whether the shared store is reachable (cluster mode), for /healthz. */
   health?: HealthSource;
-  /** What the server does not close (the Redis link). */
-  close(): void;
+  /** What the server does not close (the Redis link, the checkpoint worker). */
+  close(): void | Promise<void>;
 }
 
 /** The one-machine default: the JSON account store and the chat database. */
-async function openEmbedded(opts: ServeOptions): Promise<Backend> {
+async function openEmbedded(opts: ServeOptions, log: Logger): Promise<Backend> {
   let store: JsonFileStore;
   try {
     store = await JsonFileStore.open(opts.db);
@@ -272,7 +273,9 @@ async function openEmbedded(opts: ServeOptions): Promise<Backend> {
     db = await openChatDatabase(opts.chatDb, opts.fsync);
     const rooms = SqliteRooms.load(db);
     const messageLog = opts.messageLog === "db" ? new SqliteMessageLog(db) : undefined;
-    return { store, rooms, messageLog, close: () => undefined };
+    const inline = (reason: string) => log.warn("checkpoints_inline", { reason, effect: "the event loop waits for each checkpoint's disk sync" });
+    const checkpoints = await BackgroundCheckpoints.start(db, inline).catch((error: ChatDatabaseError) => void inline(error.message));
+    return { store, rooms, messageLog, close: () => checkpoints?.close() };
   } catch (error) {
     db?.close();
     await store.close();

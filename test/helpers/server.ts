@@ -6,6 +6,7 @@ import type { MessageLog } from "../../src/core/message-log.ts";
 import type { Rooms } from "../../src/core/rooms.ts";
 import { openCluster, type Cluster } from "../../src/store/redis/cluster.ts";
 import { RedisConnection } from "../../src/store/redis/connection.ts";
+import { BackgroundCheckpoints } from "../../src/store/sqlite/checkpoints.ts";
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
 import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
@@ -68,6 +69,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let store: UserStore | undefined;
   let rooms: Rooms | undefined;
   let cluster: Cluster | undefined;
+  let checkpoints: BackgroundCheckpoints | undefined;
   try {
     let messageLog: MessageLog | undefined;
     if (options.redisUrl !== undefined) {
@@ -78,6 +80,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     } else {
       store = await JsonFileStore.open(storePath);
       const db = await openChatDatabase(chatDbPath);
+      // As `serve` does: checkpoints off the event loop.
+      checkpoints = await BackgroundCheckpoints.start(db, (reason) => log.warn("checkpoints_inline", { reason }));
       rooms = SqliteRooms.load(db);
       messageLog = options.messageLog === "memory" ? undefined : new SqliteMessageLog(db);
     }
@@ -99,12 +103,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await store?.close();
     await rooms?.close();
     cluster?.close();
+    await checkpoints?.close();
     await dir[Symbol.asyncDispose]();
     throw error;
   }
   const stop = async () => {
     await server.stop();
     cluster?.close();
+    await checkpoints?.close();
     await dir[Symbol.asyncDispose]();
   };
   return Object.assign(Object.create(server) as ChatServer, {

@@ -1,0 +1,62 @@
+// The chat database's WAL checkpoints, on a thread of their own (see checkpoints.ts): a connection
+// of its own copies committed pages from the WAL into the database file and syncs it, so the
+// event loop never waits for that sync. Passive checkpoints only: they never wait for, nor hold
+// up, the server's writes.
+
+import { Database } from "bun:sqlite";
+import type { CheckpointerReport, CheckpointerRequest } from "./checkpoints.ts";
+
+declare const self: Worker;
+
+/** Passes in a row while each one still finds frames committed during the one before. */
+const MAX_CATCH_UP_PASSES = 8;
+
+let db: Database | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
+
+function report(message: CheckpointerReport): void {
+  self.postMessage(message);
+}
+
+/** Copies what the WAL holds; true once nothing is left to copy, so the next write can start the WAL over. */
+function checkpoint(): boolean {
+  const [result] = db!.query<{ busy: number; log: number; checkpointed: number }, []>("PRAGMA wal_checkpoint(PASSIVE)").all();
+  return result !== undefined && result.checkpointed >= result.log;
+}
+
+function step(): void {
+  try {
+    for (let pass = 0; pass < MAX_CATCH_UP_PASSES && !checkpoint(); pass++);
+  } catch (error) {
+    stop();
+    report({ kind: "failed", message: (error as Error).message });
+  }
+}
+
+function stop(): void {
+  clearInterval(timer);
+  timer = undefined;
+  db?.close();
+  db = undefined;
+}
+
+self.onmessage = (event: MessageEvent<CheckpointerRequest>) => {
+  const request = event.data;
+  if (request.kind === "start") {
+    try {
+      db = new Database(request.path, { strict: true });
+      db.exec(`PRAGMA busy_timeout = ${request.busyTimeoutMs}`);
+      // The sync a checkpoint makes follows this connection's setting.
+      db.exec(`PRAGMA synchronous = ${request.synchronous}`);
+    } catch (error) {
+      report({ kind: "failed", message: (error as Error).message });
+      return;
+    }
+    timer = setInterval(step, request.intervalMs);
+    report({ kind: "started" });
+    return;
+  }
+  if (db) step();
+  stop();
+  report({ kind: "stopped" });
+};
