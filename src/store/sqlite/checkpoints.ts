@@ -57,7 +57,7 @@ export class BackgroundCheckpoints {
     );
     if (first.kind !== "started") {
       worker.terminate();
-      throw new ChatDatabaseError(`The chat database's checkpoints could not start (${first.kind === "failed" ? first.message : "no answer"})`);
+      throw new ChatDatabaseError(`The chat database's checkpoints could not start (${first.kind === "failed" ? first.message : `the worker said ${first.kind}`})`);
     }
     db.exec(`PRAGMA wal_autocheckpoint = ${SAFETY_NET_CHECKPOINT_PAGES}`);
     const checkpoints = new BackgroundCheckpoints(db, worker, onFailure);
