@@ -9,14 +9,13 @@ import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_WRITE_BYTES } from "./irc.ts";
-import { freePort, HOST, procCpuMs, procRssKiB, trackChild, untrackChild, type Watched, type Workspace } from "./proc.ts";
-import { BenchError, log, now, sleep, withTimeout } from "./util.ts";
+import { freePort, HOST, procCpuMs, procRssKiB, terminate, trackChild, untrackChild, type Watched, type Workspace } from "./proc.ts";
+import { BenchError, now, sleep } from "./util.ts";
 
 export const NGIRCD_PACKAGE = "ngircd";
 
 /** ngircd reads certificates, config and help file before it drops root; long enough for its DH parameters. */
 const START_TIMEOUT_MS = 15_000;
-const STOP_GRACE_MS = 3_000;
 /** Between looks at the log for the "ready." line while ngircd starts, in ms. */
 const READY_POLL_MS = 20;
 /** New ports tried when the one picked was taken in the meantime. */
@@ -160,16 +159,7 @@ export class NgircdProcess implements Watched {
 
   /** SIGTERM, then SIGKILL after 3 s; resolves once it has exited, and removes its dir. */
   async stop(options: { keepDir?: boolean } = {}): Promise<void> {
-    if (this.alive) {
-      this.proc.kill("SIGTERM");
-      try {
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, "ngircd to exit");
-      } catch {
-        log(`ngircd pid ${this.pid} ignored SIGTERM for ${STOP_GRACE_MS} ms: SIGKILL`);
-        this.proc.kill("SIGKILL");
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, "ngircd to die").catch(() => undefined);
-      }
-    }
+    if (this.alive) await terminate(this.proc, "ngircd");
     untrackChild(this.proc);
     if (!options.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

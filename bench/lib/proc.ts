@@ -354,16 +354,7 @@ export class ServerProcess {
 
   /** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
   async stop(): Promise<void> {
-    if (this.alive) {
-      this.proc.kill("SIGTERM");
-      try {
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, `${this.name} to exit`);
-      } catch {
-        log(`${this.name} pid ${this.pid} ignored SIGTERM for ${STOP_GRACE_MS} ms: SIGKILL`);
-        this.proc.kill("SIGKILL");
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, `${this.name} to die`).catch(() => undefined);
-      }
-    }
+    if (this.alive) await terminate(this.proc, this.name);
     children.delete(this.proc);
   }
 
@@ -402,5 +393,17 @@ export class ServerProcess {
       };
       pump().catch(reject);
     });
+  }
+}
+
+/** SIGTERM, then SIGKILL after STOP_GRACE_MS; resolves once the process has exited (or after a second grace). */
+export async function terminate(proc: Subprocess, name: string): Promise<void> {
+  proc.kill("SIGTERM");
+  try {
+    await withTimeout(proc.exited, STOP_GRACE_MS, `${name} to exit`);
+  } catch {
+    log(`${name} pid ${proc.pid} ignored SIGTERM for ${STOP_GRACE_MS} ms: SIGKILL`);
+    proc.kill("SIGKILL");
+    await withTimeout(proc.exited, STOP_GRACE_MS, `${name} to die`).catch(() => undefined);
   }
 }

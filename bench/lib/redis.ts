@@ -7,8 +7,8 @@ import type { Subprocess } from "bun";
 import { RedisClient } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, HOST, procCpuMs, procRssKiB, trackChild, untrackChild } from "./proc.ts";
-import { BenchError, log, now, sleep, withTimeout } from "./util.ts";
+import { freePort, HOST, procCpuMs, procRssKiB, terminate, trackChild, untrackChild } from "./proc.ts";
+import { BenchError, now, sleep, withTimeout } from "./util.ts";
 
 /**
  * Redis's `appendfsync`: `everysec` is the realistic production setting (an ack may lose up to a
@@ -19,7 +19,6 @@ export type AppendFsync = "everysec" | "always";
 export const REDIS_PACKAGE = "redis-server";
 
 const START_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 3_000;
 /** Between readiness probes while redis-server starts, in ms. */
 const PROBE_EVERY_MS = 20;
 /** Time one readiness probe (connect + PING) may take, in ms. */
@@ -90,16 +89,7 @@ export class RedisProcess {
 
   /** SIGTERM (Redis flushes its append-only file and exits), SIGKILL after 3 s; removes its dir. */
   async stop(options: { keepDir?: boolean } = {}): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill("SIGTERM");
-      try {
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, "redis-server to exit");
-      } catch {
-        log(`redis-server pid ${this.pid} ignored SIGTERM for ${STOP_GRACE_MS} ms: SIGKILL`);
-        this.proc.kill("SIGKILL");
-        await withTimeout(this.proc.exited, STOP_GRACE_MS, "redis-server to die").catch(() => undefined);
-      }
-    }
+    if (this.proc.exitCode === null && this.proc.signalCode === null) await terminate(this.proc, "redis-server");
     untrackChild(this.proc);
     if (!options.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
