@@ -18,10 +18,8 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { JsonFileStore, StoreError } from "../auth/store.ts";
 import { USERNAME_PATTERN } from "../protocol/validate.ts";
-import { BackgroundCheckpoints } from "../store/sqlite/checkpoints.ts";
+import { openEmbedded } from "../store/embedded.ts";
 import { ChatDatabaseError, openChatDatabase, type FsyncMode } from "../store/sqlite/database.ts";
-import { SqliteMessageLog } from "../store/sqlite/message-log.ts";
-import { SqliteRooms } from "../store/sqlite/rooms.ts";
 import { TLS12_MODERN_CIPHERS, TlsConfigError, type TlsVersionName } from "../server/tls-config.ts";
 import type { ServerLimits } from "../core/limits.ts";
 import { combineHealth, HEALTHY, type HealthSource } from "../metrics/health.ts";
@@ -180,7 +178,7 @@ async function runServe(opts: ServeOptions, command: Command, io: CliIO): Promis
   if (opts.redis === undefined && (opts.importDb !== undefined || opts.importChat !== undefined)) {
     throw new CliError(`${opts.importDb !== undefined ? "--import-db" : "--import-chat"} needs --redis: it copies into a cluster's Redis`);
   }
-  const backend = opts.redis === undefined ? await openEmbedded(opts, log) : await openClustered(opts, opts.redis, log);
+  const backend = opts.redis === undefined ? await openEmbeddedBackend(opts, log) : await openClustered(opts, opts.redis, log);
 
   const registry = opts.metrics ? new Registry() : undefined;
   let server: ChatServer;
@@ -260,26 +258,17 @@ interface Backend {
 }
 
 /** The one-machine default: the JSON account store and the chat database. */
-async function openEmbedded(opts: ServeOptions, log: Logger): Promise<Backend> {
-  let store: JsonFileStore;
+async function openEmbeddedBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
   try {
-    store = await JsonFileStore.open(opts.db);
+    return await openEmbedded({
+      accounts: opts.db,
+      chatDb: opts.chatDb,
+      fsync: opts.fsync,
+      messageLog: opts.messageLog,
+      checkpointsInline: (reason) => log.warn("checkpoints_inline", { reason, effect: "the event loop waits for each checkpoint's disk sync" }),
+    });
   } catch (error) {
-    if (error instanceof StoreError) throw new CliError(error.message);
-    throw error;
-  }
-  let db: Database | undefined;
-  try {
-    db = await openChatDatabase(opts.chatDb, opts.fsync);
-    const rooms = SqliteRooms.load(db);
-    const messageLog = opts.messageLog === "db" ? new SqliteMessageLog(db) : undefined;
-    const inline = (reason: string) => log.warn("checkpoints_inline", { reason, effect: "the event loop waits for each checkpoint's disk sync" });
-    const checkpoints = await BackgroundCheckpoints.start(db, inline).catch((error: ChatDatabaseError) => void inline(error.message));
-    return { store, rooms, messageLog, close: () => checkpoints?.close() };
-  } catch (error) {
-    db?.close();
-    await store.close();
-    if (error instanceof ChatDatabaseError) throw new CliError(error.message);
+    if (error instanceof StoreError || error instanceof ChatDatabaseError) throw new CliError(error.message);
     throw error;
   }
 }

@@ -1,15 +1,12 @@
 // Starts a real tlschat server on 127.0.0.1:0 with a fresh store in a temp dir, for one test.
 
-import { JsonFileStore, type UserStore } from "../../src/auth/store.ts";
+import type { UserStore } from "../../src/auth/store.ts";
 import { REF_WINDOW_MS } from "../../src/core/limits.ts";
 import type { MessageLog } from "../../src/core/message-log.ts";
 import type { Rooms } from "../../src/core/rooms.ts";
 import { openCluster, type Cluster } from "../../src/store/redis/cluster.ts";
 import { RedisConnection } from "../../src/store/redis/connection.ts";
-import { BackgroundCheckpoints } from "../../src/store/sqlite/checkpoints.ts";
-import { openChatDatabase } from "../../src/store/sqlite/database.ts";
-import { SqliteMessageLog } from "../../src/store/sqlite/message-log.ts";
-import { SqliteRooms } from "../../src/store/sqlite/rooms.ts";
+import { openEmbedded, type EmbeddedState } from "../../src/store/embedded.ts";
 import type { ServerLimits } from "../../src/core/limits.ts";
 import type { Registry } from "../../src/metrics/registry.ts";
 import { startServer, type ChatServer } from "../../src/server/server.ts";
@@ -69,7 +66,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let store: UserStore | undefined;
   let rooms: Rooms | undefined;
   let cluster: Cluster | undefined;
-  let checkpoints: BackgroundCheckpoints | undefined;
+  let embedded: EmbeddedState | undefined;
   try {
     let messageLog: MessageLog | undefined;
     if (options.redisUrl !== undefined) {
@@ -78,12 +75,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       cluster = await openCluster({ connection, displayName: options.redisUrl, log, refWindowMs: REF_WINDOW_MS });
       ({ store, rooms, messageLog } = cluster);
     } else {
-      store = await JsonFileStore.open(storePath);
-      const db = await openChatDatabase(chatDbPath);
-      // As `serve` does: checkpoints off the event loop.
-      checkpoints = await BackgroundCheckpoints.start(db, (reason) => log.warn("checkpoints_inline", { reason }));
-      rooms = SqliteRooms.load(db);
-      messageLog = options.messageLog === "memory" ? undefined : new SqliteMessageLog(db);
+      embedded = await openEmbedded({
+        accounts: storePath,
+        chatDb: chatDbPath,
+        messageLog: options.messageLog ?? "db",
+        checkpointsInline: (reason) => log.warn("checkpoints_inline", { reason }),
+      });
+      ({ store, rooms, messageLog } = embedded);
     }
     server = await startServer({
       host: "127.0.0.1",
@@ -103,14 +101,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await store?.close();
     await rooms?.close();
     cluster?.close();
-    await checkpoints?.close();
+    await embedded?.close();
     await dir[Symbol.asyncDispose]();
     throw error;
   }
   const stop = async () => {
     await server.stop();
     cluster?.close();
-    await checkpoints?.close();
+    await embedded?.close();
     await dir[Symbol.asyncDispose]();
   };
   return Object.assign(Object.create(server) as ChatServer, {
