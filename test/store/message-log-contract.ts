@@ -147,11 +147,15 @@ export function describeMessageLogContract(name: string, open: () => Promise<Mes
         expect(await fixture.log.findByRef("alice", "d1", T0)).toEqual(original);
       });
 
-      test("a removed message's ref is free again", async () => {
+      test("a removed message's ref is free again, also once it was looked up", async () => {
         await using fixture = await open();
         const original = await fixture.log.append(said(LOBBY, "alice", "oops", T0, "ref-1"));
+        const looked = await fixture.log.append(said(LOBBY, "alice", "looked up first", T0, "ref-2"));
+        expect(await fixture.log.findByRef("alice", "ref-2", T0)).toEqual(looked);
         await fixture.log.remove(original.id);
+        await fixture.log.remove(looked.id);
         expect(fixture.log.findByRef("alice", "ref-1", T0)).toBeUndefined();
+        expect(fixture.log.findByRef("alice", "ref-2", T0)).toBeUndefined();
       });
     });
 

@@ -252,6 +252,16 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
 });
 
 describe("SqliteMessageLog: deleting", () => {
+  test("removing an older message whose ref a later one used again (past the retry window) leaves the later one found", async () => {
+    await using dir = await tempDir();
+    await using opened = await openLog(dir);
+    const older = await opened.log.append(said(RUST, "alice", "long ago", T0, "ref-1"));
+    const later = await opened.log.append(said(RUST, "alice", "again", T0 + 10, "ref-1"));
+    expect(await opened.log.findByRef("alice", "ref-1", T0 + 5)).toEqual(later);
+    await opened.log.remove(older.id);
+    expect(await opened.log.findByRef("alice", "ref-1", T0 + 5)).toEqual(later);
+  });
+
   test("a removed message's text is gone from the database file, its search index included, once the WAL is checkpointed", async () => {
     await using dir = await tempDir();
     {

@@ -353,7 +353,7 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   async dropRoom(room: string): Promise<void> {
-    this.write(() => this.db.run("DELETE FROM messages WHERE conv = ?", [room]));
+    this.deleteCounted("DELETE FROM messages WHERE conv = ?", [room]);
     this.roomCounts.delete(room);
   }
 
@@ -364,10 +364,17 @@ export class SqliteMessageLog implements MessageLog {
     while (this.indexStep());
   }
 
-  /** Runs a DELETE and takes what it removed off the room counts; returns how many rows. */
+  /**
+   * Runs a DELETE and takes what it removed off the room counts and the ref cache (a removed
+   * message's ref is free again); returns how many rows.
+   */
   private deleteCounted(sql: string, params: Array<string | number>): number {
-    const gone = this.write(() => this.db.query<{ conv: string }, Array<string | number>>(`${sql} RETURNING conv`).all(...params));
-    for (const { conv } of gone) {
+    const gone = this.write(() =>
+      this.db.query<{ id: number; conv: string; sender: string; ref: string | null }, Array<string | number>>(`${sql} RETURNING id, conv, sender, ref`).all(...params),
+    );
+    for (const { id, conv, sender, ref } of gone) {
+      // Only this message's entry: a later message may carry the same ref again.
+      if (ref !== null && this.recentRefs?.get(refKey(sender, ref))?.id === id) this.recentRefs.delete(refKey(sender, ref));
       const count = this.roomCounts.get(conv);
       if (count === undefined) continue;
       if (count > 1) this.roomCounts.set(conv, count - 1);
