@@ -249,6 +249,29 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
       db.close();
     }
   });
+  test("reopened on a log longer than the first lookup reads back, every ref of the window is still found and a new one is not", async () => {
+    await using dir = await tempDir();
+    const stored = [];
+    {
+      await using opened = await openLog(dir);
+      // 200 refs with 400 messages without one between: the first lookup of a cache of 10 reads 40 rows.
+      for (let i = 0; i < 200; i++) {
+        stored.push(await opened.log.append(said(RUST, "alice", `with ref ${i}`, T0 + i, `ref-${i}`)));
+        await opened.log.append(said(RUST, "bob", `no ref ${i}`, T0 + i));
+        await opened.log.append(said(RUST, "bob", `no ref either ${i}`, T0 + i));
+      }
+    }
+    const db = await openChatDatabase(dir.file("chat.db"));
+    const log = new SqliteMessageLog(db, 10);
+    try {
+      expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
+      for (const [i, message] of stored.entries()) expect(await log.findByRef("alice", `ref-${i}`, T0)).toEqual(message);
+      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
+    } finally {
+      await log.close();
+      db.close();
+    }
+  });
 });
 
 describe("SqliteMessageLog: deleting", () => {

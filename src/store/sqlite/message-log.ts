@@ -59,6 +59,8 @@ export const INDEX_BATCH_ROWS = 1_000;
 const INDEX_DELAY_MS = 500;
 /** Recent refs kept in memory for retries; a lookup for an older one may ask the database. */
 export const REF_CACHE_ENTRIES = 100_000;
+/** Rows the first ref lookup reads back at most, per cache entry. */
+const REF_LOAD_ROWS_PER_ENTRY = 4;
 
 const COLUMNS = "id, conv, room_name, sender_name, recipient_name, text, ts";
 const PREFIXED_COLUMNS = COLUMNS.split(", ").map((column) => `m.${column}`).join(", ");
@@ -253,20 +255,30 @@ export class SqliteMessageLog implements MessageLog {
 
   /** Loads the newest refs sent since `since` into memory, once. */
   private loadRefs(since: number): Map<string, StoredMessage> {
+    // Reading back until the window's start could mean the whole log (a quiet window on a large
+    // one: 58 ms a million rows); past this floor the database answers instead.
+    const floor = Math.max(0, this.committedUpTo - this.refCacheEntries * REF_LOAD_ROWS_PER_ENTRY);
     const rows = this.db
-      .query<MessageRow & { sender: string; ref: string }, [number, number]>(
-        `SELECT ${COLUMNS}, sender, ref FROM messages WHERE ref IS NOT NULL AND ts >= ? ORDER BY id DESC LIMIT ?`,
+      .query<MessageRow & { sender: string; ref: string }, [number, number, number]>(
+        `SELECT ${COLUMNS}, sender, ref FROM messages WHERE id > ? AND ref IS NOT NULL AND ts >= ? ORDER BY id DESC LIMIT ?`,
       )
-      .all(since, this.refCacheEntries);
+      .all(floor, since, this.refCacheEntries);
     const refs = new Map<string, StoredMessage>();
     for (const row of rows.reverse()) {
       const key = refKey(row.sender, row.ref);
       refs.set(key, fromRow(row));
       this.refOrder.push(key);
     }
-    this.refsLoadedFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : since;
+    this.refsLoadedFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : this.unreadFrom(floor, since);
     this.recentRefs = refs;
     return refs;
+  }
+
+  /** From when on every ref is among the rows above `floor` (ids follow send time). */
+  private unreadFrom(floor: number, since: number): number {
+    if (floor === 0) return since;
+    const first = this.db.query<{ ts: number }, [number]>("SELECT ts FROM messages WHERE id > ? ORDER BY id LIMIT 1").get(floor);
+    return first && first.ts >= since ? first.ts + 1 : since;
   }
 
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
