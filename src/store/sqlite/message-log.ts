@@ -269,13 +269,13 @@ export class SqliteMessageLog implements MessageLog {
       refs.set(key, fromRow(row));
       this.refOrder.push(key);
     }
-    this.refsLoadedFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : this.unreadFrom(floor, since);
+    this.refsLoadedFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : this.completeFrom(floor, since);
     this.recentRefs = refs;
     return refs;
   }
 
-  /** From when on every ref is among the rows above `floor` (ids follow send time). */
-  private unreadFrom(floor: number, since: number): number {
+  /** The send time from which every ref is among the rows above `floor` (ids follow send time). */
+  private completeFrom(floor: number, since: number): number {
     if (floor === 0) return since;
     const first = this.db.query<{ ts: number }, [number]>("SELECT ts FROM messages WHERE id > ? ORDER BY id LIMIT 1").get(floor);
     return first && first.ts >= since ? first.ts + 1 : since;
