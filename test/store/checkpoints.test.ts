@@ -8,8 +8,8 @@ import { BackgroundCheckpoints, INLINE_CHECKPOINT_PAGES, SAFETY_NET_CHECKPOINT_P
 import { openChatDatabase } from "../../src/store/sqlite/database.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-/** Rows of about a page each: 2,000 of them are some 8 MiB of WAL, far below the safety net. */
-const ROWS = 2_000;
+/** Rows of about two pages each (the text and its key): some 1,000 pages of WAL, below the safety net. */
+const ROWS = 500;
 const ROW_TEXT = "x".repeat(4_000);
 
 const autocheckpoint = (db: { query: (sql: string) => { get: () => unknown } }) =>
