@@ -20,9 +20,8 @@ import { LineDecoder } from "../../src/protocol/lines.ts";
 import { Rng } from "../helpers/hostile.ts";
 
 const SEED = 0x5eed_1234;
-const MAX_INPUTS = 25_000;
-const MIN_INPUTS = 20_000;
-const BUDGET_MS = 6_000;
+/** A fixed count, not a time budget: the same inputs on a loaded machine as on an idle one. */
+const INPUTS = 20_000;
 const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
@@ -310,13 +309,12 @@ function parseLine(line: Uint8Array): ClientFrame | string {
 // ---------------------------------------------------------------------------------------------
 
 describe("fuzz: frame decoder", () => {
-  test(`random, mutated and valid streams (seed ${SEED.toString(16)}, up to ${MAX_INPUTS} inputs or ${BUDGET_MS} ms)`, () => {
+  test(`random, mutated and valid streams (seed ${SEED.toString(16)}, ${INPUTS} inputs)`, () => {
     const rng = new Rng(SEED);
-    const started = performance.now();
     const failures: string[] = [];
     const stats = { inputs: 0, lines: 0, frames: 0, badFrames: 0, tooLong: 0, roundTrips: 0 };
     let iteration = 0;
-    for (; iteration < MAX_INPUTS && performance.now() - started < BUDGET_MS && failures.length < 5; iteration++) {
+    for (; iteration < INPUTS && failures.length < 5; iteration++) {
       // Mostly a small limit, so too_long is common; sometimes the real one with big streams.
       const real = rng.bool(0.05);
       const max = real ? MAX_LINE_BYTES : rng.int(0, 300);
@@ -370,7 +368,7 @@ describe("fuzz: frame decoder", () => {
       }
     }
     expect(failures).toEqual([]);
-    expect(stats.inputs).toBeGreaterThanOrEqual(MIN_INPUTS);
+    expect(stats.inputs).toBe(INPUTS);
     // The generators reach every outcome.
     expect(stats.frames).toBeGreaterThan(1_000);
     expect(stats.badFrames).toBeGreaterThan(1_000);
