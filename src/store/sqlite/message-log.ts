@@ -386,7 +386,8 @@ export class SqliteMessageLog implements MessageLog {
     );
     for (const { id, conv, sender, ref } of gone) {
       // Only this message's entry: a later message may carry the same ref again.
-      if (ref !== null && this.recentRefs?.get(refKey(sender, ref))?.id === id) this.recentRefs.delete(refKey(sender, ref));
+      const key = ref === null ? undefined : refKey(sender, ref);
+      if (key !== undefined && this.recentRefs?.get(key)?.id === id) this.recentRefs.delete(key);
       const count = this.roomCounts.get(conv);
       if (count === undefined) continue;
       if (count > 1) this.roomCounts.set(conv, count - 1);
