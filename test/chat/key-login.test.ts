@@ -8,14 +8,12 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFile } from "node:fs/promises";
 import { run } from "../../src/cli/program.ts";
 import { TestClient } from "../helpers/client.ts";
-import { fedIO, logEvents, registerUsers, writeCa } from "../helpers/chat-support.ts";
+import { clearTlschatEnv, fedIO, logEvents, registerUsers, writeCa } from "../helpers/chat-support.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 
-beforeAll(() => {
-  // commander reads option defaults from process.env; each test sets what it needs.
-  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_")) delete process.env[name];
-});
+// commander reads option defaults from process.env; each test sets what it needs.
+beforeAll(clearTlschatEnv);
 
 /** A user's home: config directory (identity, known_hosts) inside a temp dir, and no password unless given. */
 function home(dir: TempDir, password?: string): Record<string, string | undefined> {

@@ -13,6 +13,7 @@ import type { ServerEndpoint } from "../../src/client/failover.ts";
 import type { LoggedMessage, ServerFrame } from "../../src/protocol/frames.ts";
 import { TestClient } from "./client.ts";
 import type { LogEntry, TestServer } from "./server.ts";
+import { REQUIRE_TOOLS_ENV } from "./tools.ts";
 import type { TempDir } from "./tmp.ts";
 
 /** Polls `condition` every few milliseconds until it holds; throws after the deadline. */
@@ -255,9 +256,13 @@ function capture() {
   return { stream, text, waitFor };
 }
 
-/** Commander reads option defaults from process.env; CLI tests pass every option as a flag. */
+/**
+ * Commander reads option defaults from process.env; CLI tests pass every option as a flag. The
+ * tool requirement stays: every test file runs in this one process, and the files after this one
+ * would otherwise skip where CI requires them to run.
+ */
 export function clearTlschatEnv(): void {
-  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_")) delete process.env[name];
+  for (const name of Object.keys(process.env)) if (name.startsWith("TLSCHAT_") && name !== REQUIRE_TOOLS_ENV) delete process.env[name];
 }
 
 /** The environment a CLI run sees: a home of its own, and the password if given. */
