@@ -10,6 +10,7 @@ const TSHARK = "tshark";
 const CAPTURE_INTERFACE = "lo";
 // Only a hung tshark reaches this: listing the link types takes it well under a second.
 const PERMISSION_PROBE_TIMEOUT_MS = 10_000;
+const PERMISSION_PROBE_ATTEMPTS = 3;
 
 /** Whether capture tests can run here: tshark is installed and may capture on `lo` (see tools.ts). */
 export function captureUsable(): boolean {
@@ -17,17 +18,23 @@ export function captureUsable(): boolean {
 }
 
 // `-L` opens the interface to ask for its link types, so it fails exactly when a capture would
-// for want of rights, without starting one.
+// for want of rights, without starting one. Asked again before giving up: once, with rights, a
+// probe failed during a full run (CI requires the capture tests, so that would fail it), and what
+// tshark says is kept to tell the two apart.
 function cannotCapture(tsharkPath: string): string | undefined {
-  const probe = Bun.spawnSync([tsharkPath, "-L", "-i", CAPTURE_INTERFACE], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "ignore",
-    timeout: PERMISSION_PROBE_TIMEOUT_MS,
-  });
-  if (probe.exitCode === 0) return undefined;
+  let said = "";
+  for (let attempt = 1; attempt <= PERMISSION_PROBE_ATTEMPTS; attempt++) {
+    const probe = Bun.spawnSync([tsharkPath, "-L", "-i", CAPTURE_INTERFACE], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+      timeout: PERMISSION_PROBE_TIMEOUT_MS,
+    });
+    if (probe.exitCode === 0) return undefined;
+    said = probe.stderr.toString().trim().split("\n")[0] ?? "";
+  }
   return (
-    `no permission to capture on ${CAPTURE_INTERFACE}: run as root or join the wireshark group ` +
+    `no permission to capture on ${CAPTURE_INTERFACE} (tshark -L: ${said || "no output"}): run as root or join the wireshark group ` +
     "(Debian: dpkg-reconfigure wireshark-common, then usermod -aG wireshark $USER)"
   );
 }
