@@ -18,6 +18,7 @@ import { CATCH_UP, catchUp } from "./scenarios/catch-up.ts";
 import { CLUSTER_FAILOVER, CLUSTER_NODES, clusterFailover, clusterFanout, clusterLatency } from "./scenarios/cluster.ts";
 import { ircd } from "./scenarios/ircd.ts";
 import { FANOUT, fanout, LATENCY, latency, type FanoutLog, type Metrics } from "./scenarios/messages.ts";
+import { LOG, messageLogCost } from "./scenarios/log.ts";
 import { fillQueryLog, queries, QUERIES, type QueryLog } from "./scenarios/queries.ts";
 import { ROOMS, rooms } from "./scenarios/rooms.ts";
 import { startup } from "./scenarios/startup.ts";
@@ -28,6 +29,7 @@ const SCENARIOS = [
   "latency",
   "peer",
   "ircd",
+  "log",
   "cluster-fanout",
   "cluster-latency",
   "cluster-failover",
@@ -68,6 +70,9 @@ and --message-log db (serve's default) except for fanout's memory variant (--mes
 as the recorded fanout history was measured).
 
 ircd runs fanout's load against its own ngircd (Debian ${NGIRCD_PACKAGE}) over TLS; with fanout in --only, paired by rep.
+
+log runs the durable message log by itself, in the bench process (the server's code from source,
+with its checkpoint worker): ${LOG.messages} appends with refs, ${LOG.messagesPerTurn} per group commit.
 
 The cluster scenarios need redis-server (Debian package ${REDIS_PACKAGE}; without it they are
 skipped with one line): ${CLUSTER_SCENARIOS.join(", ")}. Each repetition starts
@@ -332,6 +337,7 @@ async function main(): Promise<void> {
       peer: 32_000,
       // 5 s of relaying, and the DH parameters ngircd generates when it starts.
       ircd: 14_000,
+      log: 10_000,
       // Two clusters (and, without fanout in the run, a single-node fanout) per repetition.
       "cluster-fanout": 20_000,
       "cluster-latency": 18_000,
@@ -480,6 +486,9 @@ async function main(): Promise<void> {
             case "catch-up":
               add(name, "tlschat", await catchUp(ctx));
               break;
+            case "log":
+              add(name, "tlschat", await messageLogCost(ctx));
+              break;
             case "queries":
               if (!queryLog) {
                 log(`queries: filling a log of ${QUERIES.messages} messages`);
@@ -563,6 +572,8 @@ function scenarioConfig(scenario: string, clients: number): object {
       return { ...CLUSTER_FAILOVER, nodes: CLUSTER_NODES, placement: "clients on nodeA (killed with SIGKILL), sender on nodeB", redis: { appendonly: "yes", appendfsync: "everysec" } };
     case "catch-up":
       return CATCH_UP;
+    case "log":
+      return LOG;
     case "queries":
       return QUERIES;
     case "rooms":
@@ -663,7 +674,7 @@ function tableRows(results: ScenarioResult[], pairedIrcd: boolean): Row[] {
         text: "≥ 0.80x",
       });
     }
-    add("server CPU per delivery", "µs", get(durable, "serverCpuUsPerDelivery"));
+    add("server CPU per delivery", "µs", get(durable, "serverCpuUsPerDelivery"), { op: "<=", target: 0.2, on: "median", text: "≤ 0.20 µs" });
     add("latency p50", "ms", get(durable, "p50Ms"));
     add("latency p99", "ms", get(durable, "p99Ms"));
     add("ack latency p50", "ms", get(durable, "ackP50Ms"));
@@ -674,6 +685,16 @@ function tableRows(results: ScenarioResult[], pairedIrcd: boolean): Row[] {
     add("server CPU", "%", get(durable, "serverCpuPct"));
     add("generator CPU", "%", get(durable, "generatorCpuPct"));
     add("server RSS after", "MiB", get(durable, "serverRssMiB"));
+  }
+
+  const logCost = find("log", "tlschat");
+  if (logCost) {
+    const add = (metric: string, unit: string, summary: Summary) => rows.push({ scenario: "log alone", metric, unit, summary });
+    add("appends/s (server code, bench process)", "", get(logCost, "messagesPerSec"));
+    add("CPU per message", "µs", get(logCost, "cpuUsPerMessage"));
+    add("CPU per message: user", "µs", get(logCost, "userUsPerMessage"));
+    add("CPU per message: system", "µs", get(logCost, "systemUsPerMessage"));
+    add(`CPU per message / ${LOG.receiversPerMessage} receivers`, "µs", get(logCost, "cpuUsPerDelivery"));
   }
 
   const lat = find("latency", "tlschat");
