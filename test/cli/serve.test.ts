@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { run } from "../../src/cli/program.ts";
 import { VERSION } from "../../src/cli/version.ts";
+import { defaultOutboundBudgetBytes, MAX_DEFAULT_OUTBOUND_BUDGET_BYTES } from "../../src/server/outbound-budget.ts";
 import { TestClient } from "../helpers/client.ts";
 import { testCertificate } from "../helpers/certs.ts";
 import { captureIO } from "../helpers/cli-io.ts";
@@ -225,6 +226,46 @@ describe("serve --metrics", () => {
       expect(server.stderr()).not.toContain("metrics_listening");
     } finally {
       taken.stop(true);
+    }
+  });
+});
+
+describe("serve --max-outbound-memory", () => {
+  const METRICS_LISTENING = /metrics_listening address=127\.0\.0\.1:(\d+)/;
+  const BUDGET_GAUGE = /\ntlschat_outbound_budget_bytes (\d+)\n/;
+
+  /** The budget the running server enforces, as its metrics report it. */
+  async function servedBudget(args: string[], env: Record<string, string> = {}): Promise<number> {
+    await using dir = await tempDir();
+    await using server = spawnTlschat(["serve", "--host", "127.0.0.1", "--port", "0", "--metrics", "127.0.0.1:0", ...args], { cwd: dir.path, env });
+    const metricsPort = Number((await server.waitForLine(METRICS_LISTENING))[1]);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return Number(BUDGET_GAUGE.exec(text)?.[1]);
+  }
+
+  test("the size given, on the command line or in TLSCHAT_MAX_OUTBOUND_MEMORY, is the server's budget", async () => {
+    expect(await servedBudget(["--max-outbound-memory", "3M"])).toBe(3 * 1024 ** 2);
+    expect(await servedBudget([], { TLSCHAT_MAX_OUTBOUND_MEMORY: "512KiB" })).toBe(512 * 1024);
+  });
+
+  test("without it, a quarter of the machine's memory, at most 2 GiB", async () => {
+    expect(await servedBudget([])).toBe(defaultOutboundBudgetBytes());
+    expect(defaultOutboundBudgetBytes()).toBeLessThanOrEqual(MAX_DEFAULT_OUTBOUND_BUDGET_BYTES);
+  });
+
+  test("a size that is not one is a usage error: one line naming the option, exit 2", async () => {
+    await using dir = await tempDir();
+    for (const [args, env] of [
+      [["serve", "--max-outbound-memory", "0"], {}],
+      [["serve", "--max-outbound-memory", "lots"], {}],
+      [["serve"], { TLSCHAT_MAX_OUTBOUND_MEMORY: "1.5G" }],
+    ] as Array<[string[], Record<string, string>]>) {
+      await using run = spawnTlschat(args, { cwd: dir.path, env });
+      expect(await run.exited).toBe(2);
+      const lines = run.stderr().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain("--max-outbound-memory");
+      expect(lines[0]).toContain("expected a size");
     }
   });
 });
