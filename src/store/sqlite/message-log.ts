@@ -42,6 +42,8 @@ export interface MessageRow {
 interface Pending {
   message: StoredMessage;
   draft: Draft;
+  /** The draft's sender and ref as one key (`refKey`), when it has a ref. */
+  refKey: string | undefined;
   /** Settles with the commit: what the append (and any retry of its ref meanwhile) waits for. */
   stored: PromiseWithResolvers<StoredMessage>;
 }
@@ -156,10 +158,11 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   append(draft: Draft): Promise<StoredMessage> {
-    const entry: Pending = { message: toStored(this.nextId++, draft), draft, stored: Promise.withResolvers() };
+    const key = draft.ref === undefined ? undefined : refKey(userKey(draft.from), draft.ref);
+    const entry: Pending = { message: toStored(this.nextId++, draft), draft, refKey: key, stored: Promise.withResolvers() };
     if (this.pending.length === 0) setImmediate(() => this.commit());
     this.pending.push(entry);
-    if (draft.ref !== undefined) this.pendingRefs.set(refKey(userKey(draft.from), draft.ref), entry);
+    if (key !== undefined) this.pendingRefs.set(key, entry);
     return entry.stored.promise;
   }
 
@@ -189,9 +192,9 @@ export class SqliteMessageLog implements MessageLog {
       for (const entry of batch) entry.stored.reject(refusal);
       return;
     }
-    for (const { message, draft } of batch) {
+    for (const { message, refKey } of batch) {
       if (message.room) this.roomCounts.set(message.room.key, (this.roomCounts.get(message.room.key) ?? 0) + 1);
-      if (draft.ref !== undefined) this.rememberRef(refKey(userKey(draft.from), draft.ref), message);
+      if (refKey !== undefined) this.rememberRef(refKey, message);
     }
     this.committedUpTo = batch.at(-1)!.message.id;
     this.scheduleIndexing();
@@ -282,25 +285,27 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
-    const key = userKey(sender);
-    const waiting = this.pendingRefs.get(refKey(key, ref));
+    const senderKey = userKey(sender);
+    // One string for the three look-ups: each new string is hashed again.
+    const key = refKey(senderKey, ref);
+    const waiting = this.pendingRefs.get(key);
     if (waiting && waiting.draft.ts >= since) return waiting.stored.promise;
-    const recent = (this.recentRefs ?? this.loadRefs(since)).get(refKey(key, ref));
+    const recent = (this.recentRefs ?? this.loadRefs(since)).get(key);
     if (recent && recent.ts >= since) return Promise.resolve(recent);
-    if (since >= this.refsLoadedFrom && !this.evictedRefs.mightHold(refKey(key, ref), since)) return undefined;
+    if (since >= this.refsLoadedFrom && !this.evictedRefs.mightHold(key, since)) return undefined;
     // The newest copy first: among the rows not yet indexed, then through the index.
     const row =
       this.db
         .query<MessageRow, [number, string, string, number]>(
           `SELECT ${COLUMNS} FROM messages WHERE id > ? AND sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`,
         )
-        .get(this.indexedUpTo, key, ref, since) ??
+        .get(this.indexedUpTo, senderKey, ref, since) ??
       this.db
         .query<MessageRow, [string, string, number]>(
           `SELECT ${PREFIXED_COLUMNS} FROM message_refs r JOIN messages m ON m.id = r.id
            WHERE r.sender = ? AND r.ref = ? AND m.ts >= ? ORDER BY r.id DESC LIMIT 1`,
         )
-        .get(key, ref, since);
+        .get(senderKey, ref, since);
     return row ? Promise.resolve(fromRow(row)) : undefined;
   }
 
