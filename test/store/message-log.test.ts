@@ -249,6 +249,34 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
       db.close();
     }
   });
+  test("reopened with more refs in the window than the cache holds, a new ref is ruled out without a query and every old one is found", async () => {
+    await using dir = await tempDir();
+    const stored = [];
+    {
+      await using opened = await openLog(dir);
+      // 35 refs: a cache of 10 takes the newest 10, and reads back 40 rows, so the rest go to the filter.
+      for (let i = 0; i < 35; i++) stored.push(await opened.log.append(said(RUST, "alice", `with ref ${i}`, T0 + i, `ref-${i}`)));
+    }
+    const db = await openChatDatabase(dir.file("chat.db"));
+    const log = new SqliteMessageLog(db, 10);
+    const lookups: string[] = [];
+    const query = db.query.bind(db);
+    db.query = ((sql: string) => {
+      if (sql.includes("ref = ?")) lookups.push(sql);
+      return query(sql);
+    }) as typeof db.query;
+    try {
+      for (let i = 0; i < 200; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
+      // Without the older refs in the filter, every one of the 200 asked the database.
+      expect(lookups.length).toBeLessThan(5);
+      for (const [i, message] of stored.entries()) expect(await log.findByRef("alice", `ref-${i}`, T0)).toEqual(message);
+      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
+    } finally {
+      await log.close();
+      db.close();
+    }
+  });
+
   test("reopened on a log longer than the first lookup reads back, every ref of the window is still found and a new one is not", async () => {
     await using dir = await tempDir();
     const stored = [];

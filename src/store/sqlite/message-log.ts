@@ -272,7 +272,17 @@ export class SqliteMessageLog implements MessageLog {
       refs.set(key, fromRow(row));
       this.refOrder.push(key);
     }
-    this.refsLoadedFrom = rows.length === this.refCacheEntries ? rows[0]!.ts + 1 : this.completeFrom(floor, since);
+    if (rows.length === this.refCacheEntries) {
+      // The window holds more refs than the cache: the older ones above the floor go into the
+      // filter, as if evicted; otherwise every new ref was asked of the database until the window
+      // had passed them (25–40 µs a say, for up to 10 minutes after a busy server's restart).
+      // Reading them makes this first lookup longer: 0.16 s instead of 0.11 at 150,000 refs.
+      const older = this.db
+        .query<{ sender: string; ref: string; ts: number }, [number, number, number]>("SELECT sender, ref, ts FROM messages WHERE id > ? AND id < ? AND ref IS NOT NULL AND ts >= ?")
+        .all(floor, rows[0]!.id, since);
+      for (const { sender, ref, ts } of older) this.evictedRefs.add(refKey(sender, ref), ts);
+    }
+    this.refsLoadedFrom = this.completeFrom(floor, since);
     this.recentRefs = refs;
     return refs;
   }
