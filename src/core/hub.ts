@@ -20,7 +20,7 @@ import {
 import { checkRoomName, checkTopic, checkUsername, roomKey, userKey } from "../protocol/validate.ts";
 import type { Directory } from "./directory.ts";
 import type { Fanout } from "./fanout.ts";
-import { dmFrame, encodedSizeBound, messageFrame, searchWords, type MessageLog, type Page, type StoredMessage } from "./message-log.ts";
+import { dmFrame, encodedSizeBound, messageFrame, searchWords, type MessageLog, type Page, type StoredMessage, type StoredRef } from "./message-log.ts";
 import type { Peer } from "./peer.ts";
 import { inForce, type Restriction, type RoomView, type Rooms } from "./rooms.ts";
 
@@ -262,7 +262,7 @@ export class Hub {
     this.acknowledge(peer, ref, original);
   }
 
-  private acknowledge(peer: Peer, ref: string | undefined, message: StoredMessage): void {
+  private acknowledge(peer: Peer, ref: string | undefined, message: StoredRef): void {
     if (ref !== undefined) peer.send(encodeFrameBytes({ type: "ack", ref, id: message.id, ts: message.ts }));
   }
 

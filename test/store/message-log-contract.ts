@@ -5,7 +5,7 @@
 // not tested here.
 
 import { describe, expect, test } from "bun:test";
-import type { Draft, MessageLog, StoredMessage } from "../../src/core/message-log.ts";
+import type { Draft, MessageLog, StoredMessage, StoredRef } from "../../src/core/message-log.ts";
 import { searchWords } from "../../src/core/message-log.ts";
 import { ChatError } from "../../src/protocol/errors.ts";
 
@@ -28,6 +28,11 @@ export function said(room: Draft["room"], from: string, text: string, at = T0, r
 /** A dm draft; `undelivered` when the recipient was offline. */
 export function sentDm(from: string, to: string, text: string, at = T0, undelivered = false): Draft {
   return { from, to, text, ts: at, undelivered };
+}
+
+/** What a ref lookup promises of the first copy (a log may give more): its id and time. */
+export function idAndTime(found: StoredRef | undefined): StoredRef | undefined {
+  return found && { id: found.id, ts: found.ts };
 }
 
 function texts(messages: readonly StoredMessage[]): string[] {
@@ -129,8 +134,8 @@ export function describeMessageLogContract(name: string, open: () => Promise<Mes
       test("findByRef gives the sender's message with that ref sent at `since` or later, in any letter case of the sender", async () => {
         await using fixture = await open();
         const original = await fixture.log.append(said(LOBBY, "Alice", "once", T0, "ref-1"));
-        expect(await fixture.log.findByRef("alice", "ref-1", T0)).toEqual(original);
-        expect(await fixture.log.findByRef("ALICE", "ref-1", T0 - 1)).toEqual(original);
+        expect(idAndTime(await fixture.log.findByRef("alice", "ref-1", T0))).toEqual(idAndTime(original));
+        expect(idAndTime(await fixture.log.findByRef("ALICE", "ref-1", T0 - 1))).toEqual(idAndTime(original));
       });
 
       test("not another sender's, not another ref, and not one sent before `since`", async () => {
@@ -144,14 +149,14 @@ export function describeMessageLogContract(name: string, open: () => Promise<Mes
       test("a dm's ref is found like a room message's", async () => {
         await using fixture = await open();
         const original = await fixture.log.append({ ...sentDm("alice", "bob", "psst"), ref: "d1" });
-        expect(await fixture.log.findByRef("alice", "d1", T0)).toEqual(original);
+        expect(idAndTime(await fixture.log.findByRef("alice", "d1", T0))).toEqual(idAndTime(original));
       });
 
       test("a removed message's ref is free again, also once it was looked up", async () => {
         await using fixture = await open();
         const original = await fixture.log.append(said(LOBBY, "alice", "oops", T0, "ref-1"));
         const looked = await fixture.log.append(said(LOBBY, "alice", "looked up first", T0, "ref-2"));
-        expect(await fixture.log.findByRef("alice", "ref-2", T0)).toEqual(looked);
+        expect(idAndTime(await fixture.log.findByRef("alice", "ref-2", T0))).toEqual(idAndTime(looked));
         await fixture.log.remove(original.id);
         await fixture.log.remove(looked.id);
         expect(fixture.log.findByRef("alice", "ref-1", T0)).toBeUndefined();

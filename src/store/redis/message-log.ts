@@ -37,6 +37,7 @@ import {
   type PageQuery,
   type SearchScope,
   type StoredMessage,
+  type StoredRef,
 } from "../../core/message-log.ts";
 import { ChatError } from "../../protocol/errors.ts";
 import { userKey } from "../../protocol/validate.ts";
@@ -416,7 +417,8 @@ const CHANNEL_PREFIXES = [channels.room(""), channels.user("")] as const;
 interface RecentRef {
   /** The message's timestamp (the draft's until the append answers). */
   ts: number;
-  stored: Promise<StoredMessage>;
+  /** The append's own promise until it answers, then the id and time alone (not the text). */
+  stored: Promise<StoredRef>;
   /** Once stored. */
   id?: number;
 }
@@ -526,6 +528,7 @@ export class RedisMessageLog implements MessageLog {
         // A duplicate answers with the first copy: its time is what the window counts from.
         ref.recent.ts = message.ts;
         ref.recent.id = message.id;
+        ref.recent.stored = Promise.resolve({ id: message.id, ts: message.ts });
         this.refsById.set(message.id, ref.key);
       }
       stored.resolve(message);
@@ -572,22 +575,22 @@ export class RedisMessageLog implements MessageLog {
    * Answers from memory: the refs this node appended within the window. A retry that reaches
    * another node (a client that failed over) is recognised by the append script instead.
    */
-  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
+  findByRef(sender: string, ref: string, since: number): Promise<StoredRef> | undefined {
     const recent = this.recentRefs.get(refKey(userKey(sender), ref));
     return recent && recent.ts >= since ? recent.stored : undefined;
   }
 
   /** This node's refs, else the ref key the append script set, whichever node stored it. */
-  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredRef | undefined> {
     const here = this.findByRef(sender, ref, since);
     if (here) return here;
     const id = (await redisCall(() => this.connection.send("GET", [keys.ref(userKey(sender), ref)]))) as string | null;
     const message = id === null ? undefined : await this.get(Number(id));
-    return message && message.ts >= since ? message : undefined;
+    return message && message.ts >= since ? { id: message.id, ts: message.ts } : undefined;
   }
 
-  /** Caches the ref until its append answers (send fills in the message, or forgets it). */
-  private rememberRef(key: string, ts: number, stored: Promise<StoredMessage>): RecentRef {
+  /** Caches the ref until its append answers (send fills in its id and time, or forgets it). */
+  private rememberRef(key: string, ts: number, stored: Promise<StoredRef>): RecentRef {
     const recent: RecentRef = { ts, stored };
     this.forgetRef(key);
     this.recentRefs.set(key, recent);

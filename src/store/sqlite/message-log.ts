@@ -22,6 +22,7 @@ import {
   type PageQuery,
   type SearchScope,
   type StoredMessage,
+  type StoredRef,
 } from "../../core/message-log.ts";
 import { ChatError } from "../../protocol/errors.ts";
 import { userKey } from "../../protocol/validate.ts";
@@ -37,6 +38,12 @@ export interface MessageRow {
   recipient_name: string | null;
   text: string;
   ts: number;
+}
+
+/** A ref as the cache is filled from the database. */
+interface RefRow extends StoredRef {
+  sender: string;
+  ref: string;
 }
 
 interface Pending {
@@ -87,7 +94,7 @@ export class SqliteMessageLog implements MessageLog {
    * first lookup. A miss here is trusted for refs sent since `refsLoadedFrom` unless the ref
    * may have been evicted (`evictedRefs`); other lookups ask the database.
    */
-  private recentRefs: Map<string, StoredMessage> | undefined;
+  private recentRefs: Map<string, StoredRef> | undefined;
   /**
    * The keys of `recentRefs` as they were remembered, from `refOrderHead` on: the order of
    * eviction. Kept apart because finding a Map's oldest entry after many deletions from its
@@ -194,7 +201,7 @@ export class SqliteMessageLog implements MessageLog {
     }
     for (const { message, refKey } of batch) {
       if (message.room) this.roomCounts.set(message.room.key, (this.roomCounts.get(message.room.key) ?? 0) + 1);
-      if (refKey !== undefined) this.rememberRef(refKey, message);
+      if (refKey !== undefined) this.rememberRef(refKey, { id: message.id, ts: message.ts });
     }
     this.committedUpTo = batch.at(-1)!.message.id;
     this.scheduleIndexing();
@@ -237,10 +244,10 @@ export class SqliteMessageLog implements MessageLog {
     return more;
   }
 
-  private rememberRef(key: string, message: StoredMessage): void {
+  private rememberRef(key: string, stored: StoredRef): void {
     const refs = this.recentRefs;
     if (!refs) return;
-    refs.set(key, message);
+    refs.set(key, stored);
     this.refOrder.push(key);
     while (refs.size > this.refCacheEntries) {
       const oldestKey = this.refOrder[this.refOrderHead++]!;
@@ -257,26 +264,24 @@ export class SqliteMessageLog implements MessageLog {
   }
 
   /** Loads the newest refs sent since `since` into memory, once. */
-  private loadRefs(since: number): Map<string, StoredMessage> {
+  private loadRefs(since: number): Map<string, StoredRef> {
     // Reading back until the window's start could mean the whole log (a quiet window on a large
     // one: 58 ms a million rows); past this floor the database answers instead.
     const floor = Math.max(0, this.committedUpTo - this.refCacheEntries * REF_LOAD_ROWS_PER_ENTRY);
     const rows = this.db
-      .query<MessageRow & { sender: string; ref: string }, [number, number, number]>(
-        `SELECT ${COLUMNS}, sender, ref FROM messages WHERE id > ? AND ref IS NOT NULL AND ts >= ? ORDER BY id DESC LIMIT ?`,
-      )
+      .query<RefRow, [number, number, number]>("SELECT id, ts, sender, ref FROM messages WHERE id > ? AND ref IS NOT NULL AND ts >= ? ORDER BY id DESC LIMIT ?")
       .all(floor, since, this.refCacheEntries);
-    const refs = new Map<string, StoredMessage>();
-    for (const row of rows.reverse()) {
-      const key = refKey(row.sender, row.ref);
-      refs.set(key, fromRow(row));
+    const refs = new Map<string, StoredRef>();
+    for (const { id, ts, sender, ref } of rows.reverse()) {
+      const key = refKey(sender, ref);
+      refs.set(key, { id, ts });
       this.refOrder.push(key);
     }
     if (rows.length === this.refCacheEntries) {
       // The window holds more refs than the cache: the older ones above the floor go into the
       // filter, as if evicted; otherwise every new ref was asked of the database until the window
       // had passed them (25–40 µs a say, for up to 10 minutes after a busy server's restart).
-      // Reading them makes this first lookup longer: 0.16 s instead of 0.11 at 150,000 refs.
+      // This one lookup takes longer for it (a third more at 150,000 refs in the window).
       const older = this.db
         .query<{ sender: string; ref: string; ts: number }, [number, number, number]>("SELECT sender, ref, ts FROM messages WHERE id > ? AND id < ? AND ref IS NOT NULL AND ts >= ?")
         .all(floor, rows[0]!.id, since);
@@ -294,7 +299,7 @@ export class SqliteMessageLog implements MessageLog {
     return first && first.ts >= since ? first.ts + 1 : since;
   }
 
-  findByRef(sender: string, ref: string, since: number): Promise<StoredMessage> | undefined {
+  findByRef(sender: string, ref: string, since: number): Promise<StoredRef> | undefined {
     const senderKey = userKey(sender);
     // One string for the three look-ups: each new string is hashed again.
     const key = refKey(senderKey, ref);
@@ -304,23 +309,21 @@ export class SqliteMessageLog implements MessageLog {
     if (recent && recent.ts >= since) return Promise.resolve(recent);
     if (since >= this.refsLoadedFrom && !this.evictedRefs.mightHold(key, since)) return undefined;
     // The newest copy first: among the rows not yet indexed, then through the index.
-    const row =
+    const found =
       this.db
-        .query<MessageRow, [number, string, string, number]>(
-          `SELECT ${COLUMNS} FROM messages WHERE id > ? AND sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1`,
-        )
+        .query<StoredRef, [number, string, string, number]>("SELECT id, ts FROM messages WHERE id > ? AND sender = ? AND ref = ? AND ts >= ? ORDER BY id DESC LIMIT 1")
         .get(this.indexedUpTo, senderKey, ref, since) ??
       this.db
-        .query<MessageRow, [string, string, number]>(
-          `SELECT ${PREFIXED_COLUMNS} FROM message_refs r JOIN messages m ON m.id = r.id
+        .query<StoredRef, [string, string, number]>(
+          `SELECT m.id, m.ts FROM message_refs r JOIN messages m ON m.id = r.id
            WHERE r.sender = ? AND r.ref = ? AND m.ts >= ? ORDER BY r.id DESC LIMIT 1`,
         )
         .get(senderKey, ref, since);
-    return row ? Promise.resolve(fromRow(row)) : undefined;
+    return found ? Promise.resolve(found) : undefined;
   }
 
   /** `findByRef` knows every answer here: the database is this server's alone. */
-  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredMessage | undefined> {
+  async findStoredRef(sender: string, ref: string, since: number): Promise<StoredRef | undefined> {
     return this.findByRef(sender, ref, since);
   }
 
