@@ -284,7 +284,7 @@ export class SqliteMessageLog implements MessageLog {
       // This one lookup takes longer for it (a third more at 150,000 refs in the window).
       const older = this.db
         .query<{ sender: string; ref: string; ts: number }, [number, number, number]>("SELECT sender, ref, ts FROM messages WHERE id > ? AND id < ? AND ref IS NOT NULL AND ts >= ?")
-        .all(floor, rows[0]!.id, since);
+        .iterate(floor, rows[0]!.id, since);
       for (const { sender, ref, ts } of older) this.evictedRefs.add(refKey(sender, ref), ts);
     }
     this.refsLoadedFrom = this.completeFrom(floor, since);
