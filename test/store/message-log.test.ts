@@ -46,6 +46,17 @@ interface OpenLog extends AsyncDisposable {
   log: SqliteMessageLog;
 }
 
+/** The ref lookups that reach `db` from now on, the SQL of each. */
+function refQueries(db: Database): string[] {
+  const lookups: string[] = [];
+  const query = db.query.bind(db);
+  db.query = ((sql: string) => {
+    if (sql.includes("ref = ?")) lookups.push(sql);
+    return query(sql);
+  }) as typeof db.query;
+  return lookups;
+}
+
 async function openLog(dir: TempDir): Promise<OpenLog> {
   const db = await openChatDatabase(dir.file("chat.db"));
   const log = new SqliteMessageLog(db);
@@ -214,12 +225,7 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
     await using dir = await tempDir();
     const db = await openChatDatabase(dir.file("chat.db"));
     const log = new SqliteMessageLog(db, 10);
-    const lookups: string[] = [];
-    const query = db.query.bind(db);
-    db.query = ((sql: string) => {
-      if (sql.includes("ref = ?")) lookups.push(sql);
-      return query(sql);
-    }) as typeof db.query;
+    const lookups = refQueries(db);
     try {
       expect(log.findByRef("alice", "warm-up", T0)).toBeUndefined();
       const stored = [];
@@ -273,12 +279,7 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
     }
     const db = await openChatDatabase(dir.file("chat.db"));
     const log = new SqliteMessageLog(db, 10);
-    const lookups: string[] = [];
-    const query = db.query.bind(db);
-    db.query = ((sql: string) => {
-      if (sql.includes("ref = ?")) lookups.push(sql);
-      return query(sql);
-    }) as typeof db.query;
+    const lookups = refQueries(db);
     try {
       for (let i = 0; i < 200; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
       // Without the older refs in the filter, every one of the 200 asked the database.
