@@ -122,7 +122,7 @@ export class Hub {
     const rooms = this.rooms.roomsOf(user);
     for (const room of rooms) this.fanout.attach(room.key, peer);
     if (first) this.announce(this.audible(rooms), { type: "online", user, ts: this.now() }, user);
-    const online = this.cappedList(Array.from(this.directory.users(), (entry) => entry.name)).items;
+    const online = this.cappedList(this.directory.onlineNames()).items;
     const [dmsUpTo, ...roomsUpTo] = await Promise.all([
       this.fanout.deliveredUpTo({ user: userKey(user) }),
       ...rooms.map((room) => this.fanout.deliveredUpTo({ room: room.key })),
@@ -374,7 +374,7 @@ export class Hub {
 
   who(user: string, roomName: string | undefined): ServerFrame {
     if (roomName === undefined) {
-      const { items, more } = this.cappedList(Array.from(this.directory.users(), (online) => online.name));
+      const { items, more } = this.cappedList(this.directory.onlineNames());
       return { type: "who", users: items, more };
     }
     const room = this.visibleRoom(user, roomName);

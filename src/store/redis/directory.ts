@@ -125,6 +125,10 @@ export class ClusterDirectory implements Directory {
     for (const [key, remote] of this.remote) if (!this.local.find(key)) yield { name: remote.name, peers: NO_PEERS };
   }
 
+  onlineNames(): string[] {
+    return Array.from(this.users(), (entry) => entry.name);
+  }
+
   get size(): number {
     let size = this.local.size;
     for (const key of this.remote.keys()) if (!this.local.find(key)) size++;
