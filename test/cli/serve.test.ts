@@ -11,6 +11,18 @@ import { tempDir } from "../helpers/tmp.ts";
 
 const LISTENING = /listening address=127\.0\.0\.1:(\d+)/;
 
+/** Each run of `tlschat` (its arguments and environment) is a usage error: exit 2 and one line on stderr, naming every one of `mentions`. */
+async function expectUsageErrors(runs: Array<[string[], Record<string, string>]>, ...mentions: string[]): Promise<void> {
+  await using dir = await tempDir();
+  for (const [args, env] of runs) {
+    await using run = spawnTlschat(args, { cwd: dir.path, env });
+    expect(await run.exited).toBe(2);
+    const lines = run.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    for (const mention of mentions) expect(lines[0]).toContain(mention);
+  }
+}
+
 describe("tlschat serve (the real process)", () => {
   test("starts with no files: generates a certificate, creates the store, serves TLS 1.3, stops on SIGTERM", async () => {
     await using dir = await tempDir();
@@ -94,12 +106,11 @@ describe("tlschat serve (the real process)", () => {
   });
 
   test("bad options are usage errors: one line, exit 2", async () => {
-    await using dir = await tempDir();
-    for (const args of [["serve", "--port", "http"], ["serve", "--tls-min", "1.1"], ["serve", "--log-format", "xml"]]) {
-      await using run = spawnTlschat(args, { cwd: dir.path });
-      expect(await run.exited).toBe(2);
-      expect(run.stderr().trim().split("\n")).toHaveLength(1);
-    }
+    await expectUsageErrors([
+      [["serve", "--port", "http"], {}],
+      [["serve", "--tls-min", "1.1"], {}],
+      [["serve", "--log-format", "xml"], {}],
+    ]);
   });
 
   test("--log-format json prints one JSON object per line", async () => {
@@ -195,20 +206,16 @@ describe("serve --metrics", () => {
   });
 
   test("a bad value, on the command line or in TLSCHAT_METRICS, is a usage error: one line, exit 2", async () => {
-    await using dir = await tempDir();
-    for (const [args, env] of [
-      [["serve", "--metrics", "9464"], {}],
-      [["serve", "--metrics", "localhost:http"], {}],
-      [["serve", "--metrics", "::1:9464"], {}],
-      [["serve"], { TLSCHAT_METRICS: "nonsense" }],
-    ] as Array<[string[], Record<string, string>]>) {
-      await using run = spawnTlschat(args, { cwd: dir.path, env });
-      expect(await run.exited).toBe(2);
-      const lines = run.stderr().trim().split("\n");
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain("--metrics");
-      expect(lines[0]).toContain("expected HOST:PORT");
-    }
+    await expectUsageErrors(
+      [
+        [["serve", "--metrics", "9464"], {}],
+        [["serve", "--metrics", "localhost:http"], {}],
+        [["serve", "--metrics", "::1:9464"], {}],
+        [["serve"], { TLSCHAT_METRICS: "nonsense" }],
+      ],
+      "--metrics",
+      "expected HOST:PORT",
+    );
   });
 
   test("an address that cannot be bound stops the start: one error line, exit 1", async () => {
@@ -254,18 +261,14 @@ describe("serve --max-outbound-memory", () => {
   });
 
   test("a size that is not one is a usage error: one line naming the option, exit 2", async () => {
-    await using dir = await tempDir();
-    for (const [args, env] of [
-      [["serve", "--max-outbound-memory", "0"], {}],
-      [["serve", "--max-outbound-memory", "lots"], {}],
-      [["serve"], { TLSCHAT_MAX_OUTBOUND_MEMORY: "1.5G" }],
-    ] as Array<[string[], Record<string, string>]>) {
-      await using run = spawnTlschat(args, { cwd: dir.path, env });
-      expect(await run.exited).toBe(2);
-      const lines = run.stderr().trim().split("\n");
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain("--max-outbound-memory");
-      expect(lines[0]).toContain("expected a size");
-    }
+    await expectUsageErrors(
+      [
+        [["serve", "--max-outbound-memory", "0"], {}],
+        [["serve", "--max-outbound-memory", "lots"], {}],
+        [["serve"], { TLSCHAT_MAX_OUTBOUND_MEMORY: "1.5G" }],
+      ],
+      "--max-outbound-memory",
+      "expected a size",
+    );
   });
 });
