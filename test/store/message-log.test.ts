@@ -57,9 +57,10 @@ function refQueries(db: Database): string[] {
   return lookups;
 }
 
-async function openLog(dir: TempDir): Promise<OpenLog> {
+/** The log on the directory's chat database; `refCacheEntries` small, to reach past the cache. */
+async function openLog(dir: TempDir, refCacheEntries?: number): Promise<OpenLog> {
   const db = await openChatDatabase(dir.file("chat.db"));
-  const log = new SqliteMessageLog(db);
+  const log = new SqliteMessageLog(db, refCacheEntries);
   return {
     db,
     log,
@@ -204,70 +205,55 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
 
   test("retries are found whether their ref is still in memory or was evicted to the database", async () => {
     await using dir = await tempDir();
-    const db = await openChatDatabase(dir.file("chat.db"));
-    const log = new SqliteMessageLog(db, 2);
-    try {
-      const first = await log.append(said(RUST, "alice", "one", T0, "ref-1"));
-      expect(idAndTime(await log.findByRef("alice", "ref-1", T0))).toEqual(idAndTime(first));
-      const later = [];
-      for (const ref of ["ref-2", "ref-3", "ref-4"]) later.push(await log.append(said(RUST, "alice", ref, T0 + 1, ref)));
-      expect(idAndTime(await log.findByRef("alice", "ref-1", T0))).toEqual(idAndTime(first));
-      expect(idAndTime(await log.findByRef("ALICE", "ref-4", T0))).toEqual(idAndTime(later[2]!));
-      expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
-      expect(log.findByRef("bob", "ref-4", T0)).toBeUndefined();
-    } finally {
-      await log.close();
-      db.close();
-    }
+    await using opened = await openLog(dir, 2);
+    const { log } = opened;
+    const first = await log.append(said(RUST, "alice", "one", T0, "ref-1"));
+    expect(idAndTime(await log.findByRef("alice", "ref-1", T0))).toEqual(idAndTime(first));
+    const later = [];
+    for (const ref of ["ref-2", "ref-3", "ref-4"]) later.push(await log.append(said(RUST, "alice", ref, T0 + 1, ref)));
+    expect(idAndTime(await log.findByRef("alice", "ref-1", T0))).toEqual(idAndTime(first));
+    expect(idAndTime(await log.findByRef("ALICE", "ref-4", T0))).toEqual(idAndTime(later[2]!));
+    expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
+    expect(log.findByRef("bob", "ref-4", T0)).toBeUndefined();
   });
 
   test("past the cache's size, a new ref is ruled out without a query, and every evicted one is still found", async () => {
     await using dir = await tempDir();
-    const db = await openChatDatabase(dir.file("chat.db"));
-    const log = new SqliteMessageLog(db, 10);
+    await using opened = await openLog(dir, 10);
+    const { db, log } = opened;
     const lookups = refQueries(db);
-    try {
-      expect(log.findByRef("alice", "warm-up", T0)).toBeUndefined();
-      const stored = [];
-      for (let i = 0; i < 500; i++) {
-        const ref = `ref-${i}`;
-        expect(log.findByRef("alice", ref, T0)).toBeUndefined();
-        stored.push(await log.append(said(RUST, "alice", ref, T0 + i, ref)));
-      }
-      // 490 of them were evicted: with a filter, few of 500 new refs reach the database.
-      for (let i = 0; i < 500; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
-      expect(lookups.length).toBeLessThan(10);
-      for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
-      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
-    } finally {
-      await log.close();
-      db.close();
+    expect(log.findByRef("alice", "warm-up", T0)).toBeUndefined();
+    const stored = [];
+    for (let i = 0; i < 500; i++) {
+      const ref = `ref-${i}`;
+      expect(log.findByRef("alice", ref, T0)).toBeUndefined();
+      stored.push(await log.append(said(RUST, "alice", ref, T0 + i, ref)));
     }
+    // 490 of them were evicted: with a filter, few of 500 new refs reach the database.
+    for (let i = 0; i < 500; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
+    expect(lookups.length).toBeLessThan(10);
+    for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
+    expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
   });
   test("an evicted ref is found through the ref index once a step indexed it, by a scan of the newest rows before; a removed one goes with its message", async () => {
     await using dir = await tempDir();
-    const db = await openChatDatabase(dir.file("chat.db"));
-    const log = new SqliteMessageLog(db, 10);
+    await using opened = await openLog(dir, 10);
+    const { db, log } = opened;
     const indexedRefs = () => db.query<{ count: number }, []>("SELECT COUNT(*) AS count FROM message_refs").get()!.count;
-    try {
-      const stored = [];
-      for (let i = 0; i < INDEX_BATCH_ROWS; i++) stored.push(await log.append(said(RUST, "alice", `m${i}`, T0 + i, `ref-${i}`)));
-      await until(() => indexedRefs() === INDEX_BATCH_ROWS, "the first index step");
-      // One turn, looked up before the turn ends: these cannot have been indexed yet.
-      const tail = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(said(RUST, "alice", `t${i}`, T0 + 1, `tail-${i}`))));
-      const found = [...stored.map((_, i) => log.findByRef("alice", `ref-${i}`, T0)), ...tail.map((_, i) => log.findByRef("alice", `tail-${i}`, T0))];
-      expect(indexedRefs()).toBe(INDEX_BATCH_ROWS);
-      expect((await Promise.all(found)).map(idAndTime)).toEqual([...stored, ...tail].map(idAndTime));
+    const stored = [];
+    for (let i = 0; i < INDEX_BATCH_ROWS; i++) stored.push(await log.append(said(RUST, "alice", `m${i}`, T0 + i, `ref-${i}`)));
+    await until(() => indexedRefs() === INDEX_BATCH_ROWS, "the first index step");
+    // One turn, looked up before the turn ends: these cannot have been indexed yet.
+    const tail = await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(said(RUST, "alice", `t${i}`, T0 + 1, `tail-${i}`))));
+    const found = [...stored.map((_, i) => log.findByRef("alice", `ref-${i}`, T0)), ...tail.map((_, i) => log.findByRef("alice", `tail-${i}`, T0))];
+    expect(indexedRefs()).toBe(INDEX_BATCH_ROWS);
+    expect((await Promise.all(found)).map(idAndTime)).toEqual([...stored, ...tail].map(idAndTime));
 
-      await log.remove(stored[0]!.id);
-      expect(indexedRefs()).toBe(INDEX_BATCH_ROWS - 1);
-      expect(log.findByRef("alice", "ref-0", T0)).toBeUndefined();
-      // A copy older than `since` is not a match, through the index too.
-      expect(log.findByRef("alice", "ref-1", T0 + 2)).toBeUndefined();
-    } finally {
-      await log.close();
-      db.close();
-    }
+    await log.remove(stored[0]!.id);
+    expect(indexedRefs()).toBe(INDEX_BATCH_ROWS - 1);
+    expect(log.findByRef("alice", "ref-0", T0)).toBeUndefined();
+    // A copy older than `since` is not a match, through the index too.
+    expect(log.findByRef("alice", "ref-1", T0 + 2)).toBeUndefined();
   });
   test("reopened with more refs in the window than the cache holds, a new ref is ruled out without a query and every old one is found", async () => {
     await using dir = await tempDir();
@@ -277,19 +263,14 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
       // 35 refs: a cache of 10 takes the newest 10, and reads back 40 rows, so the rest go to the filter.
       for (let i = 0; i < 35; i++) stored.push(await opened.log.append(said(RUST, "alice", `with ref ${i}`, T0 + i, `ref-${i}`)));
     }
-    const db = await openChatDatabase(dir.file("chat.db"));
-    const log = new SqliteMessageLog(db, 10);
+    await using reopened = await openLog(dir, 10);
+    const { db, log } = reopened;
     const lookups = refQueries(db);
-    try {
-      for (let i = 0; i < 200; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
-      // Without the older refs in the filter, every one of the 200 asked the database.
-      expect(lookups.length).toBeLessThan(5);
-      for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
-      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
-    } finally {
-      await log.close();
-      db.close();
-    }
+    for (let i = 0; i < 200; i++) expect(log.findByRef("alice", `new-${i}`, T0)).toBeUndefined();
+    // Without the older refs in the filter, every one of the 200 asked the database.
+    expect(lookups.length).toBeLessThan(5);
+    for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
+    expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
   });
 
   test("reopened on a log longer than the first lookup reads back, every ref of the window is still found and a new one is not", async () => {
@@ -304,16 +285,11 @@ describe("SqliteMessageLog: the search index and the ref cache", () => {
         await opened.log.append(said(RUST, "bob", `no ref either ${i}`, T0 + i));
       }
     }
-    const db = await openChatDatabase(dir.file("chat.db"));
-    const log = new SqliteMessageLog(db, 10);
-    try {
-      expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
-      for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
-      expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
-    } finally {
-      await log.close();
-      db.close();
-    }
+    await using reopened = await openLog(dir, 10);
+    const { log } = reopened;
+    expect(log.findByRef("alice", "never-sent", T0)).toBeUndefined();
+    for (const [i, message] of stored.entries()) expect(idAndTime(await log.findByRef("alice", `ref-${i}`, T0))).toEqual(idAndTime(message));
+    expect(log.findByRef("alice", "ref-0", T0 + 1)).toBeUndefined();
   });
 });
 
