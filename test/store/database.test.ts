@@ -8,6 +8,14 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { ChatDatabaseError, MIGRATIONS, openChatDatabase, SCHEMA_VERSION } from "../../src/store/sqlite/database.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
+/** A new database file at schema `version`, as a tlschat of that version left it: to be upgraded. */
+function databaseAtVersion(path: string, version: number): Database {
+  const old = new Database(path, { create: true });
+  for (const migration of MIGRATIONS.slice(0, version)) old.exec(migration);
+  old.exec(`PRAGMA user_version = ${version}`);
+  return old;
+}
+
 const PERMISSION_BITS = 0o777;
 
 function userVersion(db: Database): number {
@@ -71,9 +79,7 @@ describe("openChatDatabase", () => {
   test("a version 1 database (rooms only) is upgraded to the message log and keeps its rows", async () => {
     await using dir = await tempDir();
     const path = dir.file("chat.db");
-    const old = new Database(path, { create: true });
-    old.exec(MIGRATIONS[0]!);
-    old.exec("PRAGMA user_version = 1");
+    const old = databaseAtVersion(path, 1);
     old.run("INSERT INTO rooms (key, name, created_by, created_at) VALUES ('#rust', '#Rust', 'alice', 1)");
     old.run("INSERT INTO members (room, user, name, op) VALUES ('#rust', 'alice', 'alice', 1)");
     old.close();
@@ -92,9 +98,7 @@ describe("openChatDatabase", () => {
   test("a version 3 database, indexed message by message, is upgraded to batched indexing: its messages stay found, and deleting one unindexes it", async () => {
     await using dir = await tempDir();
     const path = dir.file("chat.db");
-    const old = new Database(path, { create: true });
-    for (const migration of MIGRATIONS.slice(0, 3)) old.exec(migration);
-    old.exec("PRAGMA user_version = 3");
+    const old = databaseAtVersion(path, 3);
     for (const text of ["old lighthouse", "old harbour"]) {
       old.run("INSERT INTO messages (conv, room_name, sender, sender_name, text, ts) VALUES ('#lobby', '#lobby', 'alice', 'alice', ?, 1)", [text]);
     }
@@ -116,9 +120,7 @@ describe("openChatDatabase", () => {
   test("a version 4 database with refs in a messages index is upgraded to the ref table: indexed refs are moved, the rest wait for the log's next step", async () => {
     await using dir = await tempDir();
     const path = dir.file("chat.db");
-    const old = new Database(path, { create: true });
-    for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration);
-    old.exec("PRAGMA user_version = 4");
+    const old = databaseAtVersion(path, 4);
     const insert = "INSERT INTO messages (conv, room_name, sender, sender_name, text, ts, ref) VALUES ('#lobby', '#lobby', 'alice', 'alice', ?, 1, ?)";
     old.run(insert, ["indexed with a ref", "r1"]);
     old.run(insert, ["indexed without one", null]);
