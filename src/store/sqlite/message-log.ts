@@ -50,7 +50,7 @@ interface Pending {
   message: StoredMessage;
   draft: Draft;
   /** The draft's sender and ref as one key (`refKey`), when it has a ref. */
-  refKey: string | undefined;
+  cacheKey: string | undefined;
   /** Settles with the commit: what the append (and any retry of its ref meanwhile) waits for. */
   stored: PromiseWithResolvers<StoredMessage>;
 }
@@ -166,7 +166,7 @@ export class SqliteMessageLog implements MessageLog {
 
   append(draft: Draft): Promise<StoredMessage> {
     const key = draft.ref === undefined ? undefined : refKey(userKey(draft.from), draft.ref);
-    const entry: Pending = { message: toStored(this.nextId++, draft), draft, refKey: key, stored: Promise.withResolvers() };
+    const entry: Pending = { message: toStored(this.nextId++, draft), draft, cacheKey: key, stored: Promise.withResolvers() };
     if (this.pending.length === 0) setImmediate(() => this.commit());
     this.pending.push(entry);
     if (key !== undefined) this.pendingRefs.set(key, entry);
@@ -199,9 +199,9 @@ export class SqliteMessageLog implements MessageLog {
       for (const entry of batch) entry.stored.reject(refusal);
       return;
     }
-    for (const { message, refKey } of batch) {
+    for (const { message, cacheKey } of batch) {
       if (message.room) this.roomCounts.set(message.room.key, (this.roomCounts.get(message.room.key) ?? 0) + 1);
-      if (refKey !== undefined) this.rememberRef(refKey, { id: message.id, ts: message.ts });
+      if (cacheKey !== undefined) this.rememberRef(cacheKey, { id: message.id, ts: message.ts });
     }
     this.committedUpTo = batch.at(-1)!.message.id;
     this.scheduleIndexing();
